@@ -1,0 +1,117 @@
+// Public embedding API of libbt: a 32-bit x86 PC run by dynamic binary
+// translation. Nothing in this header depends on libbt's internals.
+#pragma once
+
+#include <bt/port_device.h>
+#include <bt/result.h>
+#include <bt/stats.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bt {
+
+struct TranslatorOptions {
+  // Host code cache size; when it fills up the whole cache is flushed.
+  std::size_t cache_bytes = 32u << 20;
+  // Upper bound on guest instructions per translation unit (1 = single-step
+  // units, useful to test the translator's unit boundaries).
+  unsigned max_unit_instructions = 64;
+  // Patch direct branches to jump straight to their target unit.
+  bool chaining = true;
+};
+
+struct BootConfig {
+  // Multiboot v1 ELF32 kernel.
+  std::string kernel_path;
+  std::string command_line;
+  // Used instead of kernel_path when not empty: the image itself.
+  std::vector<std::uint8_t> kernel_image;
+};
+
+struct MachineConfig {
+  std::uint64_t ram_bytes = 128u << 20;
+  BootConfig boot;
+  // Receives every byte the guest sends to COM1 or port 0xE9. Called on the
+  // thread that runs the guest. Defaults to discarding output.
+  std::function<void(std::string_view)> serial_output;
+  TranslatorOptions translator;
+};
+
+struct Registers {
+  std::uint32_t eax = 0, ecx = 0, edx = 0, ebx = 0;
+  std::uint32_t esp = 0, ebp = 0, esi = 0, edi = 0;
+  std::uint32_t eip = 0, eflags = 0x2;
+};
+
+enum class StopReason {
+  kDebugExit,               // guest wrote `exit_value` to the debug-exit port
+  kHalted,                  // hlt with interrupts disabled
+  kTripleFault,             // the guest reset the machine through a triple fault
+  kUnsupportedInstruction,  // libbt cannot run the instruction at `eip` yet
+  kGuestException,          // unhandled guest exception `vector` at `eip`
+  kBudgetExhausted,         // the RunLimits time budget ran out
+  kStopRequested,           // RequestStop() was called
+  kHostError,               // libbt hit a host-side failure; see `message`
+};
+
+std::string_view ToString(StopReason reason);
+
+struct StopInfo {
+  StopReason reason = StopReason::kHostError;
+  std::uint32_t exit_value = 0;
+  std::uint32_t eip = 0;
+  std::uint8_t vector = 0;
+  std::uint32_t error_code = 0;
+  std::array<std::uint8_t, 15> instruction_bytes{};
+  std::uint8_t instruction_length = 0;
+  std::string message;  // human-readable summary of all of the above
+};
+
+struct RunLimits {
+  // Zero means no limit.
+  std::chrono::nanoseconds time_budget{0};
+};
+
+class Machine {
+ public:
+  // Validates the configuration, creates guest RAM and loads the boot image.
+  static Result<std::unique_ptr<Machine>> Create(MachineConfig config);
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  // Runs the guest on the calling thread until it stops. May be called again
+  // after any stop except kTripleFault and kHostError to continue.
+  StopInfo Run(RunLimits limits = {});
+
+  // Thread-safe: makes a Run() in progress return kStopRequested soon.
+  void RequestStop();
+
+  // Claims guest I/O ports [base, base + count). The device must outlive the
+  // machine. Fails if the range overlaps a device already there.
+  Result<void> AddPortDevice(std::uint16_t base, std::uint16_t count, PortDevice& device);
+
+  Registers GetRegisters() const;
+  void SetRegisters(const Registers& registers);
+
+  // Guest-physical memory access; fails for ranges outside RAM.
+  Result<void> ReadPhysical(std::uint64_t address, void* data, std::size_t size) const;
+  Result<void> WritePhysical(std::uint64_t address, const void* data, std::size_t size);
+
+  Stats GetStats() const;
+
+ private:
+  struct Impl;
+  explicit Machine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bt

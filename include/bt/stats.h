@@ -1,0 +1,63 @@
+// Counters describing what the translator, the cache and the runtime did.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace bt {
+
+enum class CalloutKind : std::uint8_t {
+  kPortIn,
+  kPortOut,
+  kHlt,
+  kCli,
+  kSti,
+  kPushf,
+  kPopf,
+  kCpuid,
+  kRdtsc,
+  kControlRegister,
+  kDescriptorTable,
+  kSegmentLoad,
+  kFarJump,
+  kInterrupt,
+  kEmulated,  // instructions that 64-bit mode cannot encode, done in C++
+  kCount,
+};
+
+enum class HostFaultCause : std::uint8_t {
+  kFirstTouch,       // window page mapped on first access
+  kCodeWrite,        // write to a write-protected code page (SMC)
+  kGuestException,   // host trap that is a guest exception (#DE, #GP, ...)
+  kEventPoll,        // a stop or event request caught at a unit entry
+  kStringWrap,       // a string instruction crossed the 4 GiB wrap
+  kCount,
+};
+
+std::string_view ToString(CalloutKind kind);
+std::string_view ToString(HostFaultCause cause);
+
+struct Stats {
+  std::uint64_t units_translated = 0;
+  std::uint64_t instructions_translated = 0;
+  std::uint64_t translation_ns = 0;
+  std::uint64_t cache_lookups = 0;
+  std::uint64_t cache_hits = 0;
+  std::uint64_t cache_misses = 0;
+  std::uint64_t chains_made = 0;
+  std::uint64_t chains_broken = 0;
+  std::uint64_t cache_flushes = 0;      // whole-cache evictions
+  std::uint64_t units_evicted = 0;
+  std::uint64_t smc_invalidations = 0;  // units dropped because their code was written
+  std::uint64_t dispatcher_entries = 0;
+  std::array<std::uint64_t, static_cast<std::size_t>(CalloutKind::kCount)> callouts{};
+  std::array<std::uint64_t, static_cast<std::size_t>(HostFaultCause::kCount)> host_faults{};
+  std::array<std::uint64_t, 8> exits{};  // indexed by StopReason
+
+  // Multi-line, human-readable report (what `btvm --stats` prints).
+  std::string Format() const;
+};
+
+}  // namespace bt
