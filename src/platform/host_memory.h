@@ -66,18 +66,21 @@ class AddressWindow {
   std::uint8_t* base_ = nullptr;
 };
 
-// Executable memory for the code cache.
-class CodeMemory {
+// Private page-granular memory: the code cache (read-write-execute) and the
+// CPU state block with its poll page.
+class PageMemory {
  public:
-  static Result<CodeMemory> Allocate(std::size_t bytes);
-  CodeMemory(CodeMemory&& other) noexcept;
-  CodeMemory& operator=(CodeMemory&& other) noexcept;
-  ~CodeMemory();
+  static Result<PageMemory> Allocate(std::size_t bytes, Protection protection);
+  PageMemory(PageMemory&& other) noexcept;
+  PageMemory& operator=(PageMemory&& other) noexcept;
+  ~PageMemory();
   std::uint8_t* data() const { return data_; }
   std::size_t size() const { return size_; }
+  // Thread-safe; other threads see the change before this returns.
+  bool Protect(std::size_t offset, std::size_t bytes, Protection protection);
 
  private:
-  CodeMemory(std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
+  PageMemory(std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
   std::uint8_t* data_ = nullptr;
   std::size_t size_ = 0;
 };

@@ -101,25 +101,27 @@ bool AddressWindow::Unmap(std::uint32_t address, std::size_t bytes) {
               0) == at;
 }
 
-Result<CodeMemory> CodeMemory::Allocate(std::size_t bytes) {
-  // Keep the cache within 2 GiB of itself so rel32 branches reach anywhere in it.
-  void* data = mmap(nullptr, bytes, PROT_READ | PROT_WRITE | PROT_EXEC,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (data == MAP_FAILED) return SystemError("cannot allocate the code cache");
-  return CodeMemory(static_cast<std::uint8_t*>(data), bytes);
+Result<PageMemory> PageMemory::Allocate(std::size_t bytes, Protection protection) {
+  void* data = mmap(nullptr, bytes, ToPosix(protection), MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (data == MAP_FAILED) return SystemError("cannot allocate " + std::to_string(bytes) + " bytes");
+  return PageMemory(static_cast<std::uint8_t*>(data), bytes);
 }
 
-CodeMemory::CodeMemory(CodeMemory&& other) noexcept
+PageMemory::PageMemory(PageMemory&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
 
-CodeMemory& CodeMemory::operator=(CodeMemory&& other) noexcept {
+PageMemory& PageMemory::operator=(PageMemory&& other) noexcept {
   std::swap(data_, other.data_);
   std::swap(size_, other.size_);
   return *this;
 }
 
-CodeMemory::~CodeMemory() {
+PageMemory::~PageMemory() {
   if (data_) munmap(data_, size_);
+}
+
+bool PageMemory::Protect(std::size_t offset, std::size_t bytes, Protection protection) {
+  return mprotect(data_ + offset, bytes, ToPosix(protection)) == 0;
 }
 
 }  // namespace bt::platform

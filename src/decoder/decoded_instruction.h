@@ -1,0 +1,104 @@
+// libbt's own description of one guest instruction: what class of
+// translation it needs and where its encoding's parts are, so the translator
+// can copy it with only its memory operand rewritten.
+#pragma once
+
+#include <cstdint>
+
+namespace bt::decoder {
+
+constexpr std::uint8_t kNoRegister = 0xFF;
+constexpr std::uint8_t kNoOffset = 0xFF;
+
+enum class Kind : std::uint8_t {
+  kIdent,           // copied; memory operand rewritten to gs: + addr32
+  kIncDecShort,     // 0x40-0x4F, REX prefixes in 64-bit mode
+  kPush,            // register, immediate or memory source
+  kPop,             // register or memory destination
+  kPushSegment,
+  kPopSegment,
+  kPushf,
+  kPopf,
+  kPusha,
+  kPopa,
+  kEnter,
+  kLeave,
+  kJmpRelative,
+  kJcc,
+  kJecxz,
+  kLoop,            // loop, loope, loopne with ECX
+  kCallRelative,
+  kJmpIndirect,
+  kCallIndirect,
+  kRet,
+  kJmpFar,          // ptr16:32 or m16:32
+  kStringEs,        // movs, stos, cmps, scas: use ES:EDI
+  kIn,
+  kOut,
+  kHlt,
+  kCli,
+  kSti,
+  kCpuid,
+  kRdtsc,
+  kMovToCr,
+  kMovFromCr,
+  kLgdt,
+  kLidt,
+  kMovToSegment,
+  kMovFromSegment,
+  kInt3,
+  kInt,
+  kInvalid,         // #UD: ud2, undefined encodings, features we hide
+  kUnsupported,     // valid, but libbt cannot run it yet
+};
+
+struct MemoryOperand {
+  std::uint8_t base = kNoRegister;
+  std::uint8_t index = kNoRegister;
+  std::uint8_t scale = 1;
+  std::int32_t displacement = 0;
+  bool address16 = false;  // 16-bit addressing through a 0x67 prefix
+  bool agen = false;       // lea: the address is computed, not accessed
+};
+
+struct DecodedInstruction {
+  std::uint32_t eip = 0;
+  std::uint8_t length = 0;
+  std::uint8_t bytes[15] = {};
+  Kind kind = Kind::kInvalid;
+
+  // Encoding layout (offsets into bytes).
+  std::uint8_t prefix_count = 0;  // legacy prefixes before the opcode
+  std::uint8_t modrm_offset = kNoOffset;
+  std::uint8_t sib_offset = kNoOffset;
+  std::uint8_t displacement_offset = kNoOffset;
+  std::uint8_t displacement_size = 0;  // bytes
+  std::uint8_t immediate_offset = kNoOffset;
+
+  std::uint8_t operand_size = 4;  // bytes, of the instruction's operation
+  std::uint8_t rep = 0;           // 1 = rep/repe, 2 = repne
+
+  bool has_memory = false;      // an explicit ModRM memory operand
+  bool implicit_memory = false; // a DS-relative hidden operand (xlat, lods, maskmov)
+  bool moffs = false;           // A0-A3 absolute-offset form
+  bool uses_high_byte = false;  // an explicit AH/CH/DH/BH operand
+  MemoryOperand memory;
+
+  // 16/32-bit general registers encoded in ModRM.reg, ModRM.rm (mod == 3)
+  // or the opcode, for instructions that need REX to reach guest ESP.
+  std::uint8_t reg_gpr = kNoRegister;
+  std::uint8_t rm_gpr = kNoRegister;
+  std::uint8_t opcode_gpr = kNoRegister;
+  // Guest registers read or written, explicitly or implicitly (bit n = reg n).
+  std::uint8_t registers_used = 0;
+
+  std::int64_t immediate = 0;       // first immediate, sign-extended
+  std::uint32_t immediate2 = 0;     // second immediate (enter's level, far selector)
+  std::uint32_t branch_target = 0;  // relative branches
+  std::uint8_t condition = 0;       // low nibble of the Jcc opcode
+  std::uint8_t special_register = 0;  // CRn or segment register number
+
+  std::uint32_t next_eip() const { return eip + length; }
+};
+
+}  // namespace bt::decoder

@@ -1,0 +1,302 @@
+#include "decoder/decoder.h"
+
+#include <Zydis/Zydis.h>
+
+#include <cstdio>
+#include <cstring>
+
+namespace bt::decoder {
+namespace {
+
+// Guest register number of a 8/16/32-bit general register, and whether it is
+// one of the legacy high-byte registers that a REX prefix would redefine.
+struct Gpr {
+  std::uint8_t number = kNoRegister;
+  bool high_byte = false;
+  bool byte = false;
+};
+
+Gpr ClassifyGpr(ZydisRegister reg) {
+  Gpr gpr;
+  switch (ZydisRegisterGetClass(reg)) {
+    case ZYDIS_REGCLASS_GPR8: {
+      auto id = static_cast<std::uint8_t>(ZydisRegisterGetId(reg));
+      gpr.byte = true;
+      gpr.high_byte = id >= 4;
+      gpr.number = id & 3;
+      break;
+    }
+    case ZYDIS_REGCLASS_GPR16:
+    case ZYDIS_REGCLASS_GPR32:
+      gpr.number = static_cast<std::uint8_t>(ZydisRegisterGetId(reg));
+      break;
+    default:
+      break;
+  }
+  return gpr;
+}
+
+// Instructions that 64-bit mode cannot encode or that would read the host's
+// state instead of the guest's, and that libbt does not emulate yet.
+bool IsUnsupportedMnemonic(ZydisMnemonic mnemonic) {
+  switch (mnemonic) {
+    case ZYDIS_MNEMONIC_AAA: case ZYDIS_MNEMONIC_AAD: case ZYDIS_MNEMONIC_AAM:
+    case ZYDIS_MNEMONIC_AAS: case ZYDIS_MNEMONIC_DAA: case ZYDIS_MNEMONIC_DAS:
+    case ZYDIS_MNEMONIC_SALC: case ZYDIS_MNEMONIC_ARPL: case ZYDIS_MNEMONIC_BOUND:
+    case ZYDIS_MNEMONIC_INTO: case ZYDIS_MNEMONIC_LDS: case ZYDIS_MNEMONIC_LES:
+    case ZYDIS_MNEMONIC_LFS: case ZYDIS_MNEMONIC_LGS: case ZYDIS_MNEMONIC_LSS:
+    case ZYDIS_MNEMONIC_LAR: case ZYDIS_MNEMONIC_LSL: case ZYDIS_MNEMONIC_VERR:
+    case ZYDIS_MNEMONIC_VERW: case ZYDIS_MNEMONIC_SGDT: case ZYDIS_MNEMONIC_SIDT:
+    case ZYDIS_MNEMONIC_SLDT: case ZYDIS_MNEMONIC_STR: case ZYDIS_MNEMONIC_SMSW:
+    case ZYDIS_MNEMONIC_IRET: case ZYDIS_MNEMONIC_IRETD: case ZYDIS_MNEMONIC_INSB: case ZYDIS_MNEMONIC_INSW:
+    case ZYDIS_MNEMONIC_INSD: case ZYDIS_MNEMONIC_OUTSB: case ZYDIS_MNEMONIC_OUTSW:
+    case ZYDIS_MNEMONIC_OUTSD: case ZYDIS_MNEMONIC_SYSENTER: case ZYDIS_MNEMONIC_SYSEXIT:
+    case ZYDIS_MNEMONIC_SYSCALL: case ZYDIS_MNEMONIC_SYSRET: case ZYDIS_MNEMONIC_RDTSCP:
+    case ZYDIS_MNEMONIC_RDPID: case ZYDIS_MNEMONIC_RDPMC: case ZYDIS_MNEMONIC_XGETBV:
+    case ZYDIS_MNEMONIC_XSAVE: case ZYDIS_MNEMONIC_XRSTOR: case ZYDIS_MNEMONIC_XSAVEOPT:
+    case ZYDIS_MNEMONIC_XSAVEC: case ZYDIS_MNEMONIC_XSAVES: case ZYDIS_MNEMONIC_XRSTORS:
+    case ZYDIS_MNEMONIC_INT1:
+    case ZYDIS_MNEMONIC_RDFSBASE: case ZYDIS_MNEMONIC_RDGSBASE: case ZYDIS_MNEMONIC_WRFSBASE:
+    case ZYDIS_MNEMONIC_WRGSBASE: case ZYDIS_MNEMONIC_UMONITOR: case ZYDIS_MNEMONIC_UMWAIT:
+    case ZYDIS_MNEMONIC_TPAUSE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* operands) {
+  if (insn.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY) return Kind::kInvalid;
+  const bool far = insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR;
+  switch (insn.mnemonic) {
+    case ZYDIS_MNEMONIC_INC:
+    case ZYDIS_MNEMONIC_DEC:
+      return insn.opcode_map == ZYDIS_OPCODE_MAP_DEFAULT && (insn.opcode & 0xF0) == 0x40
+                 ? Kind::kIncDecShort
+                 : Kind::kIdent;
+    case ZYDIS_MNEMONIC_PUSH:
+      return operands[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+                     ZydisRegisterGetClass(operands[0].reg.value) == ZYDIS_REGCLASS_SEGMENT
+                 ? Kind::kPushSegment
+                 : Kind::kPush;
+    case ZYDIS_MNEMONIC_POP:
+      return operands[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+                     ZydisRegisterGetClass(operands[0].reg.value) == ZYDIS_REGCLASS_SEGMENT
+                 ? Kind::kPopSegment
+                 : Kind::kPop;
+    case ZYDIS_MNEMONIC_PUSHF: case ZYDIS_MNEMONIC_PUSHFD: return Kind::kPushf;
+    case ZYDIS_MNEMONIC_POPF: case ZYDIS_MNEMONIC_POPFD: return Kind::kPopf;
+    case ZYDIS_MNEMONIC_PUSHA: case ZYDIS_MNEMONIC_PUSHAD: return Kind::kPusha;
+    case ZYDIS_MNEMONIC_POPA: case ZYDIS_MNEMONIC_POPAD: return Kind::kPopa;
+    case ZYDIS_MNEMONIC_ENTER: return Kind::kEnter;
+    case ZYDIS_MNEMONIC_LEAVE: return Kind::kLeave;
+    case ZYDIS_MNEMONIC_JMP:
+      if (far) return Kind::kJmpFar;
+      return operands[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? Kind::kJmpRelative
+                                                              : Kind::kJmpIndirect;
+    case ZYDIS_MNEMONIC_CALL:
+      if (far) return Kind::kUnsupported;
+      return operands[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? Kind::kCallRelative
+                                                              : Kind::kCallIndirect;
+    case ZYDIS_MNEMONIC_RET: return far ? Kind::kUnsupported : Kind::kRet;
+    case ZYDIS_MNEMONIC_JB: case ZYDIS_MNEMONIC_JBE: case ZYDIS_MNEMONIC_JL:
+    case ZYDIS_MNEMONIC_JLE: case ZYDIS_MNEMONIC_JNB: case ZYDIS_MNEMONIC_JNBE:
+    case ZYDIS_MNEMONIC_JNL: case ZYDIS_MNEMONIC_JNLE: case ZYDIS_MNEMONIC_JNO:
+    case ZYDIS_MNEMONIC_JNP: case ZYDIS_MNEMONIC_JNS: case ZYDIS_MNEMONIC_JNZ:
+    case ZYDIS_MNEMONIC_JO: case ZYDIS_MNEMONIC_JP: case ZYDIS_MNEMONIC_JS:
+    case ZYDIS_MNEMONIC_JZ:
+      return Kind::kJcc;
+    case ZYDIS_MNEMONIC_JECXZ: return Kind::kJecxz;
+    case ZYDIS_MNEMONIC_JCXZ: return Kind::kUnsupported;
+    case ZYDIS_MNEMONIC_LOOP: case ZYDIS_MNEMONIC_LOOPE: case ZYDIS_MNEMONIC_LOOPNE:
+      return insn.address_width == 32 ? Kind::kLoop : Kind::kUnsupported;
+    case ZYDIS_MNEMONIC_LODSB: case ZYDIS_MNEMONIC_LODSW: case ZYDIS_MNEMONIC_LODSD:
+      // DS:ESI can take a gs: override, so lods is copied like any instruction.
+      return insn.address_width == 32 ? Kind::kIdent : Kind::kUnsupported;
+    case ZYDIS_MNEMONIC_MOVSB: case ZYDIS_MNEMONIC_MOVSW: case ZYDIS_MNEMONIC_MOVSD:
+    case ZYDIS_MNEMONIC_STOSB: case ZYDIS_MNEMONIC_STOSW: case ZYDIS_MNEMONIC_STOSD:
+    case ZYDIS_MNEMONIC_CMPSB: case ZYDIS_MNEMONIC_CMPSW: case ZYDIS_MNEMONIC_CMPSD:
+    case ZYDIS_MNEMONIC_SCASB: case ZYDIS_MNEMONIC_SCASW: case ZYDIS_MNEMONIC_SCASD:
+      // movsd/cmpsd are also SSE2 mnemonics; those have ModRM operands.
+      if (insn.operand_count_visible > 0 && insn.opcode_map != ZYDIS_OPCODE_MAP_DEFAULT) break;
+      return insn.address_width == 32 ? Kind::kStringEs : Kind::kUnsupported;
+    case ZYDIS_MNEMONIC_IN: return Kind::kIn;
+    case ZYDIS_MNEMONIC_OUT: return Kind::kOut;
+    case ZYDIS_MNEMONIC_HLT: return Kind::kHlt;
+    case ZYDIS_MNEMONIC_CLI: return Kind::kCli;
+    case ZYDIS_MNEMONIC_STI: return Kind::kSti;
+    case ZYDIS_MNEMONIC_CPUID: return Kind::kCpuid;
+    case ZYDIS_MNEMONIC_RDTSC: return Kind::kRdtsc;
+    case ZYDIS_MNEMONIC_LGDT: return Kind::kLgdt;
+    case ZYDIS_MNEMONIC_LIDT: return Kind::kLidt;
+    case ZYDIS_MNEMONIC_INT3: return Kind::kInt3;
+    case ZYDIS_MNEMONIC_INT: return Kind::kInt;
+    case ZYDIS_MNEMONIC_UD0: case ZYDIS_MNEMONIC_UD1: case ZYDIS_MNEMONIC_UD2:
+      return Kind::kInvalid;
+    case ZYDIS_MNEMONIC_MOV: {
+      for (int i = 0; i < 2; ++i) {
+        if (operands[i].type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
+        ZydisRegisterClass cls = ZydisRegisterGetClass(operands[i].reg.value);
+        if (cls == ZYDIS_REGCLASS_CONTROL) return i == 0 ? Kind::kMovToCr : Kind::kMovFromCr;
+        if (cls == ZYDIS_REGCLASS_SEGMENT) {
+          return i == 0 ? Kind::kMovToSegment : Kind::kMovFromSegment;
+        }
+        if (cls == ZYDIS_REGCLASS_DEBUG || cls == ZYDIS_REGCLASS_TEST) return Kind::kUnsupported;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  if (IsUnsupportedMnemonic(insn.mnemonic)) return Kind::kUnsupported;
+  if (insn.attributes & ZYDIS_ATTRIB_IS_PRIVILEGED) return Kind::kUnsupported;
+  return Kind::kIdent;
+}
+
+}  // namespace
+
+struct Decoder::State {
+  ZydisDecoder decoder;
+  ZydisFormatter formatter;
+};
+
+Decoder::Decoder() : state_(std::make_unique<State>()) {
+  ZydisDecoderInit(&state_->decoder, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+  ZydisFormatterInit(&state_->formatter, ZYDIS_FORMATTER_STYLE_INTEL);
+}
+
+Decoder::~Decoder() = default;
+
+bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t available,
+                     DecodedInstruction& out) const {
+  out = DecodedInstruction{};
+  out.eip = eip;
+  ZydisDecodedInstruction insn;
+  ZydisDecodedOperand operands[ZYDIS_MAX_OPERAND_COUNT];
+  if (ZYAN_FAILED(ZydisDecoderDecodeFull(&state_->decoder, bytes, available, &insn, operands))) {
+    // Not a valid instruction, unless it merely ran past `available`.
+    out.length = 1;
+    out.bytes[0] = available ? bytes[0] : 0;
+    return available >= 15;
+  }
+  out.length = insn.length;
+  std::memcpy(out.bytes, bytes, insn.length);
+  out.kind = Classify(insn, operands);
+  out.prefix_count = insn.raw.prefix_count;
+  out.operand_size = static_cast<std::uint8_t>(insn.operand_width / 8);
+  if (insn.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE)) out.rep = 1;
+  if (insn.attributes & ZYDIS_ATTRIB_HAS_REPNE) out.rep = 2;
+  if (insn.attributes & ZYDIS_ATTRIB_HAS_MODRM) out.modrm_offset = insn.raw.modrm.offset;
+  if (insn.attributes & ZYDIS_ATTRIB_HAS_SIB) out.sib_offset = insn.raw.sib.offset;
+  if (insn.raw.disp.size) {
+    out.displacement_offset = insn.raw.disp.offset;
+    out.displacement_size = insn.raw.disp.size / 8;
+  }
+  if (insn.raw.imm[0].size) out.immediate_offset = insn.raw.imm[0].offset;
+
+  bool first_immediate = true;
+  for (std::uint8_t i = 0; i < insn.operand_count; ++i) {
+    const ZydisDecodedOperand& op = operands[i];
+    switch (op.type) {
+      case ZYDIS_OPERAND_TYPE_REGISTER: {
+        Gpr gpr = ClassifyGpr(op.reg.value);
+        if (gpr.number == kNoRegister) {
+          ZydisRegisterClass cls = ZydisRegisterGetClass(op.reg.value);
+          if (cls == ZYDIS_REGCLASS_CONTROL || cls == ZYDIS_REGCLASS_SEGMENT) {
+            out.special_register = static_cast<std::uint8_t>(ZydisRegisterGetId(op.reg.value));
+          }
+          break;
+        }
+        out.registers_used |= static_cast<std::uint8_t>(1u << gpr.number);
+        if (op.visibility != ZYDIS_OPERAND_VISIBILITY_EXPLICIT) break;
+        if (gpr.high_byte) out.uses_high_byte = true;
+        if (gpr.byte) break;
+        if (op.encoding == ZYDIS_OPERAND_ENCODING_MODRM_REG) out.reg_gpr = gpr.number;
+        if (op.encoding == ZYDIS_OPERAND_ENCODING_MODRM_RM) out.rm_gpr = gpr.number;
+        if (op.encoding == ZYDIS_OPERAND_ENCODING_OPCODE) out.opcode_gpr = gpr.number;
+        break;
+      }
+      case ZYDIS_OPERAND_TYPE_MEMORY: {
+        Gpr base = ClassifyGpr(op.mem.base), index = ClassifyGpr(op.mem.index);
+        if (base.number != kNoRegister) out.registers_used |= 1u << base.number;
+        if (index.number != kNoRegister) out.registers_used |= 1u << index.number;
+        if (op.visibility != ZYDIS_OPERAND_VISIBILITY_EXPLICIT) {
+          out.implicit_memory = true;
+          break;
+        }
+        if (op.encoding == ZYDIS_OPERAND_ENCODING_MODRM_RM) {
+          out.has_memory = true;
+          out.memory.base = base.number;
+          out.memory.index = index.number;
+          out.memory.scale = op.mem.scale ? op.mem.scale : 1;
+          out.memory.displacement = static_cast<std::int32_t>(op.mem.disp.value);
+          out.memory.address16 = insn.address_width == 16;
+          out.memory.agen = op.mem.type == ZYDIS_MEMOP_TYPE_AGEN;
+        } else {
+          out.moffs = true;
+          out.memory.displacement = static_cast<std::int32_t>(op.mem.disp.value);
+          out.memory.address16 = insn.address_width == 16;
+        }
+        break;
+      }
+      case ZYDIS_OPERAND_TYPE_IMMEDIATE:
+        if (op.imm.is_relative) {
+          out.branch_target = static_cast<std::uint32_t>(eip + insn.length + op.imm.value.s);
+          if (insn.operand_width == 16) out.branch_target &= 0xFFFF;
+        } else if (first_immediate) {
+          out.immediate = op.imm.is_signed ? op.imm.value.s
+                                           : static_cast<std::int64_t>(op.imm.value.u);
+          first_immediate = false;
+        } else {
+          out.immediate2 = static_cast<std::uint32_t>(op.imm.value.u);
+        }
+        break;
+      case ZYDIS_OPERAND_TYPE_POINTER:
+        out.immediate = op.ptr.offset;
+        out.immediate2 = op.ptr.segment;
+        break;
+      default:
+        break;
+    }
+  }
+  if (out.kind == Kind::kJcc) {
+    out.condition = static_cast<std::uint8_t>(insn.opcode & 0x0F);
+  }
+  // 16-bit operand-size near branches truncate EIP; not supported yet.
+  if ((out.kind == Kind::kRet || out.kind == Kind::kCallRelative ||
+       out.kind == Kind::kCallIndirect || out.kind == Kind::kJmpIndirect ||
+       out.kind == Kind::kJmpRelative || out.kind == Kind::kJcc) &&
+      insn.operand_width == 16) {
+    out.kind = Kind::kUnsupported;
+  }
+  if (out.moffs && out.memory.address16) out.kind = Kind::kUnsupported;
+  return true;
+}
+
+std::string Decoder::Disassemble(const DecodedInstruction& instruction) const {
+  ZydisDecodedInstruction insn;
+  ZydisDecodedOperand operands[ZYDIS_MAX_OPERAND_COUNT];
+  if (ZYAN_FAILED(ZydisDecoderDecodeFull(&state_->decoder, instruction.bytes,
+                                         instruction.length, &insn, operands))) {
+    return "(bad)";
+  }
+  char text[128];
+  if (ZYAN_FAILED(ZydisFormatterFormatInstruction(&state_->formatter, &insn, operands,
+                                                  insn.operand_count_visible, text, sizeof(text),
+                                                  instruction.eip, nullptr))) {
+    return "(bad)";
+  }
+  return text;
+}
+
+std::string HexBytes(const DecodedInstruction& instruction) {
+  std::string text;
+  char byte[4];
+  for (unsigned i = 0; i < instruction.length; ++i) {
+    std::snprintf(byte, sizeof(byte), i ? " %02x" : "%02x", instruction.bytes[i]);
+    text += byte;
+  }
+  return text;
+}
+
+}  // namespace bt::decoder

@@ -1,0 +1,48 @@
+// Synchronous host CPU faults (SIGSEGV & co. on POSIX), delivered to a
+// per-thread handler as a platform-neutral record the handler may edit.
+#pragma once
+
+#include <cstdint>
+
+namespace bt::platform {
+
+struct HostFault {
+  enum class Kind : std::uint8_t {
+    kPageFault,
+    kGeneralProtection,
+    kDivideError,
+    kInvalidOpcode,
+    kX87Error,
+    kSimdError,
+    kAlignmentCheck,
+    kBreakpoint,
+    kOther,
+  };
+  Kind kind = Kind::kOther;
+  bool write = false;            // page faults: the access was a write
+  std::uintptr_t address = 0;    // page faults: the faulting address
+  // Interrupted register state in x86 encoding order (rax, rcx, rdx, rbx,
+  // rsp, rbp, rsi, rdi, r8..r15); edits take effect on resume.
+  std::uint64_t gpr[16] = {};
+  std::uint64_t rip = 0;
+  std::uint64_t rflags = 0;
+};
+
+// Returns true to resume the interrupted code with `fault`'s registers, false
+// to let the fault take its default course (a crash with a core dump).
+using HostFaultHandler = bool (*)(void* context, HostFault& fault);
+
+// Routes faults on the calling thread to `handler` (null to stop). Also gives
+// the thread an alternate signal stack.
+void SetThreadFaultHandler(HostFaultHandler handler, void* context);
+
+
+}  // namespace bt::platform
+
+namespace bt::platform {
+
+// Points the calling thread's GS base at `base` (the guest window), so that
+// gs:-prefixed guest accesses in translated code land in the window.
+bool SetThreadGsBase(std::uint64_t base);
+
+}  // namespace bt::platform

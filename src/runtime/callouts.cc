@@ -1,0 +1,282 @@
+// The runtime's half of sensitive and privileged instructions: translated
+// code calls here (through the callout trampoline) with the guest registers
+// saved in CpuState; returning true leaves translated code.
+#include "runtime/vcpu.h"
+#include "translator/unit_builder.h"
+
+#include <x86intrin.h>
+
+#include <cstdio>
+
+namespace bt::runtime {
+
+using decoder::DecodedInstruction;
+using decoder::Kind;
+using decoder::kNoRegister;
+using translator::ExitReason;
+
+namespace {
+
+constexpr std::uint32_t kCr0Pe = 1u << 0, kCr0Pg = 1u << 31;
+// EFLAGS bits popf may change at CPL 0 (SDM Vol. 2B POPF): all but VM, RF
+// and the reserved bits.
+constexpr std::uint32_t kPopfMask = 0x00247FD5;
+constexpr unsigned kCs = 1;
+
+CalloutKind KindOf(Kind kind) {
+  switch (kind) {
+    case Kind::kIn: return CalloutKind::kPortIn;
+    case Kind::kOut: return CalloutKind::kPortOut;
+    case Kind::kHlt: return CalloutKind::kHlt;
+    case Kind::kCli: return CalloutKind::kCli;
+    case Kind::kSti: return CalloutKind::kSti;
+    case Kind::kPopf: return CalloutKind::kPopf;
+    case Kind::kCpuid: return CalloutKind::kCpuid;
+    case Kind::kRdtsc: return CalloutKind::kRdtsc;
+    case Kind::kMovToCr: case Kind::kMovFromCr: return CalloutKind::kControlRegister;
+    case Kind::kLgdt: case Kind::kLidt: return CalloutKind::kDescriptorTable;
+    case Kind::kMovToSegment: case Kind::kMovFromSegment: case Kind::kPopSegment:
+      return CalloutKind::kSegmentLoad;
+    case Kind::kJmpFar: return CalloutKind::kFarJump;
+    case Kind::kInt3: case Kind::kInt: return CalloutKind::kInterrupt;
+    default: return CalloutKind::kEmulated;
+  }
+}
+
+std::uint32_t SizeMask(unsigned size) {
+  return size >= 4 ? 0xFFFFFFFFu : (1u << (8 * size)) - 1;
+}
+
+}  // namespace
+
+bool Vcpu::OnCallout(void* self, CpuState*, const void* record) {
+  return static_cast<Vcpu*>(self)->HandleCallout(
+      static_cast<const translator::CalloutRecord*>(record)->instruction);
+}
+
+std::uint32_t Vcpu::ReadRegister(std::uint8_t reg, unsigned size) const {
+  return state_->gpr[reg] & SizeMask(size);
+}
+
+void Vcpu::WriteRegister(std::uint8_t reg, unsigned size, std::uint32_t value) {
+  const std::uint32_t mask = SizeMask(size);
+  state_->gpr[reg] = size == 4 ? value : (state_->gpr[reg] & ~mask) | (value & mask);
+}
+
+bool Vcpu::ReadGuest(std::uint32_t address, void* data, std::size_t bytes) {
+  return parts_.memory.Read(address, data, bytes);
+}
+
+bool Vcpu::WriteGuest(std::uint32_t address, const void* data, std::size_t bytes) {
+  if (!parts_.memory.Write(address, data, bytes)) return false;
+  InvalidatePhysical(address, bytes);
+  return true;
+}
+
+bool Vcpu::ExitWith(std::optional<StopInfo> stop, std::uint32_t eip) {
+  if (stop) pending_stop_ = std::move(stop);
+  state_->eip = eip;
+  state_->exit_reason = ExitReason::kCallout;
+  return true;
+}
+
+// Loads a segment register in protected mode. libbt runs flat segments only
+// for now: anything else stops the run rather than run with a wrong base.
+bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInstruction& insn) {
+  translator::SegmentState& segment = state_->segment[index];
+  if ((selector & ~3u) == 0 && index != kCs && index != 2) {
+    segment = {selector, 0, 0, 0};  // null selector: usable until referenced
+    return true;
+  }
+  std::uint8_t descriptor[8];
+  const std::uint32_t offset = selector & ~7u;
+  if ((selector & 4) || offset + 7 > state_->gdt_limit ||
+      !ReadGuest(state_->gdt_base + offset, descriptor, sizeof(descriptor))) {
+    ExitWith(MakeInstructionStop(StopReason::kGuestException, insn,
+                                 "segment load of a selector outside the GDT (#GP)"),
+             insn.eip);
+    pending_stop_->vector = 13;
+    return false;
+  }
+  const std::uint32_t base = descriptor[2] | descriptor[3] << 8 | descriptor[4] << 16 |
+                             static_cast<std::uint32_t>(descriptor[7]) << 24;
+  std::uint32_t limit = descriptor[0] | descriptor[1] << 8 | (descriptor[6] & 0x0Fu) << 16;
+  if (descriptor[6] & 0x80) limit = limit << 12 | 0xFFF;
+  const bool present = descriptor[5] & 0x80;
+  const bool code = descriptor[5] & 0x08;
+  const bool big = descriptor[6] & 0x40;
+  if (!present || base != 0 || limit != 0xFFFFFFFF || (index == kCs && (!code || !big))) {
+    char text[192];
+    std::snprintf(text, sizeof(text),
+                  "segment selector 0x%04x (base 0x%08x, limit 0x%08x) is not a flat %s "
+                  "segment; only flat segments are supported yet:",
+                  selector, base, limit, index == kCs ? "32-bit code" : "data");
+    ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn, text), insn.eip);
+    return false;
+  }
+  segment = {selector, base, limit, static_cast<std::uint16_t>(descriptor[5] | descriptor[6] << 8)};
+  return true;
+}
+
+bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
+  ++counters_.callouts[static_cast<std::size_t>(KindOf(insn.kind))];
+  const std::uint32_t next = insn.next_eip();
+  const unsigned size = insn.operand_size;
+  switch (insn.kind) {
+    case Kind::kIn: {
+      const auto port = static_cast<std::uint16_t>(insn.immediate_offset != decoder::kNoOffset
+                                                       ? insn.immediate
+                                                       : ReadRegister(translator::kEdx, 2));
+      WriteRegister(translator::kEax, size, parts_.ports.Read(port, size));
+      return false;
+    }
+    case Kind::kOut: {
+      const auto port = static_cast<std::uint16_t>(insn.immediate_offset != decoder::kNoOffset
+                                                       ? insn.immediate
+                                                       : ReadRegister(translator::kEdx, 2));
+      parts_.ports.Write(port, size, ReadRegister(translator::kEax, size));
+      return pending_stop_ ? ExitWith(std::nullopt, next) : false;
+    }
+    case Kind::kCli:
+      state_->eflags_virtual &= ~translator::kEflagsIf;
+      return false;
+    case Kind::kSti:
+      state_->eflags_virtual |= translator::kEflagsIf;
+      return false;
+    case Kind::kHlt:
+      if (!(state_->eflags_virtual & translator::kEflagsIf)) {
+        return ExitWith(MakeStop(StopReason::kHalted, "hlt with interrupts disabled"), next);
+      }
+      halted_ = true;  // no interrupt sources yet: sleep until stopped
+      return ExitWith(std::nullopt, next);
+    case Kind::kCpuid: {
+      std::uint32_t out[4];
+      GuestCpuid(state_->gpr[translator::kEax], state_->gpr[translator::kEcx], out);
+      state_->gpr[translator::kEax] = out[0];
+      state_->gpr[translator::kEbx] = out[1];
+      state_->gpr[translator::kEcx] = out[2];
+      state_->gpr[translator::kEdx] = out[3];
+      return false;
+    }
+    case Kind::kRdtsc: {
+      const std::uint64_t tsc = __rdtsc();
+      state_->gpr[translator::kEax] = static_cast<std::uint32_t>(tsc);
+      state_->gpr[translator::kEdx] = static_cast<std::uint32_t>(tsc >> 32);
+      return false;
+    }
+    case Kind::kMovFromCr: {
+      const std::uint32_t values[5] = {state_->cr0, 0, state_->cr2, state_->cr3, state_->cr4};
+      if (insn.special_register > 4 || insn.special_register == 1) break;
+      state_->gpr[insn.rm_gpr] = values[insn.special_register];
+      return false;
+    }
+    case Kind::kMovToCr: {
+      const std::uint32_t value = state_->gpr[insn.rm_gpr];
+      switch (insn.special_register) {
+        case 0:
+          if ((value & kCr0Pg) || !(value & kCr0Pe)) {
+            return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
+                                                "paging and real mode are not supported yet:"),
+                            insn.eip);
+          }
+          state_->cr0 = value | 0x10;  // ET is hardwired on
+          break;
+        case 2: state_->cr2 = value; break;
+        case 3: state_->cr3 = value; break;
+        case 4: state_->cr4 = value; break;
+        default:
+          return ExitWith(MakeInstructionStop(StopReason::kGuestException, insn,
+                                              "mov to a reserved control register (#UD)"),
+                          insn.eip);
+      }
+      return ExitWith(std::nullopt, next);
+    }
+    case Kind::kLgdt:
+    case Kind::kLidt: {
+      std::uint8_t operand[6];
+      if (!ReadGuest(state_->effective_address, operand, sizeof(operand))) break;
+      std::uint32_t base = operand[2] | operand[3] << 8 | operand[4] << 16 |
+                           static_cast<std::uint32_t>(operand[5]) << 24;
+      if (size == 2) base &= 0x00FFFFFF;
+      const auto limit = static_cast<std::uint16_t>(operand[0] | operand[1] << 8);
+      if (insn.kind == Kind::kLgdt) {
+        state_->gdt_base = base;
+        state_->gdt_limit = limit;
+      } else {
+        state_->idt_base = base;
+        state_->idt_limit = limit;
+      }
+      return false;
+    }
+    case Kind::kMovToSegment: {
+      std::uint16_t selector = 0;
+      if (insn.has_memory) {
+        if (!ReadGuest(state_->effective_address, &selector, 2)) break;
+      } else {
+        selector = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
+      }
+      if (insn.special_register == kCs) break;  // mov cs is #UD
+      if (!LoadSegment(insn.special_register, selector, insn)) return true;
+      return ExitWith(std::nullopt, next);
+    }
+    case Kind::kMovFromSegment: {
+      const std::uint16_t selector = state_->segment[insn.special_register].selector;
+      if (insn.has_memory) {
+        if (!WriteGuest(state_->effective_address, &selector, 2)) break;
+      } else {
+        WriteRegister(insn.rm_gpr, size, selector);
+      }
+      return false;
+    }
+    case Kind::kPopSegment: {
+      std::uint16_t selector = 0;
+      if (!ReadGuest(state_->gpr[translator::kEsp], &selector, 2)) break;
+      if (!LoadSegment(insn.special_register, selector, insn)) return true;
+      state_->gpr[translator::kEsp] += size;
+      return ExitWith(std::nullopt, next);
+    }
+    case Kind::kPopf: {
+      std::uint32_t value = 0;
+      if (!ReadGuest(state_->gpr[translator::kEsp], &value, size)) break;
+      state_->gpr[translator::kEsp] += size;
+      const std::uint32_t mask = kPopfMask & SizeMask(size);
+      state_->SetEflags((state_->Eflags() & ~mask) | (value & mask));
+      return ExitWith(std::nullopt, next);
+    }
+    case Kind::kJmpFar: {
+      std::uint32_t offset = static_cast<std::uint32_t>(insn.immediate);
+      std::uint16_t selector = static_cast<std::uint16_t>(insn.immediate2);
+      if (insn.has_memory) {
+        std::uint8_t operand[6];
+        if (!ReadGuest(state_->effective_address, operand, size + 2u)) break;
+        offset = size == 2 ? operand[0] | operand[1] << 8
+                           : operand[0] | operand[1] << 8 | operand[2] << 16 |
+                                 static_cast<std::uint32_t>(operand[3]) << 24;
+        selector = static_cast<std::uint16_t>(operand[size] | operand[size + 1] << 8);
+      }
+      if (!LoadSegment(kCs, selector, insn)) return true;
+      return ExitWith(std::nullopt, offset);
+    }
+    case Kind::kInt3:
+    case Kind::kInt: {
+      StopInfo stop = MakeInstructionStop(StopReason::kGuestException, insn,
+                                          "software interrupt (IDT delivery comes later):");
+      stop.vector = insn.kind == Kind::kInt3 ? 3 : static_cast<std::uint8_t>(insn.immediate);
+      stop.eip = next;  // a trap: the handler would see the next instruction
+      return ExitWith(std::move(stop), insn.eip);
+    }
+    case Kind::kInvalid: {
+      StopInfo stop = MakeInstructionStop(StopReason::kGuestException, insn,
+                                          "guest exception vector 6 (#UD):");
+      stop.vector = 6;
+      return ExitWith(std::move(stop), insn.eip);
+    }
+    default:
+      break;
+  }
+  return ExitWith(
+      MakeInstructionStop(StopReason::kUnsupportedInstruction, insn, "unsupported instruction"),
+      insn.eip);
+}
+
+}  // namespace bt::runtime

@@ -1,0 +1,58 @@
+// CPUID describes exactly what libbt runs: the host's model and the
+// instruction-set features that IDENT translation passes through, without the
+// system features libbt does not emulate yet (paging extensions, APIC, MSRs,
+// SYSENTER) or cannot (AVX and other VEX/EVEX encodings, long mode).
+#include "runtime/vcpu.h"
+
+#include <cpuid.h>
+
+namespace bt::runtime {
+namespace {
+
+constexpr std::uint32_t kMaxBasicLeaf = 1;
+constexpr std::uint32_t kMaxExtendedLeaf = 0x80000004;
+
+// Leaf 1 EDX: FPU, TSC, CX8, CMOV, MMX, FXSR, SSE, SSE2.
+constexpr std::uint32_t kLeaf1Edx = (1u << 0) | (1u << 4) | (1u << 8) | (1u << 15) |
+                                    (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
+// Leaf 1 ECX: SSE3, PCLMULQDQ off, SSSE3, CX16 off, SSE4.1, SSE4.2, POPCNT.
+constexpr std::uint32_t kLeaf1Ecx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 23);
+// Extended leaf 1 ECX: LAHF/SAHF, LZCNT (ABM).
+constexpr std::uint32_t kExtendedEcx = (1u << 0) | (1u << 5);
+
+}  // namespace
+
+void GuestCpuid(std::uint32_t leaf, std::uint32_t subleaf, std::uint32_t out[4]) {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool extended = leaf >= 0x80000000;
+  if ((!extended && leaf > kMaxBasicLeaf) || (extended && leaf > kMaxExtendedLeaf)) {
+    out[0] = out[1] = out[2] = out[3] = 0;
+    return;
+  }
+  __cpuid_count(leaf, subleaf, eax, ebx, ecx, edx);
+  switch (leaf) {
+    case 0:
+      eax = kMaxBasicLeaf;
+      break;
+    case 1:
+      ebx &= 0x0000FFFF;  // one logical processor, APIC ID 0
+      ecx &= kLeaf1Ecx;
+      edx &= kLeaf1Edx;
+      break;
+    case 0x80000000:
+      eax = kMaxExtendedLeaf;
+      break;
+    case 0x80000001:
+      ecx &= kExtendedEcx;
+      edx = 0;  // no NX, no long mode, no SYSCALL
+      break;
+    default:
+      break;
+  }
+  out[0] = eax;
+  out[1] = ebx;
+  out[2] = ecx;
+  out[3] = edx;
+}
+
+}  // namespace bt::runtime

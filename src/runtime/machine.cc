@@ -1,0 +1,219 @@
+// bt::Machine: assembles memory, devices, translator and vCPU from a
+// MachineConfig.
+#include "decoder/decoder.h"
+#include "devices/debug_console.h"
+#include "devices/debug_exit.h"
+#include "devices/layout.h"
+#include "devices/port_bus.h"
+#include "devices/uart_16550.h"
+#include "mmu/flat_address_space.h"
+#include "mmu/physical_memory.h"
+#include "platform/host_memory.h"
+#include "runtime/multiboot_loader.h"
+#include "runtime/vcpu.h"
+#include "translator/code_cache.h"
+#include "translator/trampolines.h"
+#include "translator/translator.h"
+
+#include <bt/machine.h>
+
+namespace bt {
+
+struct Machine::Impl {
+  MachineConfig config;
+  std::optional<mmu::PhysicalMemory> memory;
+  std::optional<platform::AddressWindow> window;
+  std::unique_ptr<mmu::FlatAddressSpace> space;
+  std::unique_ptr<translator::CodeCache> cache;
+  translator::Trampolines trampolines;
+  decoder::Decoder decoder;
+  std::unique_ptr<translator::Translator> translator;
+  devices::PortBus ports;
+  std::unique_ptr<devices::Uart16550> com1;
+  std::unique_ptr<devices::DebugConsole> debug_console;
+  std::unique_ptr<devices::DebugExit> debug_exit;
+  std::unique_ptr<runtime::Vcpu> vcpu;
+  bool dead = false;  // after a triple fault or host error
+
+  Result<void> Build();
+  Result<void> Boot();
+};
+
+namespace {
+
+Error Prefixed(const std::string& prefix, const std::string& message) {
+  return Error{prefix + message};
+}
+
+}  // namespace
+
+Result<void> Machine::Impl::Build() {
+  auto ram = mmu::PhysicalMemory::Create(config.ram_bytes);
+  if (!ram) return Error{ram.error()};
+  memory.emplace(std::move(ram.value()));
+  auto reserved = platform::AddressWindow::Reserve();
+  if (!reserved) return Error{reserved.error()};
+  window.emplace(std::move(reserved.value()));
+  space = std::make_unique<mmu::FlatAddressSpace>(*memory, *window);
+
+  const std::size_t pages = memory->size() / mmu::PhysicalMemory::kPageSize;
+  auto code_cache = translator::CodeCache::Create(config.translator.cache_bytes, pages);
+  if (!code_cache) return Error{code_cache.error()};
+  cache = std::move(code_cache.value());
+  auto glue = translator::BuildTrampolines(*cache);
+  if (!glue) return Error{glue.error()};
+  trampolines = glue.value();
+  if (config.translator.max_unit_instructions == 0) {
+    return Error{"the translation unit cap must be at least 1 instruction"};
+  }
+  translator = std::make_unique<translator::Translator>(
+      decoder, *cache, trampolines,
+      translator::Translator::Options{config.translator.max_unit_instructions,
+                                      config.translator.chaining});
+
+  auto output = config.serial_output ? config.serial_output : [](std::string_view) {};
+  com1 = std::make_unique<devices::Uart16550>(output);
+  debug_console = std::make_unique<devices::DebugConsole>(output);
+  debug_exit = std::make_unique<devices::DebugExit>([this](std::uint32_t value) {
+    vcpu->DebugExit(value);
+  });
+  for (auto [range, device] :
+       {std::pair{devices::kCom1Ports, static_cast<PortDevice*>(com1.get())},
+        std::pair{devices::kDebugConsolePorts, static_cast<PortDevice*>(debug_console.get())},
+        std::pair{devices::kDebugExitPorts, static_cast<PortDevice*>(debug_exit.get())}}) {
+    if (auto added = ports.Register(range.base, range.count, *device); !added) {
+      return Error{added.error()};
+    }
+  }
+
+  auto cpu = runtime::Vcpu::Create(runtime::Vcpu::Parts{*memory, *window, *space, ports, *cache,
+                                                         *translator, trampolines, decoder});
+  if (!cpu) return Error{cpu.error()};
+  vcpu = std::move(cpu.value());
+  return {};
+}
+
+Result<void> Machine::Impl::Boot() {
+  std::vector<std::uint8_t> file;
+  std::string name = "kernel image";
+  if (config.boot.kernel_image.empty()) {
+    if (config.boot.kernel_path.empty()) return Error{"no kernel to boot was given"};
+    auto read = runtime::ReadImageFile(config.boot.kernel_path);
+    if (!read) return Error{read.error()};
+    file = std::move(read.value());
+    name = config.boot.kernel_path;
+  }
+  const std::vector<std::uint8_t>& image =
+      config.boot.kernel_image.empty() ? file : config.boot.kernel_image;
+  auto boot = runtime::LoadMultiboot(image, config.boot.command_line, *memory);
+  if (!boot) return Prefixed(name + ": ", boot.error());
+
+  // Multiboot v1 section 3.2: 32-bit protected mode, flat 4 GiB segments,
+  // paging off, interrupts off.
+  translator::CpuState& state = vcpu->state();
+  state.cr0 = 0x11;
+  state.eip = boot->eip;
+  state.gpr[translator::kEax] = boot->eax;
+  state.gpr[translator::kEbx] = boot->ebx;
+  state.SetEflags(0x2);
+  for (unsigned i = 0; i < 6; ++i) {
+    state.segment[i] = {static_cast<std::uint16_t>(i == 1 ? 0x08 : 0x10), 0, 0xFFFFFFFF,
+                        static_cast<std::uint16_t>(i == 1 ? 0xC09B : 0xC093)};
+  }
+  return {};
+}
+
+Result<std::unique_ptr<Machine>> Machine::Create(MachineConfig config) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = std::move(config);
+  if (auto built = impl->Build(); !built) return Error{built.error()};
+  if (auto booted = impl->Boot(); !booted) return Error{booted.error()};
+  return std::unique_ptr<Machine>(new Machine(std::move(impl)));
+}
+
+Machine::Machine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Machine::~Machine() = default;
+
+StopInfo Machine::Run(RunLimits limits) {
+  if (impl_->dead) {
+    StopInfo stop;
+    stop.reason = StopReason::kHostError;
+    stop.message = "the machine cannot continue after a triple fault or host error";
+    return stop;
+  }
+  StopInfo stop = impl_->vcpu->Run(limits);
+  if (stop.reason == StopReason::kTripleFault || stop.reason == StopReason::kHostError) {
+    impl_->dead = true;
+  }
+  return stop;
+}
+
+void Machine::RequestStop() { impl_->vcpu->RequestStop(); }
+
+Result<void> Machine::AddPortDevice(std::uint16_t base, std::uint16_t count, PortDevice& device) {
+  return impl_->ports.Register(base, count, device);
+}
+
+Registers Machine::GetRegisters() const {
+  const translator::CpuState& state = impl_->vcpu->state();
+  Registers r;
+  r.eax = state.gpr[0];
+  r.ecx = state.gpr[1];
+  r.edx = state.gpr[2];
+  r.ebx = state.gpr[3];
+  r.esp = state.gpr[4];
+  r.ebp = state.gpr[5];
+  r.esi = state.gpr[6];
+  r.edi = state.gpr[7];
+  r.eip = state.eip;
+  r.eflags = state.Eflags();
+  return r;
+}
+
+void Machine::SetRegisters(const Registers& r) {
+  translator::CpuState& state = impl_->vcpu->state();
+  const std::uint32_t values[8] = {r.eax, r.ecx, r.edx, r.ebx, r.esp, r.ebp, r.esi, r.edi};
+  for (unsigned i = 0; i < 8; ++i) state.gpr[i] = values[i];
+  state.eip = r.eip;
+  state.SetEflags(r.eflags);
+}
+
+Result<void> Machine::ReadPhysical(std::uint64_t address, void* data, std::size_t size) const {
+  if (!impl_->memory->Read(address, data, size)) {
+    return Error{"guest-physical range is outside RAM"};
+  }
+  return {};
+}
+
+Result<void> Machine::WritePhysical(std::uint64_t address, const void* data, std::size_t size) {
+  if (!impl_->memory->Write(address, data, size)) {
+    return Error{"guest-physical range is outside RAM"};
+  }
+  impl_->vcpu->InvalidatePhysical(address, size);
+  return {};
+}
+
+Stats Machine::GetStats() const {
+  Stats stats;
+  const auto& translation = impl_->translator->counters();
+  stats.units_translated = translation.units;
+  stats.instructions_translated = translation.instructions;
+  stats.translation_ns = translation.nanoseconds;
+  const auto& cache = impl_->cache->counters();
+  stats.chains_made = cache.chains_made;
+  stats.chains_broken = cache.chains_broken;
+  stats.cache_flushes = cache.flushes;
+  stats.units_evicted = cache.units_evicted;
+  const auto& cpu = impl_->vcpu->counters();
+  stats.cache_lookups = cpu.cache_lookups;
+  stats.cache_hits = cpu.cache_hits;
+  stats.cache_misses = cpu.cache_misses;
+  stats.smc_invalidations = cpu.smc_invalidations;
+  stats.dispatcher_entries = cpu.dispatcher_entries;
+  stats.callouts = cpu.callouts;
+  stats.host_faults = cpu.host_faults;
+  stats.exits = cpu.exits;
+  return stats;
+}
+
+}  // namespace bt

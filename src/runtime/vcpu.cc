@@ -1,0 +1,374 @@
+#include "runtime/vcpu.h"
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+namespace bt::runtime {
+
+using translator::ExitLink;
+using translator::ExitReason;
+using translator::Fixup;
+using translator::Translator;
+
+namespace {
+
+constexpr std::uint32_t kPageSize = mmu::PhysicalMemory::kPageSize;
+// Host register (x86 encoding) holding each guest register.
+constexpr unsigned kHostRegisterOf[8] = {0, 1, 2, 3, 12, 5, 6, 7};
+constexpr unsigned kHostRsi = 6, kHostRdi = 7;
+
+template <class E>
+constexpr std::size_t Index(E value) {
+  return static_cast<std::size_t>(value);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Vcpu>> Vcpu::Create(const Parts& parts) {
+  auto state = platform::PageMemory::Allocate(translator::kCpuStateBytes + kPageSize,
+                                              platform::Protection::kReadWrite);
+  if (!state) return Error{state.error()};
+  auto indirect = platform::PageMemory::Allocate(kIndirectEntries * sizeof(IndirectEntry),
+                                                 platform::Protection::kReadWrite);
+  if (!indirect) return Error{indirect.error()};
+  return std::unique_ptr<Vcpu>(
+      new Vcpu(parts, std::move(state.value()), std::move(indirect.value())));
+}
+
+Vcpu::Vcpu(const Parts& parts, platform::PageMemory state_memory, platform::PageMemory indirect)
+    : parts_(parts),
+      state_memory_(std::move(state_memory)),
+      indirect_memory_(std::move(indirect)),
+      state_(new (state_memory_.data()) CpuState()),
+      indirect_(reinterpret_cast<IndirectEntry*>(indirect_memory_.data())) {
+  state_->window_base = reinterpret_cast<std::uint64_t>(parts_.window.base());
+  state_->ibtc = reinterpret_cast<std::uint64_t>(indirect_);
+  state_->callout_handler = reinterpret_cast<std::uint64_t>(&Vcpu::OnCallout);
+  state_->runtime = reinterpret_cast<std::uint64_t>(this);
+  // FNINIT/reset values: FCW 0x037F, MXCSR 0x1F80 (SDM Vol. 1, 10.5.1).
+  state_->guest_fpu[0] = 0x7F;
+  state_->guest_fpu[1] = 0x03;
+  state_->guest_fpu[24] = 0x80;
+  state_->guest_fpu[25] = 0x1F;
+  ClearIndirectTable();
+  parts_.cache.SetInvalidationListener(
+      [](void* self, const TranslationUnit& unit) { static_cast<Vcpu*>(self)->ForgetUnit(unit); },
+      this);
+}
+
+Vcpu::~Vcpu() { parts_.cache.SetInvalidationListener(nullptr, nullptr); }
+
+const std::uint8_t* Vcpu::CodePage(std::uint32_t page_base, std::uint32_t* physical_page) {
+  if (!parts_.memory.Contains(page_base, kPageSize)) return nullptr;
+  *physical_page = page_base / kPageSize;
+  return parts_.memory.HostPointer(page_base);
+}
+
+void Vcpu::ClearIndirectTable() {
+  for (std::size_t i = 0; i < kIndirectEntries; ++i) {
+    indirect_[i] = {0, 0, parts_.trampolines.exit_indirect};
+  }
+}
+
+void Vcpu::ForgetUnit(const TranslationUnit& unit) {
+  IndirectEntry& entry = indirect_[unit.key.eip & (kIndirectEntries - 1)];
+  if (entry.host == unit.code) entry = {0, 0, parts_.trampolines.exit_indirect};
+}
+
+void Vcpu::InvalidatePhysical(std::uint64_t address, std::uint64_t bytes) {
+  if (bytes == 0) return;
+  for (std::uint64_t page = address / kPageSize; page <= (address + bytes - 1) / kPageSize;
+       ++page) {
+    if (page >= parts_.space.page_count()) break;
+    auto p = static_cast<std::uint32_t>(page);
+    counters_.smc_invalidations += parts_.cache.InvalidatePage(p);
+    parts_.space.UnprotectCode(p);
+  }
+}
+
+TranslationUnit* Vcpu::FindOrTranslate(std::uint32_t eip, bool one_shot) {
+  const translator::UnitKey key{eip, 0};
+  if (!one_shot) {
+    ++counters_.cache_lookups;
+    if (TranslationUnit* unit = parts_.cache.Lookup(key)) {
+      ++counters_.cache_hits;
+      return unit;
+    }
+    ++counters_.cache_misses;
+  }
+  TranslationUnit* unit = nullptr;
+  Translator::Status status = parts_.translator.Translate(key, one_shot, *this, &unit);
+  if (status == Translator::Status::kCacheFull) {
+    parts_.cache.Flush();
+    ClearIndirectTable();
+    status = parts_.translator.Translate(key, one_shot, *this, &unit);
+  }
+  if (status != Translator::Status::kOk) {
+    char text[96];
+    std::snprintf(text, sizeof(text), "execution at 0x%08x, where there is no RAM", eip);
+    pending_stop_ = MakeStop(StopReason::kGuestException, text);
+    pending_stop_->vector = 14;
+    return nullptr;
+  }
+  if (unit->cached) {
+    for (unsigned i = 0; i < unit->page_count; ++i) {
+      parts_.space.ProtectCode(unit->physical_page[i]);
+    }
+  }
+  return unit;
+}
+
+StopInfo Vcpu::MakeStop(StopReason reason, std::string message) {
+  StopInfo stop;
+  stop.reason = reason;
+  stop.eip = state_->eip;
+  stop.message = std::move(message);
+  return stop;
+}
+
+StopInfo Vcpu::MakeInstructionStop(StopReason reason, const decoder::DecodedInstruction& insn,
+                                   const std::string& what) {
+  char where[48];
+  std::snprintf(where, sizeof(where), " at eip=0x%08x", insn.eip);
+  StopInfo stop = MakeStop(reason, what + " " + decoder::HexBytes(insn) + " (" +
+                                       parts_.decoder.Disassemble(insn) + ")" + where);
+  stop.eip = insn.eip;
+  stop.instruction_length = insn.length;
+  std::copy(insn.bytes, insn.bytes + insn.length, stop.instruction_bytes.begin());
+  return stop;
+}
+
+void Vcpu::Interrupt(StopReason reason) {
+  int expected = -1;
+  interrupt_.compare_exchange_strong(expected, static_cast<int>(reason));
+  // Running code notices at its next unit entry.
+  state_memory_.Protect(translator::kCpuStateBytes, kPageSize, platform::Protection::kNone);
+  std::lock_guard lock(wake_mutex_);
+  wake_.notify_all();
+}
+
+void Vcpu::DebugExit(std::uint32_t value) {
+  char text[64];
+  std::snprintf(text, sizeof(text), "guest wrote 0x%x to the debug-exit port", value);
+  pending_stop_ = MakeStop(StopReason::kDebugExit, text);
+  pending_stop_->exit_value = value;
+}
+
+void Vcpu::WaitWhileHalted() {
+  std::unique_lock lock(wake_mutex_);
+  wake_.wait(lock, [this] { return interrupt_.load() >= 0; });
+}
+
+StopInfo Vcpu::Run(const RunLimits& limits) {
+  platform::SetThreadFaultHandler(&Vcpu::OnHostFault, this);
+  if (!platform::SetThreadGsBase(state_->window_base)) {
+    platform::SetThreadFaultHandler(nullptr, nullptr);
+    return MakeStop(StopReason::kHostError, "cannot set the GS base of the vCPU thread");
+  }
+  std::mutex watchdog_mutex;
+  std::condition_variable watchdog_wake;
+  bool finished = false;
+  std::thread watchdog;
+  if (limits.time_budget.count() > 0) {
+    const auto deadline = std::chrono::steady_clock::now() + limits.time_budget;
+    watchdog = std::thread([&] {
+      std::unique_lock lock(watchdog_mutex);
+      if (!watchdog_wake.wait_until(lock, deadline, [&] { return finished; })) {
+        Interrupt(StopReason::kBudgetExhausted);
+      }
+    });
+  }
+
+  std::optional<StopInfo> stop;
+  while (!stop) {
+    if (int reason = interrupt_.exchange(-1); reason >= 0) {
+      state_memory_.Protect(translator::kCpuStateBytes, kPageSize,
+                            platform::Protection::kReadWrite);
+      stop = MakeStop(static_cast<StopReason>(reason),
+                      reason == static_cast<int>(StopReason::kBudgetExhausted)
+                          ? "the time budget ran out"
+                          : "stop requested");
+      break;
+    }
+    if (halted_) {
+      WaitWhileHalted();
+      continue;
+    }
+    TranslationUnit* unit = std::exchange(next_unit_, nullptr);
+    if (!unit) unit = FindOrTranslate(state_->eip, std::exchange(one_shot_next_, false));
+    if (!unit) {
+      stop = std::move(pending_stop_);
+      break;
+    }
+    ++counters_.dispatcher_entries;
+    stop = HandleExit(parts_.trampolines.enter(state_, unit->code));
+  }
+  pending_stop_.reset();
+  ++counters_.exits[Index(stop->reason)];
+
+  {
+    std::lock_guard lock(watchdog_mutex);
+    finished = true;
+  }
+  watchdog_wake.notify_all();
+  if (watchdog.joinable()) watchdog.join();
+  platform::SetThreadFaultHandler(nullptr, nullptr);
+  return *stop;
+}
+
+std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
+  switch (reason) {
+    case ExitReason::kBranch: {
+      state_->eip = state_->next_eip;
+      auto* link = static_cast<ExitLink*>(const_cast<void*>(state_->exit_record));
+      if (!parts_.translator.options().chaining || !link->owner->live || !link->owner->cached) {
+        break;
+      }
+      const std::uint64_t flushes = parts_.cache.counters().flushes;
+      TranslationUnit* target = FindOrTranslate(state_->eip, false);
+      if (!target) return std::move(pending_stop_);
+      if (flushes == parts_.cache.counters().flushes) parts_.cache.Chain(*link, target);
+      next_unit_ = target;
+      break;
+    }
+    case ExitReason::kIndirect: {
+      state_->eip = state_->next_eip;
+      TranslationUnit* target = FindOrTranslate(state_->eip, false);
+      if (!target) return std::move(pending_stop_);
+      if (parts_.translator.options().chaining) {
+        indirect_[target->key.eip & (kIndirectEntries - 1)] = {0u - target->key.eip, 0,
+                                                               target->code};
+      }
+      next_unit_ = target;
+      break;
+    }
+    case ExitReason::kCallout:
+    case ExitReason::kEventPoll:
+      if (pending_stop_) return std::move(pending_stop_);
+      break;
+    case ExitReason::kGuestFault: {
+      char text[80];
+      std::snprintf(text, sizeof(text), "guest exception vector %u at eip=0x%08x",
+                    state_->fault_vector, state_->eip);
+      StopInfo stop = MakeStop(StopReason::kGuestException, text);
+      stop.vector = static_cast<std::uint8_t>(state_->fault_vector);
+      return stop;
+    }
+    case ExitReason::kSmcRestart:
+      one_shot_next_ = true;
+      break;
+    case ExitReason::kStop:
+      return std::move(pending_stop_);
+  }
+  return std::nullopt;
+}
+
+bool Vcpu::OnHostFault(void* self, platform::HostFault& fault) {
+  return static_cast<Vcpu*>(self)->HandleHostFault(fault);
+}
+
+void Vcpu::ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit,
+                         ExitReason reason, std::uint32_t vector) {
+  const translator::FaultMapEntry& entry =
+      unit.FaultEntryAt(reinterpret_cast<const std::uint8_t*>(fault.rip));
+  for (unsigned r = 0; r < 8; ++r) {
+    state_->gpr[r] = static_cast<std::uint32_t>(fault.gpr[kHostRegisterOf[r]]);
+  }
+  switch (entry.fixup) {
+    case Fixup::kRestoreSpill:
+      state_->gpr[entry.spill_register] = static_cast<std::uint32_t>(state_->spill);
+      break;
+    case Fixup::kUndoPop4: state_->gpr[translator::kEsp] -= 4; break;
+    case Fixup::kUndoPop2: state_->gpr[translator::kEsp] -= 2; break;
+    default: break;
+  }
+  state_->host_flags = fault.rflags;
+  state_->eip = entry.guest_eip;
+  state_->exit_reason = reason;
+  state_->fault_vector = vector;
+  fault.rip = reinterpret_cast<std::uint64_t>(parts_.trampolines.exit_saved);
+}
+
+bool Vcpu::HandleCodeWrite(platform::HostFault& fault, std::uint32_t page) {
+  ++counters_.host_faults[Index(HostFaultCause::kCodeWrite)];
+  counters_.smc_invalidations += parts_.cache.InvalidatePage(page);
+  parts_.space.UnprotectCode(page);
+  // If the writer's own unit died, stop before the write and re-run it as a
+  // one-instruction unit, so what follows it is translated afresh.
+  const TranslationUnit* unit =
+      parts_.cache.UnitAt(reinterpret_cast<const std::uint8_t*>(fault.rip));
+  if (unit && !unit->live) ExitFromFault(fault, *unit, ExitReason::kSmcRestart, 0);
+  return true;
+}
+
+bool Vcpu::HandleHostFault(platform::HostFault& fault) {
+  using Kind = platform::HostFault::Kind;
+  const auto* rip = reinterpret_cast<const std::uint8_t*>(fault.rip);
+  if (!parts_.cache.ContainsCode(rip)) return false;
+  const TranslationUnit* unit = parts_.cache.UnitAt(rip);
+
+  if (fault.kind == Kind::kPageFault) {
+    const auto poll = reinterpret_cast<std::uintptr_t>(state_) + translator::kCpuStateBytes;
+    if (fault.address - poll < kPageSize && unit) {
+      ++counters_.host_faults[Index(HostFaultCause::kEventPoll)];
+      ExitFromFault(fault, *unit, ExitReason::kEventPoll, 0);
+      return true;
+    }
+    if (parts_.window.Contains(fault.address)) {
+      const auto address =
+          static_cast<std::uint32_t>(fault.address - reinterpret_cast<std::uintptr_t>(
+                                                         parts_.window.base()));
+      const std::uint32_t page = address / kPageSize;
+      if (page < parts_.space.page_count() && !parts_.space.IsMapped(page)) {
+        ++counters_.host_faults[Index(HostFaultCause::kFirstTouch)];
+        return parts_.space.MapOnFault(address);
+      }
+      if (page < parts_.space.page_count() && fault.write && parts_.space.IsCodePage(page)) {
+        return HandleCodeWrite(fault, page);
+      }
+      if (!unit || page < parts_.space.page_count()) return false;
+      char text[112];
+      std::snprintf(text, sizeof(text),
+                    "access to guest address 0x%08x, where there is no RAM (MMIO is not "
+                    "emulated yet)",
+                    address);
+      ExitFromFault(fault, *unit, ExitReason::kStop, 0);
+      pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction, text);
+      return true;
+    }
+    if (parts_.window.InGuard(fault.address) && unit &&
+        unit->FaultEntryAt(rip).fixup == Fixup::kStringAccess) {
+      // A string instruction ran off the window: wrap like a 32-bit address.
+      ++counters_.host_faults[Index(HostFaultCause::kStringWrap)];
+      const auto base = reinterpret_cast<std::uint64_t>(parts_.window.base());
+      for (unsigned reg : {kHostRsi, kHostRdi}) {
+        if (fault.gpr[reg] >= base + platform::AddressWindow::kSize) {
+          fault.gpr[reg] -= platform::AddressWindow::kSize;
+        } else if (fault.gpr[reg] < base) {
+          fault.gpr[reg] += platform::AddressWindow::kSize;
+        }
+      }
+      return true;
+    }
+    return false;
+  }
+
+  if (!unit) return false;
+  std::uint32_t vector;
+  switch (fault.kind) {
+    case Kind::kDivideError: vector = 0; break;
+    case Kind::kBreakpoint: vector = 3; break;
+    case Kind::kInvalidOpcode: vector = 6; break;
+    case Kind::kGeneralProtection: vector = 13; break;
+    case Kind::kX87Error: vector = 16; break;
+    case Kind::kAlignmentCheck: vector = 17; break;
+    case Kind::kSimdError: vector = 19; break;
+    default: return false;
+  }
+  ++counters_.host_faults[Index(HostFaultCause::kGuestException)];
+  ExitFromFault(fault, *unit, ExitReason::kGuestFault, vector);
+  return true;
+}
+
+}  // namespace bt::runtime

@@ -1,0 +1,128 @@
+// The virtual CPU: runs translated code, and handles what comes back from it
+// (exits, callouts, host faults turned into shadow misses, SMC or guest
+// exceptions).
+#pragma once
+
+#include "decoder/decoder.h"
+#include "devices/port_bus.h"
+#include "mmu/flat_address_space.h"
+#include "mmu/physical_memory.h"
+#include "platform/host_fault.h"
+#include "platform/host_memory.h"
+#include "translator/code_cache.h"
+#include "translator/cpu_state.h"
+#include "translator/trampolines.h"
+#include "translator/translator.h"
+
+#include <bt/machine.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+
+namespace bt::runtime {
+
+using translator::CpuState;
+using translator::TranslationUnit;
+
+struct VcpuCounters {
+  std::uint64_t cache_lookups = 0;
+  std::uint64_t cache_hits = 0;
+  std::uint64_t cache_misses = 0;
+  std::uint64_t dispatcher_entries = 0;
+  std::uint64_t smc_invalidations = 0;
+  std::array<std::uint64_t, static_cast<std::size_t>(CalloutKind::kCount)> callouts{};
+  std::array<std::uint64_t, static_cast<std::size_t>(HostFaultCause::kCount)> host_faults{};
+  std::array<std::uint64_t, 8> exits{};
+};
+
+class Vcpu final : private translator::CodeSource {
+ public:
+  struct Parts {
+    mmu::PhysicalMemory& memory;
+    platform::AddressWindow& window;
+    mmu::FlatAddressSpace& space;
+    devices::PortBus& ports;
+    translator::CodeCache& cache;
+    translator::Translator& translator;
+    const translator::Trampolines& trampolines;
+    const decoder::Decoder& decoder;
+  };
+
+  static Result<std::unique_ptr<Vcpu>> Create(const Parts& parts);
+  ~Vcpu();
+
+  StopInfo Run(const RunLimits& limits);
+  // Thread-safe.
+  void RequestStop() { Interrupt(StopReason::kStopRequested); }
+  // Called by the debug-exit device on the vCPU thread.
+  void DebugExit(std::uint32_t value);
+
+  CpuState& state() { return *state_; }
+  const CpuState& state() const { return *state_; }
+  const VcpuCounters& counters() const { return counters_; }
+  // Drops translations of guest-physical [address, address + bytes) after the
+  // VMM wrote there behind the window's back.
+  void InvalidatePhysical(std::uint64_t address, std::uint64_t bytes);
+
+ private:
+  struct IndirectEntry {
+    std::uint32_t negated_eip;
+    std::uint32_t unused;
+    const std::uint8_t* host;
+  };
+  static constexpr std::size_t kIndirectEntries = 1u << 16;
+
+  Vcpu(const Parts& parts, platform::PageMemory state_memory, platform::PageMemory indirect);
+
+  // CodeSource
+  const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) override;
+
+  TranslationUnit* FindOrTranslate(std::uint32_t eip, bool one_shot);
+  void ClearIndirectTable();
+  void ForgetUnit(const TranslationUnit& unit);
+  void Interrupt(StopReason reason);
+  std::optional<StopInfo> HandleExit(translator::ExitReason reason);
+  StopInfo MakeStop(StopReason reason, std::string message);
+  StopInfo MakeInstructionStop(StopReason reason, const decoder::DecodedInstruction& insn,
+                               const std::string& what);
+  void WaitWhileHalted();
+
+  // Host faults (signal context).
+  static bool OnHostFault(void* self, platform::HostFault& fault);
+  bool HandleHostFault(platform::HostFault& fault);
+  bool HandleCodeWrite(platform::HostFault& fault, std::uint32_t page);
+  void ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit,
+                     translator::ExitReason reason, std::uint32_t vector);
+
+  // Callouts (callouts.cc).
+  static bool OnCallout(void* self, CpuState* state, const void* record);
+  bool HandleCallout(const decoder::DecodedInstruction& insn);
+  bool ExitWith(std::optional<StopInfo> stop, std::uint32_t eip);
+  bool LoadSegment(unsigned index, std::uint16_t selector, const decoder::DecodedInstruction& insn);
+  bool ReadGuest(std::uint32_t address, void* data, std::size_t bytes);
+  bool WriteGuest(std::uint32_t address, const void* data, std::size_t bytes);
+  std::uint32_t ReadRegister(std::uint8_t reg, unsigned size) const;
+  void WriteRegister(std::uint8_t reg, unsigned size, std::uint32_t value);
+
+  Parts parts_;
+  platform::PageMemory state_memory_;
+  platform::PageMemory indirect_memory_;
+  CpuState* state_;
+  IndirectEntry* indirect_;
+  VcpuCounters counters_;
+  std::optional<StopInfo> pending_stop_;
+  bool one_shot_next_ = false;
+  bool halted_ = false;
+  TranslationUnit* next_unit_ = nullptr;
+
+  std::atomic<int> interrupt_{-1};  // a StopReason, or -1
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;
+};
+
+// CPUID as the guest sees it: the host's, less what libbt does not support.
+void GuestCpuid(std::uint32_t leaf, std::uint32_t subleaf, std::uint32_t out[4]);
+
+}  // namespace bt::runtime

@@ -1,0 +1,161 @@
+#include "translator/code_cache.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+namespace bt::translator {
+
+namespace {
+
+constexpr std::size_t kBucketCount = 1u << 16;
+constexpr std::size_t kSmallestUnit = 96;
+
+void WriteRel32(std::uint8_t* jump, const std::uint8_t* target) {
+  auto rel = static_cast<std::int32_t>(target - (jump + 5));
+  std::memcpy(jump + 1, &rel, sizeof(rel));
+}
+
+}  // namespace
+
+const FaultMapEntry& TranslationUnit::FaultEntryAt(const std::uint8_t* host) const {
+  auto offset = static_cast<std::uint32_t>(host - code);
+  const FaultMapEntry* end = fault_map + fault_map_size;
+  const FaultMapEntry* it = std::upper_bound(
+      fault_map, end, offset,
+      [](std::uint32_t value, const FaultMapEntry& entry) { return value < entry.host_offset; });
+  assert(it != fault_map);
+  return *(it - 1);
+}
+
+Result<std::unique_ptr<CodeCache>> CodeCache::Create(std::size_t bytes,
+                                                     std::size_t physical_pages) {
+  constexpr std::size_t kMinimum = 256u << 10;
+  if (bytes < kMinimum) {
+    return Error{"translation cache must be at least 256 KiB (got " + std::to_string(bytes) +
+                 " bytes)"};
+  }
+  auto memory = platform::PageMemory::Allocate(bytes, platform::Protection::kReadWriteExecute);
+  if (!memory) return Error{memory.error()};
+  return std::unique_ptr<CodeCache>(new CodeCache(std::move(memory.value()), physical_pages));
+}
+
+CodeCache::CodeCache(platform::PageMemory memory, std::size_t physical_pages)
+    : memory_(std::move(memory)),
+      units_begin_(memory_.data()),
+      next_(memory_.data()),
+      buckets_(kBucketCount),
+      table_(HashTable::bucket_traits(buckets_.data(), buckets_.size())),
+      pages_(physical_pages) {
+  by_address_.reserve(memory_.size() / kSmallestUnit);
+}
+
+CodeCache::~CodeCache() { Flush(); }
+
+std::uint8_t* CodeCache::AllocatePermanent(std::size_t bytes) {
+  assert(by_address_.empty());
+  std::uint8_t* result = next_;
+  next_ += (bytes + 63) & ~std::size_t{63};
+  units_begin_ = next_;
+  return result;
+}
+
+TranslationUnit* CodeCache::Lookup(UnitKey key) const {
+  auto it = table_.find(key);
+  return it == table_.end() ? nullptr : const_cast<TranslationUnit*>(&*it);
+}
+
+bool CodeCache::HasRoom(std::size_t bytes) const {
+  return bytes <= static_cast<std::size_t>(memory_.data() + memory_.size() - next_) &&
+         by_address_.size() < by_address_.capacity();
+}
+
+std::uint8_t* CodeCache::Allocate(std::size_t bytes) {
+  assert(HasRoom(bytes));
+  std::uint8_t* result = next_;
+  next_ += bytes;
+  return result;
+}
+
+void CodeCache::Shrink(std::uint8_t* end) {
+  assert(end <= next_);
+  next_ = reinterpret_cast<std::uint8_t*>((reinterpret_cast<std::uintptr_t>(end) + 15) & ~15ull);
+}
+
+void CodeCache::Insert(TranslationUnit* unit) {
+  by_address_.push_back(unit);
+  if (!unit->cached) return;
+  table_.insert(*unit);
+  for (unsigned i = 0; i < unit->page_count; ++i) {
+    unit->pages[i].unit = unit;
+    pages_[unit->physical_page[i]].push_back(unit->pages[i]);
+  }
+}
+
+void CodeCache::Chain(ExitLink& link, TranslationUnit* target) {
+  assert(link.target == nullptr && target->live);
+  WriteRel32(link.jump, target->code);
+  link.target = target;
+  target->incoming.push_back(link);
+  ++counters_.chains_made;
+}
+
+void CodeCache::Unlink(TranslationUnit* unit) {
+  unit->live = false;
+  if (listener_) listener_(listener_context_, *unit);
+  table_.erase(table_.iterator_to(*unit));
+  for (unsigned i = 0; i < unit->page_count; ++i) {
+    PageList& list = pages_[unit->physical_page[i]];
+    list.erase(list.iterator_to(unit->pages[i]));
+  }
+  // Others must no longer jump here...
+  while (!unit->incoming.empty()) {
+    ExitLink& link = unit->incoming.front();
+    unit->incoming.pop_front();
+    WriteRel32(link.jump, link.slow_path);
+    link.target = nullptr;
+    ++counters_.chains_broken;
+  }
+  // ...and this unit's own chains leave its targets' incoming lists.
+  for (unsigned i = 0; i < unit->exit_count; ++i) {
+    ExitLink& link = unit->exits[i];
+    if (!link.target) continue;
+    link.target->incoming.erase(link.target->incoming.iterator_to(link));
+    link.target = nullptr;
+  }
+}
+
+std::size_t CodeCache::InvalidatePage(std::uint32_t page) {
+  std::size_t count = 0;
+  while (!pages_[page].empty()) {
+    Unlink(pages_[page].front().unit);
+    ++count;
+  }
+  counters_.units_invalidated += count;
+  return count;
+}
+
+void CodeCache::Flush() {
+  counters_.units_evicted += table_.size();
+  table_.clear();
+  for (PageList& list : pages_) list.clear();
+  for (TranslationUnit* unit : by_address_) {
+    unit->incoming.clear();
+    unit->~TranslationUnit();
+  }
+  by_address_.clear();
+  next_ = units_begin_;
+  ++counters_.flushes;
+}
+
+TranslationUnit* CodeCache::UnitAt(const std::uint8_t* host) const {
+  auto it = std::upper_bound(by_address_.begin(), by_address_.end(), host,
+                             [](const std::uint8_t* value, const TranslationUnit* unit) {
+                               return value < unit->code;
+                             });
+  if (it == by_address_.begin()) return nullptr;
+  TranslationUnit* unit = *(it - 1);
+  return host < unit->code + unit->code_size ? unit : nullptr;
+}
+
+}  // namespace bt::translator

@@ -1,0 +1,103 @@
+// The translation cache: bump-allocated executable memory holding units,
+// a hash from UnitKey to unit, per-guest-page unit lists for invalidation, and
+// chaining. When memory runs out the whole cache is flushed.
+#pragma once
+
+#include "platform/host_memory.h"
+#include "translator/translation_unit.h"
+
+#include <bt/result.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace bt::translator {
+
+struct CacheCounters {
+  std::uint64_t chains_made = 0;
+  std::uint64_t chains_broken = 0;
+  std::uint64_t flushes = 0;
+  std::uint64_t units_evicted = 0;
+  std::uint64_t units_invalidated = 0;
+};
+
+class CodeCache {
+ public:
+  // `reserved_prefix` bytes at the start hold the shared trampolines.
+  static Result<std::unique_ptr<CodeCache>> Create(std::size_t bytes, std::size_t physical_pages);
+  ~CodeCache();
+
+  // Memory for shared code that lives as long as the cache (trampolines).
+  // Only valid before the first unit is allocated.
+  std::uint8_t* AllocatePermanent(std::size_t bytes);
+
+  TranslationUnit* Lookup(UnitKey key) const;
+
+  // Room for a unit of at most `bytes`; false means the caller must Flush().
+  bool HasRoom(std::size_t bytes) const;
+  // Carves `bytes` out of the cache; the caller has checked HasRoom().
+  std::uint8_t* Allocate(std::size_t bytes);
+  // Gives back the unused tail of the most recent allocation.
+  void Shrink(std::uint8_t* end);
+
+  // Indexes a fully built unit (hash and page lists).
+  void Insert(TranslationUnit* unit);
+  // Patches `link`'s jump to enter `target` directly.
+  void Chain(ExitLink& link, TranslationUnit* target);
+  // Called for each unit dropped by InvalidatePage (not by Flush).
+  using InvalidationListener = void (*)(void* context, const TranslationUnit& unit);
+  void SetInvalidationListener(InvalidationListener listener, void* context) {
+    listener_ = listener;
+    listener_context_ = context;
+  }
+  // Drops every unit made from guest-physical page `page`. Returns how many.
+  std::size_t InvalidatePage(std::uint32_t page);
+  bool PageHasCode(std::uint32_t page) const { return !pages_[page].empty(); }
+  // Drops every unit. Must not be called while translated code runs.
+  void Flush();
+
+  // The unit whose code contains `host`, or null.
+  TranslationUnit* UnitAt(const std::uint8_t* host) const;
+  bool ContainsCode(const std::uint8_t* host) const {
+    return host >= memory_.data() && host < memory_.data() + memory_.size();
+  }
+
+  const CacheCounters& counters() const { return counters_; }
+  std::size_t bytes_used() const { return static_cast<std::size_t>(next_ - units_begin_); }
+
+ private:
+  struct KeyHash {
+    std::size_t operator()(const UnitKey& key) const {
+      return (key.eip * 0x9E3779B1u) ^ (key.eip >> 12) ^ (key.mode * 0x85EBCA6Bu);
+    }
+  };
+  struct KeyOf {
+    using type = UnitKey;
+    const type& operator()(const TranslationUnit& unit) const { return unit.key; }
+  };
+  using HashTable = bi::unordered_set<
+      TranslationUnit,
+      bi::member_hook<TranslationUnit, bi::unordered_set_member_hook<NormalLink>,
+                      &TranslationUnit::hash_hook>,
+      bi::key_of_value<KeyOf>, bi::hash<KeyHash>, bi::power_2_buckets<true>,
+      bi::constant_time_size<false>>;
+
+  CodeCache(platform::PageMemory memory, std::size_t physical_pages);
+  void Unlink(TranslationUnit* unit);
+
+  platform::PageMemory memory_;
+  std::uint8_t* units_begin_;
+  std::uint8_t* next_;
+  std::vector<HashTable::bucket_type> buckets_;
+  HashTable table_;
+  std::vector<PageList> pages_;
+  // Units in allocation (= address) order, for UnitAt() from a fault handler.
+  std::vector<TranslationUnit*> by_address_;
+  CacheCounters counters_;
+  InvalidationListener listener_ = nullptr;
+  void* listener_context_ = nullptr;
+};
+
+}  // namespace bt::translator

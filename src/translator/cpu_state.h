@@ -1,0 +1,85 @@
+// The guest CPU state block that translated code addresses through a host
+// register, and the host register assignment of translated code. This is the
+// one header that fixes offsets shared by generated code and C++.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace bt::translator {
+
+// Guest general registers in the SDM's encoding order.
+enum GuestRegister : std::uint8_t { kEax, kEcx, kEdx, kEbx, kEsp, kEbp, kEsi, kEdi };
+
+// Why translated code returned to the dispatcher.
+enum class ExitReason : std::uint32_t {
+  kBranch,        // a direct exit stub that may be chained; `exit_link` is set
+  kIndirect,      // an indirect transfer that missed the inline lookup table
+  kCallout,       // an instruction the runtime finishes; `exit_record` is set
+  kGuestFault,    // a host fault became a guest exception; `fault_vector` is set
+  kEventPoll,     // a unit entry saw the poll page revoked
+  kSmcRestart,    // the unit wrote its own code; re-run from `eip` one step
+  kStop,          // a callout asked the run to stop
+};
+
+// EFLAGS bits that live in host RFLAGS while translated code runs; the rest
+// (IF, IOPL, TF, AC, ID, VM, ...) are virtual and kept in `eflags_virtual`.
+constexpr std::uint32_t kHostFlagsMask = 0x0CD5;  // CF PF AF ZF SF DF OF
+constexpr std::uint32_t kEflagsIf = 1u << 9;
+
+struct SegmentState {
+  std::uint16_t selector = 0;
+  std::uint32_t base = 0;
+  std::uint32_t limit = 0xFFFFFFFF;
+  std::uint16_t attributes = 0;
+};
+
+struct alignas(64) CpuState {
+  // Offsets of everything up to `host_rsp` are used by generated code.
+  std::uint32_t gpr[8] = {};
+  std::uint32_t eip = 0;
+  std::uint32_t next_eip = 0;
+  std::uint64_t host_flags = 0x2;  // arithmetic flags and DF as RFLAGS
+  std::uint32_t eflags_virtual = 0x2;
+  ExitReason exit_reason = ExitReason::kBranch;
+  const void* exit_record = nullptr;  // exit stub, callout record
+  std::uint32_t effective_address = 0;  // memory operand of a callout
+  std::uint32_t fault_vector = 0;
+  std::uint64_t host_rsp = 0;
+  std::uint64_t window_base = 0;
+  std::uint64_t ibtc = 0;            // inline lookup table, see IndirectTable
+  std::uint64_t callout_handler = 0; // CalloutFunction
+  std::uint64_t runtime = 0;         // first argument of callout_handler
+  std::uint64_t spill = 0;           // a guest register parked by the translator
+
+  // Architectural state the runtime owns.
+  std::uint32_t cr0 = 0x10;  // ET
+  std::uint32_t cr2 = 0, cr3 = 0, cr4 = 0;
+  SegmentState segment[6];  // ES CS SS DS FS GS
+  std::uint32_t gdt_base = 0, idt_base = 0;
+  std::uint16_t gdt_limit = 0, idt_limit = 0xFFFF;
+
+  alignas(16) std::uint8_t guest_fpu[512] = {};
+  alignas(16) std::uint8_t host_fpu[512] = {};
+
+  std::uint32_t Eflags() const {
+    return (static_cast<std::uint32_t>(host_flags) & kHostFlagsMask) |
+           (eflags_virtual & ~kHostFlagsMask) | 0x2;
+  }
+  void SetEflags(std::uint32_t value) {
+    host_flags = (value & kHostFlagsMask) | 0x2;
+    eflags_virtual = (value & ~kHostFlagsMask) | 0x2;
+  }
+};
+
+// The page after the state block is the event poll page: every unit entry
+// reads it, and revoking access to it makes running code stop at the next
+// unit boundary without any flag test that would disturb guest EFLAGS.
+constexpr std::size_t kCpuStateBytes = (sizeof(CpuState) + 4095) & ~std::size_t{4095};
+constexpr std::int32_t kPollOffset = static_cast<std::int32_t>(kCpuStateBytes);
+
+// Signature of the C++ function that finishes a callout; returns true when
+// translated code must not continue after it (next_eip/exit_reason are set).
+using CalloutFunction = bool (*)(void* runtime, CpuState* state, const void* record);
+
+}  // namespace bt::translator

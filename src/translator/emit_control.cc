@@ -1,0 +1,93 @@
+// Near control transfers. Direct targets leave through chainable exit stubs;
+// computed targets (indirect jmp/call, ret) go through the inline lookup
+// table with the target in r14d.
+#include "translator/unit_builder.h"
+
+namespace bt::translator {
+namespace {
+
+using decoder::Kind;
+using decoder::kNoRegister;
+
+x86::Mem PushSlot() {
+  x86::Mem mem = x86::ptr(kGuestEsp, -4, 4);
+  mem.setSegment(x86::gs);
+  return mem;
+}
+
+void PushReturnAddress(UnitBuilder& b, const DecodedInstruction& insn) {
+  b.a().mov(PushSlot(), asmjit::Imm(insn.next_eip()));
+  b.a().lea(kGuestEsp, x86::ptr(x86::r12, -4));
+}
+
+void LoadTarget(UnitBuilder& b, const DecodedInstruction& insn) {
+  if (insn.has_memory) {
+    b.a().mov(kScratch32, b.GuestMemory(insn, 4));
+  } else {
+    b.a().mov(kScratch32, kGuestGpr32[insn.rm_gpr]);
+  }
+}
+
+// Conditional forms: the condition test is the guest's own, on the guest's
+// flags (or ECX); both outcomes leave through exit stubs.
+template <class EmitBranch>
+void EmitConditional(UnitBuilder& b, const DecodedInstruction& insn, EmitBranch branch) {
+  asmjit::Label taken = b.a().newLabel();
+  branch(taken);
+  b.EmitDirectExit(insn.next_eip());
+  b.a().bind(taken);
+  b.EmitDirectExit(insn.branch_target);
+}
+
+}  // namespace
+
+void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
+  auto& a = b.a();
+  switch (insn.kind) {
+    case Kind::kJmpRelative:
+      b.EmitDirectExit(insn.branch_target);
+      break;
+    case Kind::kJcc:
+      EmitConditional(b, insn, [&](asmjit::Label taken) {
+        a.j(static_cast<x86::CondCode>(insn.condition), taken);
+      });
+      break;
+    case Kind::kJecxz:
+      EmitConditional(b, insn, [&](asmjit::Label taken) { a.jecxz(x86::ecx, taken); });
+      break;
+    case Kind::kLoop: {
+      const std::uint8_t opcode = insn.bytes[insn.prefix_count];
+      EmitConditional(b, insn, [&](asmjit::Label taken) {
+        if (opcode == 0xE2) a.loop(x86::ecx, taken);
+        if (opcode == 0xE1) a.loope(x86::ecx, taken);
+        if (opcode == 0xE0) a.loopne(x86::ecx, taken);
+      });
+      break;
+    }
+    case Kind::kCallRelative:
+      PushReturnAddress(b, insn);
+      b.EmitDirectExit(insn.branch_target);
+      break;
+    case Kind::kJmpIndirect:
+      LoadTarget(b, insn);
+      b.EmitIndirectExit();
+      break;
+    case Kind::kCallIndirect:
+      LoadTarget(b, insn);
+      PushReturnAddress(b, insn);
+      b.EmitIndirectExit();
+      break;
+    case Kind::kRet: {
+      x86::Mem top = x86::ptr(kGuestEsp, 0, 4);
+      top.setSegment(x86::gs);
+      a.mov(kScratch32, top);
+      a.lea(kGuestEsp, x86::ptr(x86::r12, 4 + static_cast<std::int32_t>(insn.immediate)));
+      b.EmitIndirectExit();
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+}  // namespace bt::translator

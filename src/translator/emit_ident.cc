@@ -1,0 +1,150 @@
+// IDENT translation: the guest instruction's own bytes, with its memory
+// operand moved into the guest window (gs: + addr32) and guest ESP renamed to
+// R12 through REX bits. Handles Kind::kIdent and Kind::kIncDecShort.
+#include "translator/unit_builder.h"
+
+#include <cassert>
+
+namespace bt::translator {
+namespace {
+
+using decoder::kNoOffset;
+using decoder::kNoRegister;
+
+constexpr std::uint8_t kGsPrefix = 0x65;
+constexpr std::uint8_t kAddr32Prefix = 0x67;
+constexpr std::uint8_t kRex = 0x40, kRexR = 4, kRexB = 1;
+
+bool IsDroppedPrefix(std::uint8_t prefix) {
+  switch (prefix) {
+    case 0x26: case 0x2E: case 0x36: case 0x3E: case 0x64: case 0x65: case 0x67:
+      return true;  // segments are flat; the address size is ours to set
+    default:
+      return false;
+  }
+}
+
+class Encoding {
+ public:
+  void Byte(std::uint8_t byte) { bytes_[size_++] = byte; }
+  void Copy(const std::uint8_t* from, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) Byte(from[i]);
+  }
+  const std::uint8_t* data() const { return bytes_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  std::uint8_t bytes_[32];
+  std::size_t size_ = 0;
+};
+
+// Legacy prefixes the host should see, then REX.
+void CopyPrefixes(const DecodedInstruction& insn, bool memory, bool access, std::uint8_t rex,
+                  Encoding& out) {
+  if (access) out.Byte(kGsPrefix);
+  if (memory) out.Byte(kAddr32Prefix);
+  for (unsigned i = 0; i < insn.prefix_count; ++i) {
+    if (!IsDroppedPrefix(insn.bytes[i])) out.Byte(insn.bytes[i]);
+  }
+  if (rex) out.Byte(kRex | rex);
+}
+
+// Offset of whatever follows the ModRM memory operand (an immediate).
+unsigned TailOffset(const DecodedInstruction& insn) {
+  if (insn.displacement_offset != kNoOffset) {
+    return insn.displacement_offset + insn.displacement_size;
+  }
+  if (insn.sib_offset != kNoOffset) return insn.sib_offset + 1u;
+  return insn.modrm_offset + 1u;
+}
+
+void EmitIncDecShort(UnitBuilder& b, const DecodedInstruction& insn) {
+  const std::uint8_t opcode = insn.bytes[insn.prefix_count];
+  const std::uint8_t reg = opcode & 7;
+  Encoding out;
+  CopyPrefixes(insn, false, false, reg == kEsp ? kRexB : 0, out);
+  out.Byte(0xFF);
+  out.Byte(static_cast<std::uint8_t>(0xC0 | ((opcode & 8) ? 1 : 0) << 3 | reg));
+  b.Embed(out.data(), out.size());
+}
+
+// A legacy register (no REX needed) that the instruction does not touch.
+std::uint8_t PickSpillRegister(const DecodedInstruction& insn) {
+  for (std::uint8_t reg : {kEbx, kEdx, kEcx, kEax}) {
+    if (!(insn.registers_used & (1u << reg))) return reg;
+  }
+  return kNoRegister;
+}
+
+}  // namespace
+
+void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
+  if (insn.kind == decoder::Kind::kIncDecShort) {
+    EmitIncDecShort(b, insn);
+    return;
+  }
+  const bool memory = insn.has_memory || insn.moffs || insn.implicit_memory;
+  const bool access = memory && !insn.memory.agen;
+  std::uint8_t rex = 0;
+  if (insn.reg_gpr == kEsp) rex |= kRexR;
+  if (insn.rm_gpr == kEsp || insn.opcode_gpr == kEsp) rex |= kRexB;
+
+  // 16-bit addressing has no 64-bit-mode encoding, and a REX prefix would
+  // turn AH..BH into SPL..DIL: such operands go through an address register.
+  const bool via_register =
+      insn.has_memory &&
+      (insn.memory.address16 || (insn.memory.base == kEsp && insn.uses_high_byte));
+  if (insn.has_memory && !via_register && insn.memory.base == kEsp) rex |= kRexB;
+  if (rex && insn.uses_high_byte) {
+    b.EmitCallout(insn);  // e.g. movzx esp, ah: no host encoding; reported unsupported
+    return;
+  }
+
+  const unsigned opcode_end = insn.modrm_offset != kNoOffset        ? insn.modrm_offset
+                              : insn.moffs                          ? insn.displacement_offset
+                              : insn.immediate_offset != kNoOffset  ? insn.immediate_offset
+                                                                    : insn.length;
+  Encoding out;
+  if (!via_register) {
+    CopyPrefixes(insn, memory, access, rex, out);
+    out.Copy(insn.bytes + insn.prefix_count, opcode_end - insn.prefix_count);
+    if (insn.has_memory) {
+      const std::uint8_t modrm = insn.bytes[insn.modrm_offset];
+      if ((modrm & 0xC7) == 0x05) {
+        // [disp32] is RIP-relative in 64-bit mode; SIB 0x25 is the absolute form.
+        out.Byte(static_cast<std::uint8_t>((modrm & 0x38) | 0x04));
+        out.Byte(0x25);
+        out.Copy(insn.bytes + insn.modrm_offset + 1, insn.length - insn.modrm_offset - 1u);
+        b.Embed(out.data(), out.size());
+        return;
+      }
+    }
+    out.Copy(insn.bytes + opcode_end, insn.length - opcode_end);
+    b.Embed(out.data(), out.size());
+    return;
+  }
+
+  std::uint8_t address_reg = 14;
+  if (insn.uses_high_byte) {
+    address_reg = PickSpillRegister(insn);
+    assert(address_reg != kNoRegister);
+    b.a().mov(StateField(offsetof(CpuState, spill), 8), kGuestGpr64[address_reg]);
+    b.EffectiveAddress(insn, kGuestGpr32[address_reg]);
+    b.SetFixup(Fixup::kRestoreSpill, address_reg);
+  } else {
+    b.EffectiveAddress(insn, kScratch);
+    rex |= kRexB;
+  }
+  CopyPrefixes(insn, true, access, rex, out);
+  out.Copy(insn.bytes + insn.prefix_count, opcode_end - insn.prefix_count);
+  const std::uint8_t modrm = insn.bytes[insn.modrm_offset];
+  out.Byte(static_cast<std::uint8_t>((modrm & 0x38) | (address_reg & 7)));
+  const unsigned tail = TailOffset(insn);
+  out.Copy(insn.bytes + tail, insn.length - tail);
+  b.Embed(out.data(), out.size());
+  if (address_reg != 14) {
+    b.a().mov(kGuestGpr64[address_reg], StateField(offsetof(CpuState, spill), 8));
+  }
+}
+
+}  // namespace bt::translator

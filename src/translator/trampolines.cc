@@ -1,0 +1,124 @@
+#include "translator/trampolines.h"
+
+#include "translator/host_registers.h"
+
+#include <cstring>
+
+namespace bt::translator {
+namespace {
+
+using asmjit::CodeHolder;
+using asmjit::Environment;
+using asmjit::Label;
+
+constexpr std::size_t kTrampolineBytes = 1024;
+
+void SaveGuestRegisters(x86::Assembler& a) {
+  a.pushfq();
+  a.pop(StateField(offsetof(CpuState, host_flags), 8));
+  for (unsigned r = 0; r < 8; ++r) a.mov(GprField(r), kGuestGpr32[r]);
+}
+
+void LoadGuestRegisters(x86::Assembler& a) {
+  for (unsigned r = 0; r < 8; ++r) a.mov(kGuestGpr32[r], GprField(r));
+  a.push(StateField(offsetof(CpuState, host_flags), 8));
+  a.popfq();
+}
+
+void SwitchFpu(x86::Assembler& a, std::size_t save, std::size_t load) {
+  a.fxsave(StateField(save, 512));
+  a.fxrstor(StateField(load, 512));
+}
+
+// Host callee-saved registers, pushed by enter and popped on every exit.
+const x86::Gp kCalleeSaved[] = {x86::rbx, x86::rbp, x86::r12, x86::r13, x86::r14, x86::r15};
+
+void ReturnToDispatcher(x86::Assembler& a) {
+  a.cld();  // the C++ ABI wants DF clear; the guest's DF is saved
+  a.mov(x86::rsp, StateField(offsetof(CpuState, host_rsp), 8));
+  a.mov(x86::eax, StateField(offsetof(CpuState, exit_reason), 4));
+  a.add(x86::rsp, 8);
+  for (int i = 5; i >= 0; --i) a.pop(kCalleeSaved[i]);
+  a.ret();
+}
+
+}  // namespace
+
+Result<Trampolines> BuildTrampolines(CodeCache& cache) {
+  std::uint8_t* memory = cache.AllocatePermanent(kTrampolineBytes);
+  Environment env(asmjit::Arch::kX64);
+  CodeHolder code;
+  code.init(env, reinterpret_cast<std::uint64_t>(memory));
+  x86::Assembler a(&code);
+
+  Label enter = a.newLabel(), exit_common = a.newLabel(), exit_saved = a.newLabel();
+  Label exit_branch = a.newLabel(), exit_indirect = a.newLabel(), callout = a.newLabel();
+  Label callout_exit = a.newLabel();
+
+  // ExitReason enter(CpuState* state /* rdi */, const uint8_t* code /* rsi */)
+  a.bind(enter);
+  for (const x86::Gp& reg : kCalleeSaved) a.push(reg);
+  a.sub(x86::rsp, 8);  // translated code runs with a 16-byte aligned stack
+  a.mov(kState, x86::rdi);
+  a.mov(StateField(offsetof(CpuState, host_rsp), 8), x86::rsp);
+  SwitchFpu(a, offsetof(CpuState, host_fpu), offsetof(CpuState, guest_fpu));
+  a.mov(kWindow, StateField(offsetof(CpuState, window_base), 8));
+  a.mov(x86::r11, x86::rsi);
+  LoadGuestRegisters(a);
+  a.jmp(x86::r11);
+
+  a.bind(exit_branch);
+  a.mov(StateField(offsetof(CpuState, exit_reason), 4),
+        static_cast<std::uint32_t>(ExitReason::kBranch));
+  a.mov(StateField(offsetof(CpuState, exit_record), 8), kScratch);
+  a.jmp(exit_common);
+
+  a.bind(exit_indirect);
+  a.mov(StateField(offsetof(CpuState, next_eip), 4), kScratch32);
+  a.mov(StateField(offsetof(CpuState, exit_reason), 4),
+        static_cast<std::uint32_t>(ExitReason::kIndirect));
+
+  a.bind(exit_common);
+  SaveGuestRegisters(a);
+  a.bind(exit_saved);
+  SwitchFpu(a, offsetof(CpuState, guest_fpu), offsetof(CpuState, host_fpu));
+  ReturnToDispatcher(a);
+
+  // Called from translated code with r11 = record, r14d = effective address.
+  a.bind(callout);
+  SaveGuestRegisters(a);
+  a.mov(StateField(offsetof(CpuState, effective_address), 4), kScratch32);
+  a.mov(StateField(offsetof(CpuState, exit_record), 8), x86::r11);
+  SwitchFpu(a, offsetof(CpuState, guest_fpu), offsetof(CpuState, host_fpu));
+  a.cld();
+  a.sub(x86::rsp, 8);  // the call into here pushed 8 bytes
+  a.mov(x86::rdi, StateField(offsetof(CpuState, runtime), 8));
+  a.mov(x86::rsi, kState);
+  a.mov(x86::rdx, x86::r11);
+  a.call(StateField(offsetof(CpuState, callout_handler), 8));
+  a.add(x86::rsp, 8);
+  a.test(x86::al, x86::al);
+  a.jnz(callout_exit);
+  a.fxrstor(StateField(offsetof(CpuState, guest_fpu), 512));
+  a.mov(kWindow, StateField(offsetof(CpuState, window_base), 8));
+  LoadGuestRegisters(a);
+  a.ret();
+  a.bind(callout_exit);
+  ReturnToDispatcher(a);
+
+  code.flatten();
+  code.resolveUnresolvedLinks();
+  code.relocateToBase(reinterpret_cast<std::uint64_t>(memory));
+  if (code.codeSize() > kTrampolineBytes) return Error{"internal: trampolines do not fit"};
+  code.copyFlattenedData(memory, kTrampolineBytes);
+
+  Trampolines t;
+  t.enter = reinterpret_cast<Trampolines::EnterFunction>(memory + code.labelOffset(enter));
+  t.exit_branch = memory + code.labelOffset(exit_branch);
+  t.exit_indirect = memory + code.labelOffset(exit_indirect);
+  t.exit_saved = memory + code.labelOffset(exit_saved);
+  t.callout = memory + code.labelOffset(callout);
+  return t;
+}
+
+}  // namespace bt::translator

@@ -1,0 +1,91 @@
+// A translation unit (TU): host code made from a run of guest instructions,
+// plus what is needed to find it, chain to it, invalidate it and map a host
+// fault inside it back to a guest instruction. Units live in the code cache's
+// own memory; the intrusive hooks below are how the cache indexes them.
+#pragma once
+
+#include "decoder/decoded_instruction.h"
+
+#include <boost/intrusive/list.hpp>
+#include <boost/intrusive/unordered_set.hpp>
+
+#include <cstdint>
+
+namespace bt::translator {
+
+namespace bi = boost::intrusive;
+using NormalLink = bi::link_mode<bi::normal_link>;
+
+struct TranslationUnit;
+
+// How a host fault inside an instruction's host code differs from the
+// instruction's architectural start state.
+enum class Fixup : std::uint8_t {
+  kNone,
+  kUnitEntry,       // the event poll at the unit's entry
+  kUndoPop4,        // ESP was already incremented by 4 (pop to memory)
+  kUndoPop2,
+  kRestoreSpill,    // guest register `spill_register` is parked in CpuState::spill
+  kStringAccess,    // a string instruction with host-absolute ESI/EDI
+};
+
+struct FaultMapEntry {
+  std::uint32_t host_offset;  // first host byte this entry covers
+  std::uint32_t guest_eip;
+  Fixup fixup;
+  std::uint8_t spill_register;
+};
+
+// One direct exit of a unit. While unchained its jump goes to `slow_path`,
+// which hands this link to the dispatcher; chaining patches the jump.
+struct ExitLink {
+  bi::list_member_hook<NormalLink> incoming_hook;  // in target->incoming
+  TranslationUnit* owner = nullptr;
+  TranslationUnit* target = nullptr;
+  std::uint8_t* jump = nullptr;  // E9 rel32
+  std::uint8_t* slow_path = nullptr;
+  std::uint32_t target_eip = 0;
+};
+
+// A unit's membership in the list of units made from one guest page.
+struct PageRef {
+  bi::list_member_hook<NormalLink> hook;
+  TranslationUnit* unit = nullptr;
+};
+
+using IncomingList =
+    bi::list<ExitLink, bi::member_hook<ExitLink, bi::list_member_hook<NormalLink>,
+                                       &ExitLink::incoming_hook>>;
+using PageList =
+    bi::list<PageRef, bi::member_hook<PageRef, bi::list_member_hook<NormalLink>, &PageRef::hook>>;
+
+// What a unit's code assumed, beyond its guest address.
+struct UnitKey {
+  std::uint32_t eip;
+  std::uint32_t mode;  // code-segment mode and segment assumptions
+  bool operator==(const UnitKey&) const = default;
+};
+
+struct TranslationUnit {
+  bi::unordered_set_member_hook<NormalLink> hash_hook;
+  IncomingList incoming;
+  PageRef pages[2];
+  ExitLink exits[2];
+  UnitKey key{};
+  std::uint32_t physical_page[2] = {};
+  std::uint8_t page_count = 0;
+  std::uint8_t exit_count = 0;
+  bool live = true;
+  bool cached = true;  // false for one-off units run once and dropped
+  std::uint16_t instruction_count = 0;
+  std::uint32_t guest_bytes = 0;
+  std::uint8_t* code = nullptr;
+  std::uint32_t code_size = 0;
+  const FaultMapEntry* fault_map = nullptr;
+  std::uint32_t fault_map_size = 0;
+
+  // The fault map entry covering host address `host` (inside code).
+  const FaultMapEntry& FaultEntryAt(const std::uint8_t* host) const;
+};
+
+}  // namespace bt::translator

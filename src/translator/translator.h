@@ -1,0 +1,71 @@
+// Builds translation units: decodes a run of guest instructions and emits
+// host code for them into the code cache.
+#pragma once
+
+#include "decoder/decoder.h"
+#include "translator/code_cache.h"
+#include "translator/trampolines.h"
+#include "translator/unit_builder.h"
+
+#include <cstdint>
+
+namespace bt::translator {
+
+// Where the translator reads guest code from.
+class CodeSource {
+ public:
+  // The 4 KiB guest page at linear address `page_base` as VMM-readable
+  // bytes, and its guest-physical page number; null if it has no RAM.
+  virtual const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) = 0;
+
+ protected:
+  ~CodeSource() = default;
+};
+
+struct TranslatorCounters {
+  std::uint64_t units = 0;
+  std::uint64_t instructions = 0;
+  std::uint64_t nanoseconds = 0;
+};
+
+class Translator {
+ public:
+  struct Options {
+    unsigned max_instructions = 64;
+    bool chaining = true;
+  };
+
+  enum class Status { kOk, kCacheFull, kNoCode };
+
+  Translator(const decoder::Decoder& decoder, CodeCache& cache, const Trampolines& trampolines,
+             Options options);
+
+  // Translates the unit at `key`. A `one_shot` unit holds one instruction and
+  // is not indexed (used to re-run an instruction that wrote its own page).
+  Status Translate(UnitKey key, bool one_shot, CodeSource& source, TranslationUnit** unit);
+
+  const TranslatorCounters& counters() const { return counters_; }
+  const Options& options() const { return options_; }
+
+ private:
+  static constexpr unsigned kMaxInstructions = 4096;
+
+  // Decodes the unit's instructions into decoded_; returns how many.
+  unsigned DecodeRun(std::uint32_t eip, unsigned limit, CodeSource& source,
+                     std::uint32_t* pages, std::uint8_t* page_count);
+  void EmitInstruction(UnitBuilder& builder, const DecodedInstruction& insn);
+
+  const decoder::Decoder& decoder_;
+  CodeCache& cache_;
+  const Trampolines& trampolines_;
+  Options options_;
+  TranslatorCounters counters_;
+  DecodedInstruction decoded_[kMaxInstructions];
+};
+
+// True for instructions after which a unit must end.
+bool EndsUnit(const DecodedInstruction& insn);
+// True for instructions the runtime finishes in C++.
+bool IsCallout(const DecodedInstruction& insn);
+
+}  // namespace bt::translator

@@ -1,0 +1,149 @@
+#include "translator/unit_builder.h"
+
+#include <cassert>
+#include <cstring>
+
+namespace bt::translator {
+
+using asmjit::Imm;
+using asmjit::Label;
+using decoder::kNoRegister;
+
+UnitBuilder::UnitBuilder(const Trampolines& trampolines, TranslationUnit* unit,
+                         std::uint8_t* code_base, FaultMapEntry* fault_map,
+                         std::uint32_t fault_map_capacity, CalloutRecord* records,
+                         bool chaining)
+    : trampolines_(trampolines),
+      unit_(unit),
+      code_base_(code_base),
+      fault_map_(fault_map),
+      fault_map_capacity_(fault_map_capacity),
+      records_(records),
+      chaining_(chaining) {
+  code_.init(asmjit::Environment(asmjit::Arch::kX64), reinterpret_cast<std::uint64_t>(code_base));
+  code_.attach(&assembler_);
+}
+
+void UnitBuilder::BeginInstruction(const DecodedInstruction& instruction, Fixup fixup,
+                                   std::uint8_t spill_register) {
+  current_eip_ = instruction.eip;
+  SetFixup(fixup, spill_register);
+}
+
+void UnitBuilder::SetFixup(Fixup fixup, std::uint8_t spill_register) {
+  auto offset = static_cast<std::uint32_t>(assembler_.offset());
+  if (fault_map_size_ && fault_map_[fault_map_size_ - 1].host_offset == offset) {
+    --fault_map_size_;  // the previous entry covers no code
+  }
+  assert(fault_map_size_ < fault_map_capacity_);
+  fault_map_[fault_map_size_++] = {offset, current_eip_, fixup, spill_register};
+}
+
+void UnitBuilder::EffectiveAddress(const DecodedInstruction& insn, const x86::Gp& dest) {
+  const decoder::MemoryOperand& m = insn.memory;
+  if (m.base == kNoRegister && m.index == kNoRegister) {
+    assembler_.mov(dest.r32(), Imm(static_cast<std::uint32_t>(m.displacement)));
+    return;
+  }
+  x86::Mem address;
+  const auto shift = static_cast<std::uint32_t>(__builtin_ctz(m.scale));
+  if (m.base != kNoRegister && m.index != kNoRegister) {
+    address = x86::ptr(kGuestGpr32[m.base], kGuestGpr32[m.index], shift, m.displacement);
+  } else if (m.base != kNoRegister) {
+    address = x86::ptr(kGuestGpr32[m.base], m.displacement);
+  } else {
+    // [disp32 + index*scale]: the 64-bit sum truncated to 32 bits is the
+    // 32-bit address, as guest registers are kept zero-extended.
+    address = x86::ptr(static_cast<std::uint64_t>(static_cast<std::int64_t>(m.displacement)),
+                       kGuestGpr64[m.index], shift);
+  }
+  // 32-bit base registers make asmjit emit addr32, so the sum wraps at 4 GiB.
+  assembler_.lea(dest.r32(), address);
+  if (m.address16) assembler_.movzx(dest.r32(), dest.r16());
+}
+
+x86::Mem UnitBuilder::GuestMemory(const DecodedInstruction& insn, unsigned size) {
+  const decoder::MemoryOperand& m = insn.memory;
+  x86::Mem mem;
+  if (m.address16 || m.base == kNoRegister) {
+    EffectiveAddress(insn, kScratch);
+    mem = x86::ptr(kScratch32, 0, size);
+  } else if (m.index != kNoRegister) {
+    mem = x86::ptr(kGuestGpr32[m.base], kGuestGpr32[m.index],
+                   static_cast<std::uint32_t>(__builtin_ctz(m.scale)), m.displacement, size);
+  } else {
+    mem = x86::ptr(kGuestGpr32[m.base], m.displacement, size);
+  }
+  mem.setSegment(x86::gs);
+  return mem;
+}
+
+void UnitBuilder::EmitDirectExit(std::uint32_t target_eip) {
+  assert(unit_->exit_count < 2);
+  ExitLink* link = &unit_->exits[unit_->exit_count];
+  PendingExit& pending = exits_[unit_->exit_count++];
+  new (link) ExitLink();
+  link->owner = unit_;
+  link->target_eip = target_eip;
+  pending.link = link;
+  pending.jump = assembler_.newLabel();
+  pending.slow_path = assembler_.newLabel();
+  assembler_.bind(pending.jump);
+  assembler_.long_().jmp(pending.slow_path);
+  assembler_.bind(pending.slow_path);
+  assembler_.mov(StateField(offsetof(CpuState, next_eip), 4), Imm(target_eip));
+  assembler_.mov(kScratch, Imm(reinterpret_cast<std::uint64_t>(link)));
+  assembler_.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_branch)));
+}
+
+void UnitBuilder::EmitIndirectExit() {
+  auto& a = assembler_;
+  if (!chaining_) {
+    a.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_indirect)));
+    return;
+  }
+  // Inline lookup in the 64 Ki-entry table of {-eip, host code}: lea and
+  // jrcxz compare without touching guest EFLAGS.
+  Label hit = a.newLabel();
+  a.mov(x86::r11, StateField(offsetof(CpuState, ibtc), 8));
+  a.movzx(x86::r10d, kScratch.r16());
+  a.lea(x86::r10, x86::ptr(x86::r10, x86::r10));  // 16-byte entries
+  a.mov(x86::r9, x86::rcx);
+  a.mov(x86::ecx, x86::dword_ptr(x86::r11, x86::r10, 3));
+  a.lea(x86::ecx, x86::ptr(x86::rcx, kScratch));
+  a.jecxz(x86::rcx, hit);
+  a.mov(x86::rcx, x86::r9);
+  a.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_indirect)));
+  a.bind(hit);
+  a.mov(x86::rcx, x86::r9);
+  a.jmp(x86::qword_ptr(x86::r11, x86::r10, 3, 8));
+}
+
+void UnitBuilder::EmitCallout(const DecodedInstruction& insn) {
+  CalloutRecord* record = &records_[record_count_++];
+  new (record) CalloutRecord{insn};
+  if (insn.has_memory) EffectiveAddress(insn, kScratch);
+  assembler_.mov(x86::r11, Imm(reinterpret_cast<std::uint64_t>(record)));
+  assembler_.call(Imm(reinterpret_cast<std::uint64_t>(trampolines_.callout)));
+}
+
+std::size_t UnitBuilder::Finish() {
+  code_.flatten();
+  code_.resolveUnresolvedLinks();
+  code_.relocateToBase(reinterpret_cast<std::uint64_t>(code_base_));
+  std::size_t size = code_.codeSize();
+  code_.copyFlattenedData(code_base_, size);
+  unit_->code = code_base_;
+  unit_->code_size = static_cast<std::uint32_t>(size);
+  unit_->fault_map = fault_map_;
+  unit_->fault_map_size = fault_map_size_;
+  for (unsigned i = 0; i < unit_->exit_count; ++i) {
+    ExitLink* link = exits_[i].link;
+    link->jump = code_base_ + code_.labelOffset(exits_[i].jump);
+    link->slow_path = code_base_ + code_.labelOffset(exits_[i].slow_path);
+    assert(link->jump[0] == 0xE9);
+  }
+  return size;
+}
+
+}  // namespace bt::translator

@@ -1,0 +1,85 @@
+// Builds the host code of one translation unit. The Emit* functions, grouped
+// by instruction class in emit_*.cc, append one guest instruction each.
+#pragma once
+
+#include "decoder/decoded_instruction.h"
+#include "translator/host_registers.h"
+#include "translator/trampolines.h"
+#include "translator/translation_unit.h"
+
+#include <asmjit/x86.h>
+
+namespace bt::translator {
+
+using decoder::DecodedInstruction;
+
+// What a callout record tells the runtime: the instruction to finish.
+struct CalloutRecord {
+  DecodedInstruction instruction;
+};
+
+class UnitBuilder {
+ public:
+  UnitBuilder(const Trampolines& trampolines, TranslationUnit* unit, std::uint8_t* code_base,
+              FaultMapEntry* fault_map, std::uint32_t fault_map_capacity,
+              CalloutRecord* records, bool chaining);
+
+  x86::Assembler& a() { return assembler_; }
+  const Trampolines& trampolines() const { return trampolines_; }
+
+  // Starts the host code of `instruction`; a host fault from here on is
+  // reported at its EIP.
+  void BeginInstruction(const DecodedInstruction& instruction, Fixup fixup = Fixup::kNone,
+                        std::uint8_t spill_register = 0);
+  // A fault from here on needs `fixup` to recover the guest state.
+  void SetFixup(Fixup fixup, std::uint8_t spill_register = 0);
+
+  // The guest memory operand of `instruction` as a gs: + addr32 host operand
+  // of `size` bytes. 16-bit addressing is computed into r14 first, so the
+  // caller must not need r14 until the operand has been used.
+  x86::Mem GuestMemory(const DecodedInstruction& instruction, unsigned size);
+  // Computes the operand's 32-bit guest address into `dest` without flags.
+  void EffectiveAddress(const DecodedInstruction& instruction, const x86::Gp& dest);
+
+  // A direct exit to `target_eip` that the dispatcher may chain.
+  void EmitDirectExit(std::uint32_t target_eip);
+  // An exit to the guest address in r14d through the inline lookup table.
+  void EmitIndirectExit();
+  // Calls the runtime for `instruction`; the address of its memory operand,
+  // if any, is passed in r14d.
+  void EmitCallout(const DecodedInstruction& instruction);
+  // Copies raw host bytes.
+  void Embed(const std::uint8_t* bytes, std::size_t size) { assembler_.embed(bytes, size); }
+
+  // Finalizes the code at code_base; returns its size.
+  std::size_t Finish();
+
+ private:
+  struct PendingExit {
+    asmjit::Label jump;
+    asmjit::Label slow_path;
+    ExitLink* link;
+  };
+
+  const Trampolines& trampolines_;
+  TranslationUnit* unit_;
+  std::uint8_t* code_base_;
+  FaultMapEntry* fault_map_;
+  std::uint32_t fault_map_capacity_;
+  std::uint32_t fault_map_size_ = 0;
+  CalloutRecord* records_;
+  std::uint32_t record_count_ = 0;
+  bool chaining_;
+  std::uint32_t current_eip_ = 0;
+  PendingExit exits_[2];
+  asmjit::CodeHolder code_;
+  x86::Assembler assembler_;
+};
+
+// Emitters by instruction class; each handles the kinds listed in its file.
+void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn);
+void EmitStack(UnitBuilder& b, const DecodedInstruction& insn);
+void EmitControl(UnitBuilder& b, const DecodedInstruction& insn);
+void EmitString(UnitBuilder& b, const DecodedInstruction& insn);
+
+}  // namespace bt::translator
