@@ -269,7 +269,6 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
       insn.operand_width == 16) {
     out.kind = Kind::kUnsupported;
   }
-  if (out.moffs && out.memory.address16) out.kind = Kind::kUnsupported;
   return true;
 }
 

@@ -257,6 +257,29 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       if (!LoadSegment(kCs, selector, insn)) return true;
       return ExitWith(std::nullopt, offset);
     }
+    case Kind::kEnter: {
+      // SDM Vol. 2A ENTER, with a 32-bit stack: nested frames copy `level - 1`
+      // frame pointers from the enclosing frame.
+      std::uint32_t esp = state_->gpr[translator::kEsp];
+      std::uint32_t ebp = state_->gpr[translator::kEbp];
+      auto push = [&](std::uint32_t value) {
+        esp -= size;
+        return WriteGuest(esp, &value, size);
+      };
+      if (!push(ebp)) break;
+      const std::uint32_t frame = esp;
+      const unsigned level = insn.immediate2 & 31;
+      bool ok = true;
+      for (unsigned i = 1; ok && i < level; ++i) {
+        ebp -= size;
+        std::uint32_t value = 0;
+        ok = ReadGuest(ebp, &value, size) && push(value);
+      }
+      if (!ok || (level > 0 && !push(frame))) break;
+      WriteRegister(translator::kEbp, size, frame);
+      state_->gpr[translator::kEsp] = esp - static_cast<std::uint32_t>(insn.immediate & 0xFFFF);
+      return false;
+    }
     case Kind::kInt3:
     case Kind::kInt: {
       StopInfo stop = MakeInstructionStop(StopReason::kGuestException, insn,

@@ -105,6 +105,16 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
                               : insn.immediate_offset != kNoOffset  ? insn.immediate_offset
                                                                     : insn.length;
   Encoding out;
+  if (insn.moffs) {
+    // A0-A3 take a 32-bit offset under addr32; a 16-bit one is zero-extended.
+    CopyPrefixes(insn, true, true, rex, out);
+    out.Copy(insn.bytes + insn.prefix_count, opcode_end - insn.prefix_count);
+    std::uint32_t offset = static_cast<std::uint32_t>(insn.memory.displacement);
+    if (insn.memory.address16) offset &= 0xFFFF;
+    out.Copy(reinterpret_cast<const std::uint8_t*>(&offset), sizeof(offset));
+    b.Embed(out.data(), out.size());
+    return;
+  }
   if (!via_register) {
     CopyPrefixes(insn, memory, access, rex, out);
     out.Copy(insn.bytes + insn.prefix_count, opcode_end - insn.prefix_count);

@@ -42,7 +42,8 @@ void UnitBuilder::SetFixup(Fixup fixup, std::uint8_t spill_register) {
 void UnitBuilder::EffectiveAddress(const DecodedInstruction& insn, const x86::Gp& dest) {
   const decoder::MemoryOperand& m = insn.memory;
   if (m.base == kNoRegister && m.index == kNoRegister) {
-    assembler_.mov(dest.r32(), Imm(static_cast<std::uint32_t>(m.displacement)));
+    const auto address = static_cast<std::uint32_t>(m.displacement);
+    assembler_.mov(dest.r32(), Imm(m.address16 ? address & 0xFFFF : address));
     return;
   }
   x86::Mem address;

@@ -1,0 +1,98 @@
+#include "translator/code_cache.h"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+
+namespace bt::translator {
+namespace {
+
+// A unit with a single direct exit whose jump initially targets its slow path.
+TranslationUnit* MakeUnit(CodeCache& cache, std::uint32_t eip, std::uint32_t page) {
+  constexpr std::size_t kCode = 16;
+  std::uint8_t* memory = cache.Allocate(sizeof(TranslationUnit) + kCode);
+  auto* unit = new (memory) TranslationUnit();
+  unit->key = {eip, 0};
+  unit->page_count = 1;
+  unit->physical_page[0] = page;
+  unit->code = memory + sizeof(TranslationUnit);
+  unit->code_size = kCode;
+  std::memset(unit->code, 0xCC, kCode);
+  unit->code[0] = 0xE9;  // jmp rel32 to the byte after it
+  std::memset(unit->code + 1, 0, 4);
+  unit->exit_count = 1;
+  unit->exits[0].owner = unit;
+  unit->exits[0].jump = unit->code;
+  unit->exits[0].slow_path = unit->code + 5;
+  cache.Insert(unit);
+  return unit;
+}
+
+std::int32_t JumpDisplacement(const TranslationUnit* unit) {
+  std::int32_t rel;
+  std::memcpy(&rel, unit->code + 1, sizeof(rel));
+  return rel;
+}
+
+TEST_CASE("units are found by key and by host address") {
+  auto cache = CodeCache::Create(1u << 20, 16);
+  REQUIRE(cache);
+  TranslationUnit* a = MakeUnit(**cache, 0x1000, 1);
+  TranslationUnit* b = MakeUnit(**cache, 0x2000, 2);
+  CHECK((*cache)->Lookup({0x1000, 0}) == a);
+  CHECK((*cache)->Lookup({0x2000, 0}) == b);
+  CHECK((*cache)->Lookup({0x2000, 1}) == nullptr);
+  CHECK((*cache)->UnitAt(b->code + 3) == b);
+  CHECK((*cache)->UnitAt(a->code + a->code_size) == nullptr);
+}
+
+TEST_CASE("chaining patches the jump and invalidation undoes it") {
+  auto cache = CodeCache::Create(1u << 20, 16);
+  REQUIRE(cache);
+  TranslationUnit* from = MakeUnit(**cache, 0x1000, 1);
+  TranslationUnit* to = MakeUnit(**cache, 0x2000, 2);
+  (*cache)->Chain(from->exits[0], to);
+  CHECK(from->code + 5 + JumpDisplacement(from) == to->code);
+  CHECK((*cache)->counters().chains_made == 1);
+
+  CHECK((*cache)->InvalidatePage(2) == 1);
+  CHECK_FALSE(to->live);
+  CHECK(JumpDisplacement(from) == 0);  // back to the slow path
+  CHECK(from->exits[0].target == nullptr);
+  CHECK((*cache)->counters().chains_broken == 1);
+  CHECK((*cache)->Lookup({0x2000, 0}) == nullptr);
+  CHECK((*cache)->Lookup({0x1000, 0}) == from);
+  CHECK_FALSE((*cache)->PageHasCode(2));
+  CHECK((*cache)->PageHasCode(1));
+}
+
+TEST_CASE("invalidating a unit removes its own links from its targets") {
+  auto cache = CodeCache::Create(1u << 20, 16);
+  REQUIRE(cache);
+  TranslationUnit* from = MakeUnit(**cache, 0x1000, 1);
+  TranslationUnit* to = MakeUnit(**cache, 0x2000, 2);
+  (*cache)->Chain(from->exits[0], to);
+  (*cache)->InvalidatePage(1);
+  CHECK(to->incoming.empty());
+}
+
+TEST_CASE("a flush empties the cache and counts the evictions") {
+  auto cache = CodeCache::Create(1u << 20, 16);
+  REQUIRE(cache);
+  const std::size_t empty = (*cache)->bytes_used();
+  MakeUnit(**cache, 0x1000, 1);
+  MakeUnit(**cache, 0x2000, 1);
+  (*cache)->Flush();
+  CHECK((*cache)->Lookup({0x1000, 0}) == nullptr);
+  CHECK((*cache)->counters().units_evicted == 2);
+  CHECK((*cache)->counters().flushes == 1);
+  CHECK((*cache)->bytes_used() == empty);
+  CHECK_FALSE((*cache)->PageHasCode(1));
+}
+
+TEST_CASE("the cache refuses a size too small to be useful") {
+  CHECK_FALSE(CodeCache::Create(4096, 16));
+}
+
+}  // namespace
+}  // namespace bt::translator

@@ -1,0 +1,98 @@
+#include "decoder/decoder.h"
+
+#include <doctest/doctest.h>
+
+#include <initializer_list>
+#include <vector>
+
+namespace bt::decoder {
+namespace {
+
+DecodedInstruction DecodeBytes(std::initializer_list<std::uint8_t> bytes, std::uint32_t eip = 0) {
+  static const Decoder decoder;
+  std::vector<std::uint8_t> buffer(bytes);
+  buffer.resize(15, 0x90);
+  DecodedInstruction insn;
+  REQUIRE(decoder.Decode(eip, buffer.data(), buffer.size(), insn));
+  return insn;
+}
+
+TEST_CASE("short inc/dec forms are re-encoded, the ModRM forms are copied") {
+  CHECK(DecodeBytes({0x44}).kind == Kind::kIncDecShort);  // inc esp
+  CHECK(DecodeBytes({0xFF, 0xC4}).kind == Kind::kIdent);  // inc esp
+}
+
+TEST_CASE("ESP operands are reported per ModRM field") {
+  DecodedInstruction insn = DecodeBytes({0x89, 0xE5});  // mov ebp, esp
+  CHECK(insn.kind == Kind::kIdent);
+  CHECK(insn.reg_gpr == 4);
+  CHECK(insn.rm_gpr == 5);
+  insn = DecodeBytes({0x8B, 0x44, 0x24, 0x08});  // mov eax, [esp+8]
+  CHECK(insn.has_memory);
+  CHECK(insn.memory.base == 4);
+  CHECK(insn.memory.displacement == 8);
+  CHECK(insn.sib_offset == 2);
+}
+
+TEST_CASE("high-byte registers are flagged because REX would redefine them") {
+  CHECK(DecodeBytes({0x8A, 0x64, 0x24, 0x04}).uses_high_byte);  // mov ah, [esp+4]
+  CHECK_FALSE(DecodeBytes({0x8A, 0x44, 0x24, 0x04}).uses_high_byte);  // mov al, [esp+4]
+}
+
+TEST_CASE("16-bit addressing and absolute offsets") {
+  DecodedInstruction insn = DecodeBytes({0x67, 0x8B, 0x40, 0x02});  // mov eax, [bx+si+2]
+  CHECK(insn.memory.address16);
+  CHECK(insn.memory.base == 3);
+  CHECK(insn.memory.index == 6);
+  insn = DecodeBytes({0xA1, 0x78, 0x56, 0x34, 0x12});  // mov eax, [0x12345678]
+  CHECK(insn.moffs);
+  CHECK(static_cast<std::uint32_t>(insn.memory.displacement) == 0x12345678);
+}
+
+TEST_CASE("lods and xlat keep their implicit DS operand and are copied") {
+  CHECK(DecodeBytes({0xAC}).kind == Kind::kIdent);
+  CHECK(DecodeBytes({0xAC}).implicit_memory);
+  CHECK(DecodeBytes({0xD7}).implicit_memory);
+  CHECK(DecodeBytes({0xF3, 0xA5}).kind == Kind::kStringEs);  // rep movsd
+  CHECK(DecodeBytes({0xF3, 0xA5}).rep == 1);
+}
+
+TEST_CASE("SSE2 movsd is not the string instruction") {
+  CHECK(DecodeBytes({0xF2, 0x0F, 0x10, 0xC1}).kind == Kind::kIdent);  // movsd xmm0, xmm1
+}
+
+TEST_CASE("branches carry their target and condition") {
+  DecodedInstruction insn = DecodeBytes({0x75, 0xFE}, 0x1000);  // jnz $
+  CHECK(insn.kind == Kind::kJcc);
+  CHECK(insn.condition == 5);
+  CHECK(insn.branch_target == 0x1000);
+  insn = DecodeBytes({0xE8, 0x00, 0x00, 0x00, 0x00}, 0x2000);
+  CHECK(insn.kind == Kind::kCallRelative);
+  CHECK(insn.branch_target == 0x2005);
+  CHECK(DecodeBytes({0xC3}).kind == Kind::kRet);
+  CHECK(DecodeBytes({0xFF, 0x24, 0x85, 0, 0x10, 0, 0}).kind == Kind::kJmpIndirect);
+}
+
+TEST_CASE("sensitive and privileged instructions become callouts") {
+  CHECK(DecodeBytes({0x0F, 0x22, 0xC0}).kind == Kind::kMovToCr);  // mov cr0, eax
+  CHECK(DecodeBytes({0x0F, 0x22, 0xC0}).special_register == 0);
+  CHECK(DecodeBytes({0x8E, 0xD8}).kind == Kind::kMovToSegment);  // mov ds, ax
+  CHECK(DecodeBytes({0x9C}).kind == Kind::kPushf);
+  CHECK(DecodeBytes({0x9D}).kind == Kind::kPopf);
+  CHECK(DecodeBytes({0xE6, 0xF4}).kind == Kind::kOut);
+  CHECK(DecodeBytes({0x0F, 0xA2}).kind == Kind::kCpuid);
+  CHECK(DecodeBytes({0xEA, 0, 0, 0x10, 0, 0x08, 0}).kind == Kind::kJmpFar);
+  CHECK(DecodeBytes({0x0F, 0x0B}).kind == Kind::kInvalid);  // ud2
+  CHECK(DecodeBytes({0x0F, 0x01, 0xE0}).kind == Kind::kUnsupported);  // smsw eax
+  CHECK(DecodeBytes({0x27}).kind == Kind::kUnsupported);  // daa: no 64-bit encoding
+}
+
+TEST_CASE("a truncated instruction is reported as incomplete") {
+  static const Decoder decoder;
+  const std::uint8_t bytes[] = {0xB8, 0x01};  // mov eax, imm32 cut short
+  DecodedInstruction insn;
+  CHECK_FALSE(decoder.Decode(0, bytes, sizeof(bytes), insn));
+}
+
+}  // namespace
+}  // namespace bt::decoder
