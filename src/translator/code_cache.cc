@@ -11,9 +11,9 @@ namespace {
 constexpr std::size_t kBucketCount = 1u << 16;
 constexpr std::size_t kSmallestUnit = 96;
 
-void WriteRel32(std::uint8_t* jump, const std::uint8_t* target) {
-  auto rel = static_cast<std::int32_t>(target - (jump + 5));
-  std::memcpy(jump + 1, &rel, sizeof(rel));
+void WriteRel32(std::uint8_t* field, const std::uint8_t* target) {
+  auto rel = static_cast<std::int32_t>(target - (field + sizeof(std::int32_t)));
+  std::memcpy(field, &rel, sizeof(rel));
 }
 
 }  // namespace
@@ -94,7 +94,7 @@ void CodeCache::Insert(TranslationUnit* unit) {
 
 void CodeCache::Chain(ExitLink& link, TranslationUnit* target) {
   assert(link.target == nullptr && target->live);
-  WriteRel32(link.jump, target->code);
+  WriteRel32(link.rel32, target->code);
   link.target = target;
   target->incoming.push_back(link);
   ++counters_.chains_made;
@@ -112,7 +112,7 @@ void CodeCache::Unlink(TranslationUnit* unit) {
   while (!unit->incoming.empty()) {
     ExitLink& link = unit->incoming.front();
     unit->incoming.pop_front();
-    WriteRel32(link.jump, link.slow_path);
+    WriteRel32(link.rel32, link.slow_path);
     link.target = nullptr;
     ++counters_.chains_broken;
   }

@@ -28,8 +28,8 @@ void LoadTarget(UnitBuilder& b, const DecodedInstruction& insn) {
   }
 }
 
-// Conditional forms: the condition test is the guest's own, on the guest's
-// flags (or ECX); both outcomes leave through exit stubs.
+// jecxz and loop*: only rel8 forms exist, so they branch to a nearby exit;
+// both outcomes leave through chainable exits.
 template <class EmitBranch>
 void EmitConditional(UnitBuilder& b, const DecodedInstruction& insn, EmitBranch branch) {
   asmjit::Label taken = b.a().newLabel();
@@ -48,9 +48,8 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
       b.EmitDirectExit(insn.branch_target);
       break;
     case Kind::kJcc:
-      EmitConditional(b, insn, [&](asmjit::Label taken) {
-        a.j(static_cast<x86::CondCode>(insn.condition), taken);
-      });
+      b.EmitConditionalExit(insn.condition, insn.branch_target);
+      b.EmitDirectExit(insn.next_eip());
       break;
     case Kind::kJecxz:
       EmitConditional(b, insn, [&](asmjit::Label taken) { a.jecxz(x86::ecx, taken); });

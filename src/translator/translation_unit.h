@@ -36,13 +36,14 @@ struct FaultMapEntry {
   std::uint8_t spill_register;
 };
 
-// One direct exit of a unit. While unchained its jump goes to `slow_path`,
-// which hands this link to the dispatcher; chaining patches the jump.
+// One direct exit of a unit: a jmp or jcc whose rel32 field is `rel32`.
+// While unchained it goes to `slow_path`, which hands this link to the
+// dispatcher; chaining patches the rel32 to enter the target directly.
 struct ExitLink {
   bi::list_member_hook<NormalLink> incoming_hook;  // in target->incoming
   TranslationUnit* owner = nullptr;
   TranslationUnit* target = nullptr;
-  std::uint8_t* jump = nullptr;  // E9 rel32
+  std::uint8_t* rel32 = nullptr;
   std::uint8_t* slow_path = nullptr;
   std::uint32_t target_eip = 0;
 };
@@ -70,11 +71,11 @@ struct TranslationUnit {
   bi::unordered_set_member_hook<NormalLink> hash_hook;
   IncomingList incoming;
   PageRef pages[2];
-  ExitLink exits[2];
+  ExitLink* exits = nullptr;  // in the unit's own memory
   UnitKey key{};
   std::uint32_t physical_page[2] = {};
   std::uint8_t page_count = 0;
-  std::uint8_t exit_count = 0;
+  std::uint16_t exit_count = 0;
   bool live = true;
   bool cached = true;  // false for one-off units run once and dropped
   std::uint16_t instruction_count = 0;

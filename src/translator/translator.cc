@@ -14,6 +14,7 @@ constexpr std::uint32_t kPageSize = 4096;
 // Generous upper bounds of host bytes, checked after emission.
 constexpr std::size_t kHostBytesPerInstruction = 160;
 constexpr std::size_t kHostBytesPerUnit = 256;
+constexpr std::size_t kCodeAlignment = 64;
 
 std::size_t AlignUp(std::size_t value) { return (value + 15) & ~std::size_t{15}; }
 
@@ -59,46 +60,55 @@ Translator::Translator(const decoder::Decoder& decoder, CodeCache& cache,
   if (options_.max_instructions > kMaxInstructions) options_.max_instructions = kMaxInstructions;
 }
 
-unsigned Translator::DecodeRun(std::uint32_t eip, unsigned limit, CodeSource& source,
-                               std::uint32_t* pages, std::uint8_t* page_count) {
-  const std::uint8_t* page = source.CodePage(eip & ~(kPageSize - 1), &pages[0]);
-  if (!page) return 0;
-  *page_count = 1;
-  unsigned count = 0;
-  while (count < limit) {
+Translator::Run Translator::DecodeRun(std::uint32_t eip, unsigned limit, CodeSource& source) {
+  Run run;
+  const std::uint32_t first_page = eip & ~(kPageSize - 1);
+  const std::uint8_t* page = source.CodePage(first_page, &run.pages[0]);
+  if (!page) return run;
+  run.page_count = 1;
+  unsigned side_exits = 0;
+  run.open = true;
+  while (run.count < limit) {
     const std::uint32_t offset = eip & (kPageSize - 1);
     const std::uint32_t in_page = kPageSize - offset;
-    std::uint8_t straddle[15];
-    const std::uint8_t* bytes = page + offset;
-    std::size_t available = 15;
+    DecodedInstruction& insn = decoded_[run.count];
     if (in_page < 15) {
       // The instruction may continue on the next page.
-      std::memcpy(straddle, bytes, in_page);
+      std::uint8_t straddle[15];
+      std::memcpy(straddle, page + offset, in_page);
       std::uint32_t next_physical = 0;
       const std::uint8_t* next = source.CodePage(eip + in_page, &next_physical);
-      available = in_page;
-      if (next) {
-        std::memcpy(straddle + in_page, next, 15 - in_page);
-        available = 15;
-      }
-      bytes = straddle;
-      DecodedInstruction& insn = decoded_[count];
-      if (!decoder_.Decode(eip, bytes, available, insn) && count > 0) break;
+      if (next) std::memcpy(straddle + in_page, next, 15 - in_page);
+      if (!decoder_.Decode(eip, straddle, next ? 15 : in_page, insn) && run.count > 0) break;
       if (insn.length > in_page) {
-        if (count > 0 && !next) break;
-        pages[(*page_count)++] = next_physical;
-        ++count;
+        if (run.count > 0 && !next) break;
+        run.pages[run.page_count++] = next_physical;
+        ++run.count;
+        run.open = !EndsUnit(insn);
+        eip = insn.next_eip();
         break;
       }
     } else {
-      decoder_.Decode(eip, bytes, available, decoded_[count]);
+      decoder_.Decode(eip, page + offset, 15, insn);
     }
-    const DecodedInstruction& insn = decoded_[count++];
-    if (EndsUnit(insn)) break;
-    eip += insn.length;
+    ++run.count;
+    if (insn.kind == Kind::kJcc && side_exits < kMaxSideExits) {
+      ++side_exits;
+      eip = insn.next_eip();
+    } else if (insn.kind == Kind::kJmpRelative && insn.branch_target > insn.eip &&
+               (insn.branch_target & ~(kPageSize - 1)) == first_page) {
+      eip = insn.branch_target;
+      continue;
+    } else if (EndsUnit(insn)) {
+      run.open = false;
+      break;
+    } else {
+      eip = insn.next_eip();
+    }
     if ((eip & (kPageSize - 1)) == 0) break;  // units stay within one page
   }
-  return count;
+  run.continuation = eip;
+  return run;
 }
 
 void Translator::EmitInstruction(UnitBuilder& builder, const DecodedInstruction& insn) {
@@ -133,30 +143,38 @@ void Translator::EmitInstruction(UnitBuilder& builder, const DecodedInstruction&
 Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource& source,
                                          TranslationUnit** result) {
   const auto start = std::chrono::steady_clock::now();
-  std::uint32_t pages[2];
-  std::uint8_t page_count = 0;
-  const unsigned count =
-      DecodeRun(key.eip, one_shot ? 1 : options_.max_instructions, source, pages, &page_count);
+  const Run run = DecodeRun(key.eip, one_shot ? 1 : options_.max_instructions, source);
+  const unsigned count = run.count;
   if (count == 0) return Status::kNoCode;
 
   unsigned record_count = 0;
+  unsigned exit_count = 2;
   for (unsigned i = 0; i < count; ++i) {
     if (IsCallout(decoded_[i]) || decoded_[i].uses_high_byte) ++record_count;
+    if (decoded_[i].kind == Kind::kJcc) ++exit_count;
   }
   const std::uint32_t fault_capacity = 3 * count + 2;
-  const std::size_t header = AlignUp(sizeof(TranslationUnit));
+  const std::size_t header =
+      AlignUp(sizeof(TranslationUnit)) + AlignUp(exit_count * sizeof(ExitLink));
   const std::size_t records = AlignUp(record_count * sizeof(CalloutRecord));
   const std::size_t fault_map = AlignUp(fault_capacity * sizeof(FaultMapEntry));
   const std::size_t code_limit = kHostBytesPerInstruction * count + kHostBytesPerUnit;
-  if (!cache_.HasRoom(header + records + fault_map + code_limit)) return Status::kCacheFull;
+  const std::size_t total = header + records + fault_map + kCodeAlignment + code_limit;
+  if (!cache_.HasRoom(total)) return Status::kCacheFull;
 
-  std::uint8_t* memory = cache_.Allocate(header + records + fault_map + code_limit);
+  std::uint8_t* memory = cache_.Allocate(total);
   auto* unit = new (memory) TranslationUnit();
   unit->key = key;
   unit->cached = !one_shot;
-  unit->page_count = page_count;
-  for (unsigned i = 0; i < page_count; ++i) unit->physical_page[i] = pages[i];
-  std::uint8_t* code = memory + header + records + fault_map;
+  unit->exits = reinterpret_cast<ExitLink*>(memory + AlignUp(sizeof(TranslationUnit)));
+  unit->page_count = run.page_count;
+  for (unsigned i = 0; i < run.page_count; ++i) unit->physical_page[i] = run.pages[i];
+  // Hot loops are whole units; starting each on a cache line keeps their
+  // speed from depending on where the previous unit happened to end.
+  std::uint8_t* code = reinterpret_cast<std::uint8_t*>(
+      (reinterpret_cast<std::uintptr_t>(memory + header + records + fault_map) +
+       kCodeAlignment - 1) &
+      ~std::uintptr_t{kCodeAlignment - 1});
   UnitBuilder builder(trampolines_, unit, code,
                       reinterpret_cast<FaultMapEntry*>(memory + header + records), fault_capacity,
                       reinterpret_cast<CalloutRecord*>(memory + header),
@@ -167,12 +185,17 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   builder.a().mov(kScratch32, x86::dword_ptr(kState, kPollOffset));
   std::uint32_t guest_bytes = 0;
   for (unsigned i = 0; i < count; ++i) {
-    builder.BeginInstruction(decoded_[i]);
-    EmitInstruction(builder, decoded_[i]);
-    guest_bytes += decoded_[i].length;
+    const DecodedInstruction& insn = decoded_[i];
+    const bool inner = i + 1 < count || run.open;
+    builder.BeginInstruction(insn);
+    guest_bytes += insn.length;
+    if (inner && insn.kind == Kind::kJcc) {
+      builder.EmitConditionalExit(insn.condition, insn.branch_target);
+    } else if (!(inner && insn.kind == Kind::kJmpRelative)) {  // followed jumps vanish
+      EmitInstruction(builder, insn);
+    }
   }
-  const DecodedInstruction& last = decoded_[count - 1];
-  if (!EndsUnit(last)) builder.EmitDirectExit(last.next_eip());
+  if (run.open) builder.EmitDirectExit(run.continuation);
 
   const std::size_t size = builder.Finish();
   assert(size <= code_limit);

@@ -49,10 +49,20 @@ class Translator {
 
  private:
   static constexpr unsigned kMaxInstructions = 4096;
+  static constexpr unsigned kMaxSideExits = UnitBuilder::kMaxExits - 2;
 
-  // Decodes the unit's instructions into decoded_; returns how many.
-  unsigned DecodeRun(std::uint32_t eip, unsigned limit, CodeSource& source,
-                     std::uint32_t* pages, std::uint8_t* page_count);
+  // The guest code of one unit: a superblock that continues past
+  // conditional branches (side exits) and follows forward direct jumps
+  // within its page.
+  struct Run {
+    unsigned count = 0;        // instructions in decoded_
+    std::uint32_t pages[2] = {};
+    std::uint8_t page_count = 0;
+    bool open = false;         // falls through to `continuation` at its end
+    std::uint32_t continuation = 0;
+  };
+
+  Run DecodeRun(std::uint32_t eip, unsigned limit, CodeSource& source);
   void EmitInstruction(UnitBuilder& builder, const DecodedInstruction& insn);
 
   const decoder::Decoder& decoder_;

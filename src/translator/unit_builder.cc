@@ -79,22 +79,27 @@ x86::Mem UnitBuilder::GuestMemory(const DecodedInstruction& insn, unsigned size)
   return mem;
 }
 
-void UnitBuilder::EmitDirectExit(std::uint32_t target_eip) {
-  assert(unit_->exit_count < 2);
+UnitBuilder::PendingExit& UnitBuilder::NewExit(std::uint32_t target_eip,
+                                               unsigned rel32_offset) {
+  assert(unit_->exit_count < kMaxExits);
   ExitLink* link = &unit_->exits[unit_->exit_count];
   PendingExit& pending = exits_[unit_->exit_count++];
   new (link) ExitLink();
   link->owner = unit_;
   link->target_eip = target_eip;
-  pending.link = link;
-  pending.jump = assembler_.newLabel();
-  pending.slow_path = assembler_.newLabel();
+  pending = {assembler_.newLabel(), assembler_.newLabel(), rel32_offset, link};
   assembler_.bind(pending.jump);
+  return pending;
+}
+
+void UnitBuilder::EmitDirectExit(std::uint32_t target_eip) {
+  PendingExit& pending = NewExit(target_eip, 1);
   assembler_.long_().jmp(pending.slow_path);
-  assembler_.bind(pending.slow_path);
-  assembler_.mov(StateField(offsetof(CpuState, next_eip), 4), Imm(target_eip));
-  assembler_.mov(kScratch, Imm(reinterpret_cast<std::uint64_t>(link)));
-  assembler_.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_branch)));
+}
+
+void UnitBuilder::EmitConditionalExit(std::uint8_t condition, std::uint32_t target_eip) {
+  PendingExit& pending = NewExit(target_eip, 2);
+  assembler_.long_().j(static_cast<x86::CondCode>(condition), pending.slow_path);
 }
 
 void UnitBuilder::EmitIndirectExit() {
@@ -129,6 +134,13 @@ void UnitBuilder::EmitCallout(const DecodedInstruction& insn) {
 }
 
 std::size_t UnitBuilder::Finish() {
+  // Slow paths sit out of line, after all of the unit's hot code.
+  for (unsigned i = 0; i < unit_->exit_count; ++i) {
+    assembler_.bind(exits_[i].slow_path);
+    assembler_.mov(StateField(offsetof(CpuState, next_eip), 4), Imm(exits_[i].link->target_eip));
+    assembler_.mov(kScratch, Imm(reinterpret_cast<std::uint64_t>(exits_[i].link)));
+    assembler_.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_branch)));
+  }
   code_.flatten();
   code_.resolveUnresolvedLinks();
   code_.relocateToBase(reinterpret_cast<std::uint64_t>(code_base_));
@@ -140,9 +152,8 @@ std::size_t UnitBuilder::Finish() {
   unit_->fault_map_size = fault_map_size_;
   for (unsigned i = 0; i < unit_->exit_count; ++i) {
     ExitLink* link = exits_[i].link;
-    link->jump = code_base_ + code_.labelOffset(exits_[i].jump);
+    link->rel32 = code_base_ + code_.labelOffset(exits_[i].jump) + exits_[i].rel32_offset;
     link->slow_path = code_base_ + code_.labelOffset(exits_[i].slow_path);
-    assert(link->jump[0] == 0xE9);
   }
   return size;
 }

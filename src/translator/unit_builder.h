@@ -20,6 +20,10 @@ struct CalloutRecord {
 
 class UnitBuilder {
  public:
+  // Side exits (conditional branches inside a unit) plus the final two.
+  static constexpr unsigned kMaxExits = 18;
+
+  // `unit->exits` must have room for kMaxExits links.
   UnitBuilder(const Trampolines& trampolines, TranslationUnit* unit, std::uint8_t* code_base,
               FaultMapEntry* fault_map, std::uint32_t fault_map_capacity,
               CalloutRecord* records, bool chaining);
@@ -43,6 +47,9 @@ class UnitBuilder {
 
   // A direct exit to `target_eip` that the dispatcher may chain.
   void EmitDirectExit(std::uint32_t target_eip);
+  // Leaves for `target_eip` if guest condition `condition` (a Jcc
+  // encoding's low nibble) holds; chaining patches the jcc itself.
+  void EmitConditionalExit(std::uint8_t condition, std::uint32_t target_eip);
   // An exit to the guest address in r14d through the inline lookup table.
   void EmitIndirectExit();
   // Calls the runtime for `instruction`; the address of its memory operand,
@@ -58,8 +65,11 @@ class UnitBuilder {
   struct PendingExit {
     asmjit::Label jump;
     asmjit::Label slow_path;
+    unsigned rel32_offset;  // of the rel32 field within the jump
     ExitLink* link;
   };
+
+  PendingExit& NewExit(std::uint32_t target_eip, unsigned rel32_offset);
 
   const Trampolines& trampolines_;
   TranslationUnit* unit_;
@@ -71,7 +81,7 @@ class UnitBuilder {
   std::uint32_t record_count_ = 0;
   bool chaining_;
   std::uint32_t current_eip_ = 0;
-  PendingExit exits_[2];
+  PendingExit exits_[kMaxExits];
   asmjit::CodeHolder code_;
   x86::Assembler assembler_;
 };

@@ -20,9 +20,10 @@ TranslationUnit* MakeUnit(CodeCache& cache, std::uint32_t eip, std::uint32_t pag
   std::memset(unit->code, 0xCC, kCode);
   unit->code[0] = 0xE9;  // jmp rel32 to the byte after it
   std::memset(unit->code + 1, 0, 4);
+  unit->exits = new (cache.Allocate(sizeof(ExitLink))) ExitLink();
   unit->exit_count = 1;
   unit->exits[0].owner = unit;
-  unit->exits[0].jump = unit->code;
+  unit->exits[0].rel32 = unit->code + 1;
   unit->exits[0].slow_path = unit->code + 5;
   cache.Insert(unit);
   return unit;
