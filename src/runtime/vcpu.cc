@@ -26,24 +26,19 @@ constexpr std::size_t Index(E value) {
 }  // namespace
 
 Result<std::unique_ptr<Vcpu>> Vcpu::Create(const Parts& parts) {
-  auto state = platform::PageMemory::Allocate(translator::kCpuStateBytes + kPageSize,
+  auto state = platform::PageMemory::Allocate(translator::kCpuBlockBytes,
                                               platform::Protection::kReadWrite);
   if (!state) return Error{state.error()};
-  auto indirect = platform::PageMemory::Allocate(kIndirectEntries * sizeof(IndirectEntry),
-                                                 platform::Protection::kReadWrite);
-  if (!indirect) return Error{indirect.error()};
-  return std::unique_ptr<Vcpu>(
-      new Vcpu(parts, std::move(state.value()), std::move(indirect.value())));
+  return std::unique_ptr<Vcpu>(new Vcpu(parts, std::move(state.value())));
 }
 
-Vcpu::Vcpu(const Parts& parts, platform::PageMemory state_memory, platform::PageMemory indirect)
+Vcpu::Vcpu(const Parts& parts, platform::PageMemory state_memory)
     : parts_(parts),
       state_memory_(std::move(state_memory)),
-      indirect_memory_(std::move(indirect)),
       state_(new (state_memory_.data()) CpuState()),
-      indirect_(reinterpret_cast<IndirectEntry*>(indirect_memory_.data())) {
+      indirect_(reinterpret_cast<translator::IndirectEntry*>(state_memory_.data() +
+                                                             translator::kIndirectTableOffset)) {
   state_->window_base = reinterpret_cast<std::uint64_t>(parts_.window.base());
-  state_->ibtc = reinterpret_cast<std::uint64_t>(indirect_);
   state_->callout_handler = reinterpret_cast<std::uint64_t>(&Vcpu::OnCallout);
   state_->runtime = reinterpret_cast<std::uint64_t>(this);
   // FNINIT/reset values: FCW 0x037F, MXCSR 0x1F80 (SDM Vol. 1, 10.5.1).
@@ -66,13 +61,13 @@ const std::uint8_t* Vcpu::CodePage(std::uint32_t page_base, std::uint32_t* physi
 }
 
 void Vcpu::ClearIndirectTable() {
-  for (std::size_t i = 0; i < kIndirectEntries; ++i) {
+  for (std::size_t i = 0; i < translator::kIndirectEntries; ++i) {
     indirect_[i] = {0, 0, parts_.trampolines.exit_indirect};
   }
 }
 
 void Vcpu::ForgetUnit(const TranslationUnit& unit) {
-  IndirectEntry& entry = indirect_[unit.key.eip & (kIndirectEntries - 1)];
+  translator::IndirectEntry& entry = indirect_[unit.key.eip & (translator::kIndirectEntries - 1)];
   if (entry.host == unit.code) entry = {0, 0, parts_.trampolines.exit_indirect};
 }
 
@@ -237,7 +232,7 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       TranslationUnit* target = FindOrTranslate(state_->eip, false);
       if (!target) return std::move(pending_stop_);
       if (parts_.translator.options().chaining) {
-        indirect_[target->key.eip & (kIndirectEntries - 1)] = {0u - target->key.eip, 0,
+        indirect_[target->key.eip & (translator::kIndirectEntries - 1)] = {0u - target->key.eip, 0,
                                                                target->code};
       }
       next_unit_ = target;

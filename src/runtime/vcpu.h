@@ -67,14 +67,7 @@ class Vcpu final : private translator::CodeSource {
   void InvalidatePhysical(std::uint64_t address, std::uint64_t bytes);
 
  private:
-  struct IndirectEntry {
-    std::uint32_t negated_eip;
-    std::uint32_t unused;
-    const std::uint8_t* host;
-  };
-  static constexpr std::size_t kIndirectEntries = 1u << 16;
-
-  Vcpu(const Parts& parts, platform::PageMemory state_memory, platform::PageMemory indirect);
+  Vcpu(const Parts& parts, platform::PageMemory state_memory);
 
   // CodeSource
   const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) override;
@@ -108,9 +101,8 @@ class Vcpu final : private translator::CodeSource {
 
   Parts parts_;
   platform::PageMemory state_memory_;
-  platform::PageMemory indirect_memory_;
   CpuState* state_;
-  IndirectEntry* indirect_;
+  translator::IndirectEntry* indirect_;
   VcpuCounters counters_;
   std::optional<StopInfo> pending_stop_;
   bool one_shot_next_ = false;

@@ -47,7 +47,6 @@ struct alignas(64) CpuState {
   std::uint32_t fault_vector = 0;
   std::uint64_t host_rsp = 0;
   std::uint64_t window_base = 0;
-  std::uint64_t ibtc = 0;            // inline lookup table, see IndirectTable
   std::uint64_t callout_handler = 0; // CalloutFunction
   std::uint64_t runtime = 0;         // first argument of callout_handler
   std::uint64_t spill = 0;           // a guest register parked by the translator
@@ -77,6 +76,19 @@ struct alignas(64) CpuState {
 // unit boundary without any flag test that would disturb guest EFLAGS.
 constexpr std::size_t kCpuStateBytes = (sizeof(CpuState) + 4095) & ~std::size_t{4095};
 constexpr std::int32_t kPollOffset = static_cast<std::int32_t>(kCpuStateBytes);
+
+// After the poll page: the inline lookup table for indirect transfers, 64 Ki
+// entries of {-eip, host code} indexed by the low 16 bits of the target, so
+// translated code reaches it relative to the state register.
+struct IndirectEntry {
+  std::uint32_t negated_eip;
+  std::uint32_t unused;
+  const std::uint8_t* host;
+};
+constexpr std::size_t kIndirectEntries = 1u << 16;
+constexpr std::int32_t kIndirectTableOffset = kPollOffset + 4096;
+constexpr std::size_t kCpuBlockBytes =
+    kIndirectTableOffset + kIndirectEntries * sizeof(IndirectEntry);
 
 // Signature of the C++ function that finishes a callout; returns true when
 // translated code must not continue after it (next_eip/exit_reason are set).

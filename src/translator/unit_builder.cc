@@ -108,21 +108,20 @@ void UnitBuilder::EmitIndirectExit() {
     a.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_indirect)));
     return;
   }
-  // Inline lookup in the 64 Ki-entry table of {-eip, host code}: lea and
-  // jrcxz compare without touching guest EFLAGS.
+  // Inline lookup in the table at kIndirectTableOffset: lea and jrcxz
+  // compare without touching guest EFLAGS.
   Label hit = a.newLabel();
-  a.mov(x86::r11, StateField(offsetof(CpuState, ibtc), 8));
   a.movzx(x86::r10d, kScratch.r16());
   a.lea(x86::r10, x86::ptr(x86::r10, x86::r10));  // 16-byte entries
   a.mov(x86::r9, x86::rcx);
-  a.mov(x86::ecx, x86::dword_ptr(x86::r11, x86::r10, 3));
+  a.mov(x86::ecx, x86::dword_ptr(kState, x86::r10, 3, kIndirectTableOffset));
   a.lea(x86::ecx, x86::ptr(x86::rcx, kScratch));
   a.jecxz(x86::rcx, hit);
   a.mov(x86::rcx, x86::r9);
   a.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_indirect)));
   a.bind(hit);
   a.mov(x86::rcx, x86::r9);
-  a.jmp(x86::qword_ptr(x86::r11, x86::r10, 3, 8));
+  a.jmp(x86::qword_ptr(kState, x86::r10, 3, kIndirectTableOffset + 8));
 }
 
 void UnitBuilder::EmitCallout(const DecodedInstruction& insn) {
