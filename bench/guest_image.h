@@ -1,0 +1,46 @@
+// Tiny Multiboot guests assembled at run time for the benchmarks: 32-bit
+// code emitted with asmjit, wrapped in a Multiboot a.out-kludge header so
+// bt::Machine boots it like any kernel.
+#pragma once
+
+#include <asmjit/x86.h>
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+namespace bt::bench {
+
+inline constexpr std::uint32_t kLoadAddress = 0x100000;
+inline constexpr std::uint32_t kHeaderBytes = 32;
+inline constexpr std::uint16_t kDebugExitPort = 0xF4;
+
+// `body` emits the guest program; it starts at the entry point with ECX
+// holding whatever the benchmark set.
+inline std::vector<std::uint8_t> AssembleGuest(
+    const std::function<void(asmjit::x86::Assembler&)>& body) {
+  asmjit::CodeHolder code;
+  code.init(asmjit::Environment(asmjit::Arch::kX86), kLoadAddress + kHeaderBytes);
+  asmjit::x86::Assembler a(&code);
+  body(a);
+  code.flatten();
+  code.resolveUnresolvedLinks();
+  code.relocateToBase(kLoadAddress + kHeaderBytes);
+  std::vector<std::uint8_t> image(kHeaderBytes + code.codeSize());
+  const std::uint32_t magic = 0x1BADB002, flags = 0x00010000;
+  const std::uint32_t header[8] = {magic,        flags,        0u - magic - flags,
+                                   kLoadAddress, kLoadAddress, 0,
+                                   0,            kLoadAddress + kHeaderBytes};
+  std::memcpy(image.data(), header, sizeof(header));
+  code.copyFlattenedData(image.data() + kHeaderBytes, code.codeSize());
+  return image;
+}
+
+// Ends the guest: writes 0 to the debug-exit port.
+inline void EmitExit(asmjit::x86::Assembler& a) {
+  a.xor_(asmjit::x86::eax, asmjit::x86::eax);
+  a.out(asmjit::imm(kDebugExitPort), asmjit::x86::eax);
+}
+
+}  // namespace bt::bench
