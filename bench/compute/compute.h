@@ -15,6 +15,7 @@ uint32_t rep_movs(void);
 uint32_t copy_loop(void);
 uint32_t rep_stos(void);
 uint32_t fill_loop(void);
+uint32_t code_footprint(void);
 
 // A 32-bit LCG (Numerical Recipes constants): deterministic input data.
 static inline uint32_t lcg_next(uint32_t *state) {

@@ -18,6 +18,7 @@ static const struct {
     {"copy_loop", copy_loop},
     {"rep_stos", rep_stos},
     {"fill_loop", fill_loop},
+    {"code_footprint", code_footprint},
 };
 
 int main(void) {
