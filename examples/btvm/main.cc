@@ -32,9 +32,9 @@ constexpr std::uint64_t kGiB = kMiB * 1024;
 constexpr std::uint64_t kMinRam = 1 * kMiB;
 constexpr std::uint64_t kMaxRam = 3 * kGiB;
 constexpr std::uint64_t kPageSize = 4 * kKiB;
-// 64K still holds a few units; staying well below 2 GiB keeps every unit in
-// the cache within a rel32 jump of every other one.
-constexpr std::uint64_t kMinCache = 64 * kKiB;
+// libbt's own minimum; staying well below 2 GiB keeps every unit in the
+// cache within a rel32 jump of every other one.
+constexpr std::uint64_t kMinCache = 256 * kKiB;
 constexpr std::uint64_t kMaxCache = 1 * kGiB;
 // A unit never crosses a guest page, so it cannot hold more than 4096
 // instructions anyway.
