@@ -1,6 +1,6 @@
 // Microbenchmarks of the translator and the translation cache. Guest-level
 // ones run real guests through bt::Machine and time Run() only.
-#include "bench/guest_image.h"
+#include "tests/support/assembled_guest.h"
 #include "decoder/decoder.h"
 #include "translator/code_cache.h"
 #include "translator/trampolines.h"
@@ -18,6 +18,8 @@ namespace bt::bench {
 namespace {
 
 namespace x86 = asmjit::x86;
+using testing::AssembleGuest;
+using testing::EmitExit;
 
 // Runs `image` with ECX = `iterations` and returns the seconds Run() took;
 // aborts the benchmark if the guest does not exit cleanly.

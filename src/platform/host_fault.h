@@ -33,7 +33,8 @@ struct HostFault {
 using HostFaultHandler = bool (*)(void* context, HostFault& fault);
 
 // Routes faults on the calling thread to `handler` (null to stop). Also gives
-// the thread an alternate signal stack.
+// the thread an alternate signal stack. Faults the handler declines go to the
+// handler that was installed before, or crash as they would have.
 void SetThreadFaultHandler(HostFaultHandler handler, void* context);
 
 

@@ -33,6 +33,9 @@ HostFault::Kind KindOfTrap(greg_t trap) {
   }
 }
 
+// What was installed before libbt, for faults that are not libbt's.
+struct sigaction g_previous[NSIG];
+
 void OnSignal(int signal, siginfo_t* info, void* raw_context) {
   auto* context = static_cast<ucontext_t*>(raw_context);
   greg_t* gregs = context->uc_mcontext.gregs;
@@ -51,28 +54,41 @@ void OnSignal(int signal, siginfo_t* info, void* raw_context) {
       return;
     }
   }
-  // Not ours: fault again with the default action so the crash is reported
-  // where it happened.
-  struct sigaction default_action {};
-  default_action.sa_handler = SIG_DFL;
-  sigaction(signal, &default_action, nullptr);
+  const struct sigaction& previous = g_previous[signal];
+  if (previous.sa_flags & SA_SIGINFO) {
+    previous.sa_sigaction(signal, info, raw_context);
+  } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+    previous.sa_handler(signal);
+  } else {
+    // Fault again with the default action, so the crash is reported where
+    // it happened.
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    sigaction(signal, &default_action, nullptr);
+  }
 }
 
-void InstallOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction action {};
-    action.sa_sigaction = OnSignal;
-    action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&action.sa_mask);
-    for (int signal : kFaultSignals) sigaction(signal, &action, nullptr);
-  });
+// Installs OnSignal unless it is already the handler: the application may
+// have installed its own since, and libbt then goes in front of it.
+void Install() {
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  struct sigaction action {};
+  action.sa_sigaction = OnSignal;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&action.sa_mask);
+  for (int signal : kFaultSignals) {
+    struct sigaction current {};
+    sigaction(signal, nullptr, &current);
+    if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == OnSignal) continue;
+    sigaction(signal, &action, &g_previous[signal]);
+  }
 }
 
 }  // namespace
 
 void SetThreadFaultHandler(HostFaultHandler handler, void* context) {
-  InstallOnce();
+  if (handler) Install();
   if (handler && !t_alternate_stack) {
     constexpr std::size_t kStackBytes = 256 * 1024;
     t_alternate_stack = std::malloc(kStackBytes);

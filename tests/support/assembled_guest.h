@@ -1,4 +1,4 @@
-// Tiny Multiboot guests assembled at run time for the benchmarks: 32-bit
+// Tiny Multiboot guests assembled at run time for tests and benchmarks: 32-bit
 // code emitted with asmjit, wrapped in a Multiboot a.out-kludge header so
 // bt::Machine boots it like any kernel.
 #pragma once
@@ -10,7 +10,7 @@
 #include <functional>
 #include <vector>
 
-namespace bt::bench {
+namespace bt::testing {
 
 inline constexpr std::uint32_t kLoadAddress = 0x100000;
 inline constexpr std::uint32_t kHeaderBytes = 32;
@@ -43,4 +43,4 @@ inline void EmitExit(asmjit::x86::Assembler& a) {
   a.out(asmjit::imm(kDebugExitPort), asmjit::x86::eax);
 }
 
-}  // namespace bt::bench
+}  // namespace bt::testing

@@ -1,0 +1,228 @@
+// bt::Machine end to end with small assembled guests: precise guest faults,
+// register state after a fault, the ways a run stops, and CPUID.
+#include "tests/support/assembled_guest.h"
+
+#include <bt/machine.h>
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <thread>
+
+namespace bt {
+namespace {
+
+namespace x86 = asmjit::x86;
+using testing::AssembleGuest;
+using testing::kHeaderBytes;
+using testing::kLoadAddress;
+
+// Guest address of the next instruction the body emits.
+std::uint32_t Here(x86::Assembler& a) {
+  return kLoadAddress + kHeaderBytes + static_cast<std::uint32_t>(a.offset());
+}
+
+std::unique_ptr<Machine> Boot(const std::vector<std::uint8_t>& image) {
+  MachineConfig config;
+  config.ram_bytes = 16u << 20;
+  config.boot.kernel_image = image;
+  auto machine = Machine::Create(config);
+  REQUIRE(machine);
+  return std::move(machine.value());
+}
+
+TEST_CASE("#UD stops at the instruction with the registers it found") {
+  std::uint32_t at = 0;
+  auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    a.mov(x86::eax, 0x11);
+    a.mov(x86::ebx, 0x22);
+    at = Here(a);
+    a.ud2();
+  }));
+  const StopInfo stop = machine->Run();
+  CHECK(stop.reason == StopReason::kGuestException);
+  CHECK(stop.vector == 6);
+  CHECK(stop.eip == at);
+  CHECK(machine->GetRegisters().eax == 0x11);
+  CHECK(machine->GetRegisters().ebx == 0x22);
+}
+
+TEST_CASE("#DE from a host trap in the middle of a unit is precise") {
+  std::uint32_t at = 0;
+  auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    a.mov(x86::eax, 7);
+    a.xor_(x86::ecx, x86::ecx);
+    a.mov(x86::edx, 0);
+    a.mov(x86::ebx, 0);
+    a.add(x86::ebx, 5);
+    at = Here(a);
+    a.div(x86::ecx);
+    a.mov(x86::eax, 99);
+  }));
+  const StopInfo stop = machine->Run();
+  CHECK(stop.reason == StopReason::kGuestException);
+  CHECK(stop.vector == 0);
+  CHECK(stop.eip == at);
+  CHECK(machine->GetRegisters().eax == 7);
+  CHECK(machine->GetRegisters().ebx == 5);
+  CHECK(machine->GetRegisters().eip == at);
+}
+
+TEST_CASE("#GP from a misaligned movaps is precise") {
+  std::uint32_t at = 0;
+  auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    a.mov(x86::esi, 0x200001);
+    at = Here(a);
+    a.movaps(x86::xmm0, x86::ptr(x86::esi));
+  }));
+  const StopInfo stop = machine->Run();
+  CHECK(stop.reason == StopReason::kGuestException);
+  CHECK(stop.vector == 13);
+  CHECK(stop.eip == at);
+  CHECK(machine->GetRegisters().esi == 0x200001);
+}
+
+TEST_CASE("int3 is a trap: the reported EIP follows it") {
+  std::uint32_t after = 0;
+  auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    a.int3();
+    after = Here(a);
+  }));
+  const StopInfo stop = machine->Run();
+  CHECK(stop.reason == StopReason::kGuestException);
+  CHECK(stop.vector == 3);
+  CHECK(stop.eip == after);
+}
+
+// Regression: a fault while a guest register is parked for a high-byte
+// operand next to an ESP base must report that register's guest value.
+TEST_CASE("a fault in a spilled-register sequence restores the spilled register") {
+  std::uint32_t at = 0;
+  auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    a.mov(x86::esp, 0xF0000000);  // no RAM there
+    a.mov(x86::ebx, 0x1234);
+    at = Here(a);
+    a.mov(x86::ah, x86::byte_ptr(x86::esp, 4));
+  }));
+  const StopInfo stop = machine->Run();
+  CHECK(stop.reason == StopReason::kUnsupportedInstruction);
+  CHECK(stop.eip == at);
+  CHECK(machine->GetRegisters().ebx == 0x1234);
+  CHECK(machine->GetRegisters().esp == 0xF0000000);
+}
+
+TEST_CASE("a pop to memory that faults leaves ESP where it was") {
+  std::uint32_t at = 0;
+  auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    a.mov(x86::esp, 0x90000);
+    a.push(0x55);
+    at = Here(a);
+    a.pop(x86::dword_ptr(0xF0000000));
+  }));
+  const StopInfo stop = machine->Run();
+  CHECK(stop.eip == at);
+  CHECK(machine->GetRegisters().esp == 0x90000 - 4);
+}
+
+TEST_CASE("hlt with interrupts off halts after the instruction") {
+  std::uint32_t after = 0;
+  auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    a.cli();
+    a.hlt();
+    after = Here(a);
+  }));
+  const StopInfo stop = machine->Run();
+  CHECK(stop.reason == StopReason::kHalted);
+  CHECK(machine->GetRegisters().eip == after);
+}
+
+TEST_CASE("an unsupported instruction is reported with its bytes and EIP") {
+  std::uint32_t at = 0;
+  auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    a.nop();
+    at = Here(a);
+    a.db(0x27);  // daa: no 64-bit encoding, not emulated yet
+  }));
+  const StopInfo stop = machine->Run();
+  CHECK(stop.reason == StopReason::kUnsupportedInstruction);
+  CHECK(stop.eip == at);
+  CHECK(stop.instruction_length == 1);
+  CHECK(stop.instruction_bytes[0] == 0x27);
+  CHECK(stop.message.find("daa") != std::string::npos);
+}
+
+std::vector<std::uint8_t> Spin() {
+  return AssembleGuest([](x86::Assembler& a) {
+    asmjit::Label loop = a.newLabel();
+    a.bind(loop);
+    a.add(x86::eax, 1);
+    a.jmp(loop);
+  });
+}
+
+TEST_CASE("RequestStop from another thread stops a guest in a chained loop") {
+  auto machine = Boot(Spin());
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    machine->RequestStop();
+  });
+  const StopInfo stop = machine->Run();
+  stopper.join();
+  CHECK(stop.reason == StopReason::kStopRequested);
+  CHECK(machine->GetRegisters().eax > 1000);
+  // The machine can go on afterwards, here until its time budget runs out.
+  const StopInfo again = machine->Run(RunLimits{std::chrono::milliseconds(50)});
+  CHECK(again.reason == StopReason::kBudgetExhausted);
+}
+
+TEST_CASE("CPUID hides what libbt does not run") {
+  auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
+    a.mov(x86::eax, 1);
+    a.cpuid();
+    a.hlt();
+  }));
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  const Registers r = machine->GetRegisters();
+  CHECK((r.edx & (1u << 26)) != 0);  // SSE2
+  CHECK((r.edx & (1u << 9)) == 0);   // no APIC
+  CHECK((r.edx & (1u << 3)) == 0);   // no PSE yet
+  CHECK((r.ecx & (1u << 28)) == 0);  // no AVX
+  CHECK((r.ecx & (1u << 5)) == 0);   // no VMX
+}
+
+TEST_CASE("WritePhysical drops translations of the code it overwrites") {
+  std::uint32_t immediate = 0;
+  auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    a.mov(x86::eax, 1);
+    immediate = Here(a) - 4;
+    a.hlt();
+  }));
+  const std::uint32_t entry = machine->GetRegisters().eip;
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  CHECK(machine->GetRegisters().eax == 1);
+  const std::uint32_t two = 2;
+  REQUIRE(machine->WritePhysical(immediate, &two, sizeof(two)));
+  Registers r = machine->GetRegisters();
+  r.eip = entry;
+  machine->SetRegisters(r);
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  CHECK(machine->GetRegisters().eax == 2);
+  CHECK(machine->GetStats().smc_invalidations >= 1);
+}
+
+TEST_CASE("bad configurations are refused with a message") {
+  MachineConfig config;
+  config.boot.kernel_image = AssembleGuest([](x86::Assembler& a) { a.hlt(); });
+  config.ram_bytes = 12345;
+  auto machine = Machine::Create(config);
+  REQUIRE_FALSE(machine);
+  CHECK(machine.error().find("RAM") != std::string::npos);
+  config.ram_bytes = 16u << 20;
+  config.boot.kernel_image = {1, 2, 3};
+  CHECK_FALSE(Machine::Create(config));
+  config.boot.kernel_image.clear();
+  CHECK_FALSE(Machine::Create(config));  // nothing to boot
+}
+
+}  // namespace
+}  // namespace bt
