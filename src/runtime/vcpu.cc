@@ -239,8 +239,15 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       break;
     }
     case ExitReason::kCallout:
-    case ExitReason::kEventPoll:
       if (pending_stop_) return std::move(pending_stop_);
+      break;
+    case ExitReason::kEventPoll:
+      // A request consumed at the loop top may have revoked the page after
+      // the loop re-enabled it; with nothing pending, give access back.
+      if (interrupt_.load() < 0) {
+        state_memory_.Protect(translator::kCpuStateBytes, kPageSize,
+                              platform::Protection::kReadWrite);
+      }
       break;
     case ExitReason::kGuestFault: {
       char text[80];
