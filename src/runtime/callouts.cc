@@ -50,8 +50,17 @@ std::uint32_t SizeMask(unsigned size) {
 }  // namespace
 
 bool Vcpu::OnCallout(void* self, CpuState*, const void* record) {
-  return static_cast<Vcpu*>(self)->HandleCallout(
-      static_cast<const translator::CalloutRecord*>(record)->instruction);
+  auto* vcpu = static_cast<Vcpu*>(self);
+  const DecodedInstruction& insn =
+      static_cast<const translator::CalloutRecord*>(record)->instruction;
+  const std::uint64_t invalidations = vcpu->counters_.smc_invalidations;
+  if (vcpu->HandleCallout(insn)) return true;
+  // The callout wrote guest code, perhaps the rest of this very unit: leave
+  // it, so that what follows is translated from the new bytes.
+  if (vcpu->counters_.smc_invalidations != invalidations) {
+    return vcpu->ExitWith(std::nullopt, insn.next_eip());
+  }
+  return false;
 }
 
 std::uint32_t Vcpu::ReadRegister(std::uint8_t reg, unsigned size) const {

@@ -226,3 +226,24 @@ TEST_CASE("bad configurations are refused with a message") {
 
 }  // namespace
 }  // namespace bt
+
+namespace bt {
+namespace {
+
+// Regression: a callout that wrote the code of its own unit (mov to memory
+// from a segment register, done in C++) let the unit run on with the stale
+// translation of the bytes it had just overwritten.
+TEST_CASE("a callout that rewrites its own unit's next instruction runs the new bytes") {
+  auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
+    asmjit::Label patched = a.newLabel();
+    a.mov(x86::word_ptr(patched, 1), x86::es);  // ES holds 0x0010
+    a.bind(patched);
+    a.mov(x86::eax, 0x11111111);
+    a.hlt();
+  }));
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  CHECK(machine->GetRegisters().eax == 0x11110010);
+}
+
+}  // namespace
+}  // namespace bt
