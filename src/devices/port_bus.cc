@@ -1,6 +1,7 @@
 #include "devices/port_bus.h"
 
 #include <cassert>
+#include <cstdio>
 #include <limits>
 #include <string>
 
@@ -13,13 +14,9 @@ std::uint32_t SizeMask(unsigned size) {
 }
 
 std::string Hex(std::uint32_t value) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string digits;
-  do {
-    digits.insert(digits.begin(), kDigits[value & 0xF]);
-    value >>= 4;
-  } while (value != 0);
-  return "0x" + digits;
+  char text[16];
+  std::snprintf(text, sizeof(text), "0x%x", value);
+  return text;
 }
 
 std::string RangeName(std::uint32_t base, std::uint32_t count) {
