@@ -1,7 +1,7 @@
 // Microbenchmarks of the translator and the translation cache. Guest-level
 // ones run real guests through bt::Machine and time Run() only.
-#include "tests/support/assembled_guest.h"
 #include "decoder/decoder.h"
+#include "tests/support/assembled_guest.h"
 #include "translator/code_cache.h"
 #include "translator/trampolines.h"
 #include "translator/translator.h"

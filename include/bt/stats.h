@@ -28,11 +28,11 @@ enum class CalloutKind : std::uint8_t {
 };
 
 enum class HostFaultCause : std::uint8_t {
-  kFirstTouch,       // window page mapped on first access
-  kCodeWrite,        // write to a write-protected code page (SMC)
-  kGuestException,   // host trap that is a guest exception (#DE, #GP, ...)
-  kEventPoll,        // a stop or event request caught at a unit entry
-  kStringWrap,       // a string instruction crossed the 4 GiB wrap
+  kFirstTouch,      // window page mapped on first access
+  kCodeWrite,       // write to a write-protected code page (SMC)
+  kGuestException,  // host trap that is a guest exception (#DE, #GP, ...)
+  kEventPoll,       // a stop or event request caught at a unit entry
+  kStringWrap,      // a string instruction crossed the 4 GiB wrap
   kCount,
 };
 
@@ -48,7 +48,7 @@ struct Stats {
   std::uint64_t cache_misses = 0;
   std::uint64_t chains_made = 0;
   std::uint64_t chains_broken = 0;
-  std::uint64_t cache_flushes = 0;      // whole-cache evictions
+  std::uint64_t cache_flushes = 0;  // whole-cache evictions
   std::uint64_t units_evicted = 0;
   std::uint64_t smc_invalidations = 0;  // units dropped because their code was written
   std::uint64_t dispatcher_entries = 0;

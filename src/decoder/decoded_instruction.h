@@ -11,10 +11,10 @@ constexpr std::uint8_t kNoRegister = 0xFF;
 constexpr std::uint8_t kNoOffset = 0xFF;
 
 enum class Kind : std::uint8_t {
-  kIdent,           // copied; memory operand rewritten to gs: + addr32
-  kIncDecShort,     // 0x40-0x4F, REX prefixes in 64-bit mode
-  kPush,            // register, immediate or memory source
-  kPop,             // register or memory destination
+  kIdent,        // copied; memory operand rewritten to gs: + addr32
+  kIncDecShort,  // 0x40-0x4F, REX prefixes in 64-bit mode
+  kPush,         // register, immediate or memory source
+  kPop,          // register or memory destination
   kPushSegment,
   kPopSegment,
   kPushf,
@@ -26,13 +26,13 @@ enum class Kind : std::uint8_t {
   kJmpRelative,
   kJcc,
   kJecxz,
-  kLoop,            // loop, loope, loopne with ECX
+  kLoop,  // loop, loope, loopne with ECX
   kCallRelative,
   kJmpIndirect,
   kCallIndirect,
   kRet,
-  kJmpFar,          // ptr16:32 or m16:32
-  kStringEs,        // movs, stos, cmps, scas: use ES:EDI
+  kJmpFar,    // ptr16:32 or m16:32
+  kStringEs,  // movs, stos, cmps, scas: use ES:EDI
   kIn,
   kOut,
   kHlt,
@@ -48,8 +48,8 @@ enum class Kind : std::uint8_t {
   kMovFromSegment,
   kInt3,
   kInt,
-  kInvalid,         // #UD: ud2, undefined encodings, features we hide
-  kUnsupported,     // valid, but libbt cannot run it yet
+  kInvalid,      // #UD: ud2, undefined encodings, features we hide
+  kUnsupported,  // valid, but libbt cannot run it yet
 };
 
 struct MemoryOperand {
@@ -78,10 +78,10 @@ struct DecodedInstruction {
   std::uint8_t operand_size = 4;  // bytes, of the instruction's operation
   std::uint8_t rep = 0;           // 1 = rep/repe, 2 = repne
 
-  bool has_memory = false;      // an explicit ModRM memory operand
-  bool implicit_memory = false; // a DS-relative hidden operand (xlat, lods, maskmov)
-  bool moffs = false;           // A0-A3 absolute-offset form
-  bool uses_high_byte = false;  // an explicit AH/CH/DH/BH operand
+  bool has_memory = false;       // an explicit ModRM memory operand
+  bool implicit_memory = false;  // a DS-relative hidden operand (xlat, lods, maskmov)
+  bool moffs = false;            // A0-A3 absolute-offset form
+  bool uses_high_byte = false;   // an explicit AH/CH/DH/BH operand
   MemoryOperand memory;
 
   // 16/32-bit general registers encoded in ModRM.reg, ModRM.rm (mod == 3)
@@ -92,10 +92,10 @@ struct DecodedInstruction {
   // Guest registers read or written, explicitly or implicitly (bit n = reg n).
   std::uint8_t registers_used = 0;
 
-  std::int64_t immediate = 0;       // first immediate, sign-extended
-  std::uint32_t immediate2 = 0;     // second immediate (enter's level, far selector)
-  std::uint32_t branch_target = 0;  // relative branches
-  std::uint8_t condition = 0;       // low nibble of the Jcc opcode
+  std::int64_t immediate = 0;         // first immediate, sign-extended
+  std::uint32_t immediate2 = 0;       // second immediate (enter's level, far selector)
+  std::uint32_t branch_target = 0;    // relative branches
+  std::uint8_t condition = 0;         // low nibble of the Jcc opcode
   std::uint8_t special_register = 0;  // CRn or segment register number
 
   std::uint32_t next_eip() const { return eip + length; }

@@ -30,8 +30,7 @@ Gpr ClassifyGpr(ZydisRegister reg) {
     case ZYDIS_REGCLASS_GPR32:
       gpr.number = static_cast<std::uint8_t>(ZydisRegisterGetId(reg));
       break;
-    default:
-      break;
+    default: break;
   }
   return gpr;
 }
@@ -40,28 +39,61 @@ Gpr ClassifyGpr(ZydisRegister reg) {
 // state instead of the guest's, and that libbt does not emulate yet.
 bool IsUnsupportedMnemonic(ZydisMnemonic mnemonic) {
   switch (mnemonic) {
-    case ZYDIS_MNEMONIC_AAA: case ZYDIS_MNEMONIC_AAD: case ZYDIS_MNEMONIC_AAM:
-    case ZYDIS_MNEMONIC_AAS: case ZYDIS_MNEMONIC_DAA: case ZYDIS_MNEMONIC_DAS:
-    case ZYDIS_MNEMONIC_SALC: case ZYDIS_MNEMONIC_ARPL: case ZYDIS_MNEMONIC_BOUND:
-    case ZYDIS_MNEMONIC_INTO: case ZYDIS_MNEMONIC_LDS: case ZYDIS_MNEMONIC_LES:
-    case ZYDIS_MNEMONIC_LFS: case ZYDIS_MNEMONIC_LGS: case ZYDIS_MNEMONIC_LSS:
-    case ZYDIS_MNEMONIC_LAR: case ZYDIS_MNEMONIC_LSL: case ZYDIS_MNEMONIC_VERR:
-    case ZYDIS_MNEMONIC_VERW: case ZYDIS_MNEMONIC_SGDT: case ZYDIS_MNEMONIC_SIDT:
-    case ZYDIS_MNEMONIC_SLDT: case ZYDIS_MNEMONIC_STR: case ZYDIS_MNEMONIC_SMSW:
-    case ZYDIS_MNEMONIC_IRET: case ZYDIS_MNEMONIC_IRETD: case ZYDIS_MNEMONIC_INSB: case ZYDIS_MNEMONIC_INSW:
-    case ZYDIS_MNEMONIC_INSD: case ZYDIS_MNEMONIC_OUTSB: case ZYDIS_MNEMONIC_OUTSW:
-    case ZYDIS_MNEMONIC_OUTSD: case ZYDIS_MNEMONIC_SYSENTER: case ZYDIS_MNEMONIC_SYSEXIT:
-    case ZYDIS_MNEMONIC_SYSCALL: case ZYDIS_MNEMONIC_SYSRET: case ZYDIS_MNEMONIC_RDTSCP:
-    case ZYDIS_MNEMONIC_RDPID: case ZYDIS_MNEMONIC_RDPMC: case ZYDIS_MNEMONIC_XGETBV:
-    case ZYDIS_MNEMONIC_XSAVE: case ZYDIS_MNEMONIC_XRSTOR: case ZYDIS_MNEMONIC_XSAVEOPT:
-    case ZYDIS_MNEMONIC_XSAVEC: case ZYDIS_MNEMONIC_XSAVES: case ZYDIS_MNEMONIC_XRSTORS:
+    case ZYDIS_MNEMONIC_AAA:
+    case ZYDIS_MNEMONIC_AAD:
+    case ZYDIS_MNEMONIC_AAM:
+    case ZYDIS_MNEMONIC_AAS:
+    case ZYDIS_MNEMONIC_DAA:
+    case ZYDIS_MNEMONIC_DAS:
+    case ZYDIS_MNEMONIC_SALC:
+    case ZYDIS_MNEMONIC_ARPL:
+    case ZYDIS_MNEMONIC_BOUND:
+    case ZYDIS_MNEMONIC_INTO:
+    case ZYDIS_MNEMONIC_LDS:
+    case ZYDIS_MNEMONIC_LES:
+    case ZYDIS_MNEMONIC_LFS:
+    case ZYDIS_MNEMONIC_LGS:
+    case ZYDIS_MNEMONIC_LSS:
+    case ZYDIS_MNEMONIC_LAR:
+    case ZYDIS_MNEMONIC_LSL:
+    case ZYDIS_MNEMONIC_VERR:
+    case ZYDIS_MNEMONIC_VERW:
+    case ZYDIS_MNEMONIC_SGDT:
+    case ZYDIS_MNEMONIC_SIDT:
+    case ZYDIS_MNEMONIC_SLDT:
+    case ZYDIS_MNEMONIC_STR:
+    case ZYDIS_MNEMONIC_SMSW:
+    case ZYDIS_MNEMONIC_IRET:
+    case ZYDIS_MNEMONIC_IRETD:
+    case ZYDIS_MNEMONIC_INSB:
+    case ZYDIS_MNEMONIC_INSW:
+    case ZYDIS_MNEMONIC_INSD:
+    case ZYDIS_MNEMONIC_OUTSB:
+    case ZYDIS_MNEMONIC_OUTSW:
+    case ZYDIS_MNEMONIC_OUTSD:
+    case ZYDIS_MNEMONIC_SYSENTER:
+    case ZYDIS_MNEMONIC_SYSEXIT:
+    case ZYDIS_MNEMONIC_SYSCALL:
+    case ZYDIS_MNEMONIC_SYSRET:
+    case ZYDIS_MNEMONIC_RDTSCP:
+    case ZYDIS_MNEMONIC_RDPID:
+    case ZYDIS_MNEMONIC_RDPMC:
+    case ZYDIS_MNEMONIC_XGETBV:
+    case ZYDIS_MNEMONIC_XSAVE:
+    case ZYDIS_MNEMONIC_XRSTOR:
+    case ZYDIS_MNEMONIC_XSAVEOPT:
+    case ZYDIS_MNEMONIC_XSAVEC:
+    case ZYDIS_MNEMONIC_XSAVES:
+    case ZYDIS_MNEMONIC_XRSTORS:
     case ZYDIS_MNEMONIC_INT1:
-    case ZYDIS_MNEMONIC_RDFSBASE: case ZYDIS_MNEMONIC_RDGSBASE: case ZYDIS_MNEMONIC_WRFSBASE:
-    case ZYDIS_MNEMONIC_WRGSBASE: case ZYDIS_MNEMONIC_UMONITOR: case ZYDIS_MNEMONIC_UMWAIT:
-    case ZYDIS_MNEMONIC_TPAUSE:
-      return true;
-    default:
-      return false;
+    case ZYDIS_MNEMONIC_RDFSBASE:
+    case ZYDIS_MNEMONIC_RDGSBASE:
+    case ZYDIS_MNEMONIC_WRFSBASE:
+    case ZYDIS_MNEMONIC_WRGSBASE:
+    case ZYDIS_MNEMONIC_UMONITOR:
+    case ZYDIS_MNEMONIC_UMWAIT:
+    case ZYDIS_MNEMONIC_TPAUSE: return true;
+    default: return false;
   }
 }
 
@@ -84,10 +116,14 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
                      ZydisRegisterGetClass(operands[0].reg.value) == ZYDIS_REGCLASS_SEGMENT
                  ? Kind::kPopSegment
                  : Kind::kPop;
-    case ZYDIS_MNEMONIC_PUSHF: case ZYDIS_MNEMONIC_PUSHFD: return Kind::kPushf;
-    case ZYDIS_MNEMONIC_POPF: case ZYDIS_MNEMONIC_POPFD: return Kind::kPopf;
-    case ZYDIS_MNEMONIC_PUSHA: case ZYDIS_MNEMONIC_PUSHAD: return Kind::kPusha;
-    case ZYDIS_MNEMONIC_POPA: case ZYDIS_MNEMONIC_POPAD: return Kind::kPopa;
+    case ZYDIS_MNEMONIC_PUSHF:
+    case ZYDIS_MNEMONIC_PUSHFD: return Kind::kPushf;
+    case ZYDIS_MNEMONIC_POPF:
+    case ZYDIS_MNEMONIC_POPFD: return Kind::kPopf;
+    case ZYDIS_MNEMONIC_PUSHA:
+    case ZYDIS_MNEMONIC_PUSHAD: return Kind::kPusha;
+    case ZYDIS_MNEMONIC_POPA:
+    case ZYDIS_MNEMONIC_POPAD: return Kind::kPopa;
     case ZYDIS_MNEMONIC_ENTER: return Kind::kEnter;
     case ZYDIS_MNEMONIC_LEAVE: return Kind::kLeave;
     case ZYDIS_MNEMONIC_JMP:
@@ -99,24 +135,44 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
       return operands[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? Kind::kCallRelative
                                                               : Kind::kCallIndirect;
     case ZYDIS_MNEMONIC_RET: return far ? Kind::kUnsupported : Kind::kRet;
-    case ZYDIS_MNEMONIC_JB: case ZYDIS_MNEMONIC_JBE: case ZYDIS_MNEMONIC_JL:
-    case ZYDIS_MNEMONIC_JLE: case ZYDIS_MNEMONIC_JNB: case ZYDIS_MNEMONIC_JNBE:
-    case ZYDIS_MNEMONIC_JNL: case ZYDIS_MNEMONIC_JNLE: case ZYDIS_MNEMONIC_JNO:
-    case ZYDIS_MNEMONIC_JNP: case ZYDIS_MNEMONIC_JNS: case ZYDIS_MNEMONIC_JNZ:
-    case ZYDIS_MNEMONIC_JO: case ZYDIS_MNEMONIC_JP: case ZYDIS_MNEMONIC_JS:
-    case ZYDIS_MNEMONIC_JZ:
-      return Kind::kJcc;
+    case ZYDIS_MNEMONIC_JB:
+    case ZYDIS_MNEMONIC_JBE:
+    case ZYDIS_MNEMONIC_JL:
+    case ZYDIS_MNEMONIC_JLE:
+    case ZYDIS_MNEMONIC_JNB:
+    case ZYDIS_MNEMONIC_JNBE:
+    case ZYDIS_MNEMONIC_JNL:
+    case ZYDIS_MNEMONIC_JNLE:
+    case ZYDIS_MNEMONIC_JNO:
+    case ZYDIS_MNEMONIC_JNP:
+    case ZYDIS_MNEMONIC_JNS:
+    case ZYDIS_MNEMONIC_JNZ:
+    case ZYDIS_MNEMONIC_JO:
+    case ZYDIS_MNEMONIC_JP:
+    case ZYDIS_MNEMONIC_JS:
+    case ZYDIS_MNEMONIC_JZ: return Kind::kJcc;
     case ZYDIS_MNEMONIC_JECXZ: return Kind::kJecxz;
     case ZYDIS_MNEMONIC_JCXZ: return Kind::kUnsupported;
-    case ZYDIS_MNEMONIC_LOOP: case ZYDIS_MNEMONIC_LOOPE: case ZYDIS_MNEMONIC_LOOPNE:
-      return insn.address_width == 32 ? Kind::kLoop : Kind::kUnsupported;
-    case ZYDIS_MNEMONIC_LODSB: case ZYDIS_MNEMONIC_LODSW: case ZYDIS_MNEMONIC_LODSD:
+    case ZYDIS_MNEMONIC_LOOP:
+    case ZYDIS_MNEMONIC_LOOPE:
+    case ZYDIS_MNEMONIC_LOOPNE: return insn.address_width == 32 ? Kind::kLoop : Kind::kUnsupported;
+    case ZYDIS_MNEMONIC_LODSB:
+    case ZYDIS_MNEMONIC_LODSW:
+    case ZYDIS_MNEMONIC_LODSD:
       // DS:ESI can take a gs: override, so lods is copied like any instruction.
       return insn.address_width == 32 ? Kind::kIdent : Kind::kUnsupported;
-    case ZYDIS_MNEMONIC_MOVSB: case ZYDIS_MNEMONIC_MOVSW: case ZYDIS_MNEMONIC_MOVSD:
-    case ZYDIS_MNEMONIC_STOSB: case ZYDIS_MNEMONIC_STOSW: case ZYDIS_MNEMONIC_STOSD:
-    case ZYDIS_MNEMONIC_CMPSB: case ZYDIS_MNEMONIC_CMPSW: case ZYDIS_MNEMONIC_CMPSD:
-    case ZYDIS_MNEMONIC_SCASB: case ZYDIS_MNEMONIC_SCASW: case ZYDIS_MNEMONIC_SCASD:
+    case ZYDIS_MNEMONIC_MOVSB:
+    case ZYDIS_MNEMONIC_MOVSW:
+    case ZYDIS_MNEMONIC_MOVSD:
+    case ZYDIS_MNEMONIC_STOSB:
+    case ZYDIS_MNEMONIC_STOSW:
+    case ZYDIS_MNEMONIC_STOSD:
+    case ZYDIS_MNEMONIC_CMPSB:
+    case ZYDIS_MNEMONIC_CMPSW:
+    case ZYDIS_MNEMONIC_CMPSD:
+    case ZYDIS_MNEMONIC_SCASB:
+    case ZYDIS_MNEMONIC_SCASW:
+    case ZYDIS_MNEMONIC_SCASD:
       // movsd/cmpsd are also SSE2 mnemonics; those have ModRM operands.
       if (insn.operand_count_visible > 0 && insn.opcode_map != ZYDIS_OPCODE_MAP_DEFAULT) break;
       return insn.address_width == 32 ? Kind::kStringEs : Kind::kUnsupported;
@@ -131,8 +187,9 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
     case ZYDIS_MNEMONIC_LIDT: return Kind::kLidt;
     case ZYDIS_MNEMONIC_INT3: return Kind::kInt3;
     case ZYDIS_MNEMONIC_INT: return Kind::kInt;
-    case ZYDIS_MNEMONIC_UD0: case ZYDIS_MNEMONIC_UD1: case ZYDIS_MNEMONIC_UD2:
-      return Kind::kInvalid;
+    case ZYDIS_MNEMONIC_UD0:
+    case ZYDIS_MNEMONIC_UD1:
+    case ZYDIS_MNEMONIC_UD2: return Kind::kInvalid;
     case ZYDIS_MNEMONIC_MOV: {
       for (int i = 0; i < 2; ++i) {
         if (operands[i].type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
@@ -145,8 +202,7 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
       }
       break;
     }
-    default:
-      break;
+    default: break;
   }
   if (IsUnsupportedMnemonic(insn.mnemonic)) return Kind::kUnsupported;
   if (insn.attributes & ZYDIS_ATTRIB_IS_PRIVILEGED) return Kind::kUnsupported;
@@ -244,8 +300,8 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
           out.branch_target = static_cast<std::uint32_t>(eip + insn.length + op.imm.value.s);
           if (insn.operand_width == 16) out.branch_target &= 0xFFFF;
         } else if (first_immediate) {
-          out.immediate = op.imm.is_signed ? op.imm.value.s
-                                           : static_cast<std::int64_t>(op.imm.value.u);
+          out.immediate =
+              op.imm.is_signed ? op.imm.value.s : static_cast<std::int64_t>(op.imm.value.u);
           first_immediate = false;
         } else {
           out.immediate2 = static_cast<std::uint32_t>(op.imm.value.u);
@@ -255,8 +311,7 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
         out.immediate = op.ptr.offset;
         out.immediate2 = op.ptr.segment;
         break;
-      default:
-        break;
+      default: break;
     }
   }
   if (out.kind == Kind::kJcc) {
@@ -275,8 +330,8 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
 std::string Decoder::Disassemble(const DecodedInstruction& instruction) const {
   ZydisDecodedInstruction insn;
   ZydisDecodedOperand operands[ZYDIS_MAX_OPERAND_COUNT];
-  if (ZYAN_FAILED(ZydisDecoderDecodeFull(&state_->decoder, instruction.bytes,
-                                         instruction.length, &insn, operands))) {
+  if (ZYAN_FAILED(ZydisDecoderDecodeFull(&state_->decoder, instruction.bytes, instruction.length,
+                                         &insn, operands))) {
     return "(bad)";
   }
   char text[128];

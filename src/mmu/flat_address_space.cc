@@ -24,8 +24,8 @@ bool FlatAddressSpace::MapOnFault(std::uint32_t address) {
   }
   mapped_runs_[page / kRunPages] = true;
   for (std::uint32_t p = first; p < first + count; ++p) {
-    if (code_[p]) window_.Protect(p * PhysicalMemory::kPageSize, PhysicalMemory::kPageSize,
-                                  Protection::kRead);
+    if (code_[p])
+      window_.Protect(p * PhysicalMemory::kPageSize, PhysicalMemory::kPageSize, Protection::kRead);
   }
   return true;
 }
@@ -34,8 +34,7 @@ void FlatAddressSpace::ProtectCode(std::uint32_t page) {
   if (code_[page]) return;
   code_[page] = true;
   if (IsMapped(page)) {
-    window_.Protect(page * PhysicalMemory::kPageSize, PhysicalMemory::kPageSize,
-                    Protection::kRead);
+    window_.Protect(page * PhysicalMemory::kPageSize, PhysicalMemory::kPageSize, Protection::kRead);
   }
 }
 

@@ -19,8 +19,8 @@ struct HostFault {
     kOther,
   };
   Kind kind = Kind::kOther;
-  bool write = false;            // page faults: the access was a write
-  std::uintptr_t address = 0;    // page faults: the faulting address
+  bool write = false;          // page faults: the access was a write
+  std::uintptr_t address = 0;  // page faults: the faulting address
   // Interrupted register state in x86 encoding order (rax, rcx, rdx, rbx,
   // rsp, rbp, rsi, rdi, r8..r15); edits take effect on resume.
   std::uint64_t gpr[16] = {};
@@ -36,7 +36,6 @@ using HostFaultHandler = bool (*)(void* context, HostFault& fault);
 // the thread an alternate signal stack. Faults the handler declines go to the
 // handler that was installed before, or crash as they would have.
 void SetThreadFaultHandler(HostFaultHandler handler, void* context);
-
 
 }  // namespace bt::platform
 

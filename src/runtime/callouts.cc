@@ -4,9 +4,8 @@
 #include "runtime/vcpu.h"
 #include "translator/unit_builder.h"
 
-#include <x86intrin.h>
-
 #include <cstdio>
+#include <x86intrin.h>
 
 namespace bt::runtime {
 
@@ -33,19 +32,21 @@ CalloutKind KindOf(Kind kind) {
     case Kind::kPopf: return CalloutKind::kPopf;
     case Kind::kCpuid: return CalloutKind::kCpuid;
     case Kind::kRdtsc: return CalloutKind::kRdtsc;
-    case Kind::kMovToCr: case Kind::kMovFromCr: return CalloutKind::kControlRegister;
-    case Kind::kLgdt: case Kind::kLidt: return CalloutKind::kDescriptorTable;
-    case Kind::kMovToSegment: case Kind::kMovFromSegment: case Kind::kPopSegment:
-      return CalloutKind::kSegmentLoad;
+    case Kind::kMovToCr:
+    case Kind::kMovFromCr: return CalloutKind::kControlRegister;
+    case Kind::kLgdt:
+    case Kind::kLidt: return CalloutKind::kDescriptorTable;
+    case Kind::kMovToSegment:
+    case Kind::kMovFromSegment:
+    case Kind::kPopSegment: return CalloutKind::kSegmentLoad;
     case Kind::kJmpFar: return CalloutKind::kFarJump;
-    case Kind::kInt3: case Kind::kInt: return CalloutKind::kInterrupt;
+    case Kind::kInt3:
+    case Kind::kInt: return CalloutKind::kInterrupt;
     default: return CalloutKind::kEmulated;
   }
 }
 
-std::uint32_t SizeMask(unsigned size) {
-  return size >= 4 ? 0xFFFFFFFFu : (1u << (8 * size)) - 1;
-}
+std::uint32_t SizeMask(unsigned size) { return size >= 4 ? 0xFFFFFFFFu : (1u << (8 * size)) - 1; }
 
 }  // namespace
 
@@ -146,12 +147,8 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       parts_.ports.Write(port, size, ReadRegister(translator::kEax, size));
       return pending_stop_ ? ExitWith(std::nullopt, next) : false;
     }
-    case Kind::kCli:
-      state_->eflags_virtual &= ~translator::kEflagsIf;
-      return false;
-    case Kind::kSti:
-      state_->eflags_virtual |= translator::kEflagsIf;
-      return false;
+    case Kind::kCli: state_->eflags_virtual &= ~translator::kEflagsIf; return false;
+    case Kind::kSti: state_->eflags_virtual |= translator::kEflagsIf; return false;
     case Kind::kHlt:
       if (!(state_->eflags_virtual & translator::kEflagsIf)) {
         return ExitWith(MakeStop(StopReason::kHalted, "hlt with interrupts disabled"), next);
@@ -298,13 +295,12 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       return ExitWith(std::move(stop), insn.eip);
     }
     case Kind::kInvalid: {
-      StopInfo stop = MakeInstructionStop(StopReason::kGuestException, insn,
-                                          "guest exception vector 6 (#UD):");
+      StopInfo stop =
+          MakeInstructionStop(StopReason::kGuestException, insn, "guest exception vector 6 (#UD):");
       stop.vector = 6;
       return ExitWith(std::move(stop), insn.eip);
     }
-    default:
-      break;
+    default: break;
   }
   return ExitWith(
       MakeInstructionStop(StopReason::kUnsupportedInstruction, insn, "unsupported instruction"),

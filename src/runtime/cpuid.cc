@@ -13,8 +13,8 @@ constexpr std::uint32_t kMaxBasicLeaf = 1;
 constexpr std::uint32_t kMaxExtendedLeaf = 0x80000004;
 
 // Leaf 1 EDX: FPU, TSC, CX8, CMOV, MMX, FXSR, SSE, SSE2.
-constexpr std::uint32_t kLeaf1Edx = (1u << 0) | (1u << 4) | (1u << 8) | (1u << 15) |
-                                    (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
+constexpr std::uint32_t kLeaf1Edx = (1u << 0) | (1u << 4) | (1u << 8) | (1u << 15) | (1u << 23) |
+                                    (1u << 24) | (1u << 25) | (1u << 26);
 // Leaf 1 ECX: SSE3, PCLMULQDQ off, SSSE3, CX16 off, SSE4.1, SSE4.2, POPCNT.
 constexpr std::uint32_t kLeaf1Ecx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 23);
 // Extended leaf 1 ECX: LAHF/SAHF, LZCNT (ABM).
@@ -31,23 +31,18 @@ void GuestCpuid(std::uint32_t leaf, std::uint32_t subleaf, std::uint32_t out[4])
   }
   __cpuid_count(leaf, subleaf, eax, ebx, ecx, edx);
   switch (leaf) {
-    case 0:
-      eax = kMaxBasicLeaf;
-      break;
+    case 0: eax = kMaxBasicLeaf; break;
     case 1:
       ebx &= 0x0000FFFF;  // one logical processor, APIC ID 0
       ecx &= kLeaf1Ecx;
       edx &= kLeaf1Edx;
       break;
-    case 0x80000000:
-      eax = kMaxExtendedLeaf;
-      break;
+    case 0x80000000: eax = kMaxExtendedLeaf; break;
     case 0x80000001:
       ecx &= kExtendedEcx;
       edx = 0;  // no NX, no long mode, no SYSCALL
       break;
-    default:
-      break;
+    default: break;
   }
   out[0] = eax;
   out[1] = ebx;

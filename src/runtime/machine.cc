@@ -74,9 +74,8 @@ Result<void> Machine::Impl::Build() {
   auto output = config.serial_output ? config.serial_output : [](std::string_view) {};
   com1 = std::make_unique<devices::Uart16550>(output);
   debug_console = std::make_unique<devices::DebugConsole>(output);
-  debug_exit = std::make_unique<devices::DebugExit>([this](std::uint32_t value) {
-    vcpu->DebugExit(value);
-  });
+  debug_exit =
+      std::make_unique<devices::DebugExit>([this](std::uint32_t value) { vcpu->DebugExit(value); });
   for (auto [range, device] :
        {std::pair{devices::kCom1Ports, static_cast<PortDevice*>(com1.get())},
         std::pair{devices::kDebugConsolePorts, static_cast<PortDevice*>(debug_console.get())},
@@ -87,7 +86,7 @@ Result<void> Machine::Impl::Build() {
   }
 
   auto cpu = runtime::Vcpu::Create(runtime::Vcpu::Parts{*memory, *window, *space, ports, *cache,
-                                                         *translator, trampolines, decoder});
+                                                        *translator, trampolines, decoder});
   if (!cpu) return Error{cpu.error()};
   vcpu = std::move(cpu.value());
   return {};

@@ -26,8 +26,8 @@ constexpr std::size_t Index(E value) {
 }  // namespace
 
 Result<std::unique_ptr<Vcpu>> Vcpu::Create(const Parts& parts) {
-  auto state = platform::PageMemory::Allocate(translator::kCpuBlockBytes,
-                                              platform::Protection::kReadWrite);
+  auto state =
+      platform::PageMemory::Allocate(translator::kCpuBlockBytes, platform::Protection::kReadWrite);
   if (!state) return Error{state.error()};
   return std::unique_ptr<Vcpu>(new Vcpu(parts, std::move(state.value())));
 }
@@ -233,7 +233,7 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       if (!target) return std::move(pending_stop_);
       if (parts_.translator.options().chaining) {
         indirect_[target->key.eip & (translator::kIndirectEntries - 1)] = {0u - target->key.eip, 0,
-                                                               target->code};
+                                                                           target->code};
       }
       next_unit_ = target;
       break;
@@ -257,11 +257,8 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       stop.vector = static_cast<std::uint8_t>(state_->fault_vector);
       return stop;
     }
-    case ExitReason::kSmcRestart:
-      one_shot_next_ = true;
-      break;
-    case ExitReason::kStop:
-      return std::move(pending_stop_);
+    case ExitReason::kSmcRestart: one_shot_next_ = true; break;
+    case ExitReason::kStop: return std::move(pending_stop_);
   }
   return std::nullopt;
 }
@@ -270,8 +267,8 @@ bool Vcpu::OnHostFault(void* self, platform::HostFault& fault) {
   return static_cast<Vcpu*>(self)->HandleHostFault(fault);
 }
 
-void Vcpu::ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit,
-                         ExitReason reason, std::uint32_t vector) {
+void Vcpu::ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit, ExitReason reason,
+                         std::uint32_t vector) {
   const translator::FaultMapEntry& entry =
       unit.FaultEntryAt(reinterpret_cast<const std::uint8_t*>(fault.rip));
   for (unsigned r = 0; r < 8; ++r) {
@@ -318,9 +315,8 @@ bool Vcpu::HandleHostFault(platform::HostFault& fault) {
       return true;
     }
     if (parts_.window.Contains(fault.address)) {
-      const auto address =
-          static_cast<std::uint32_t>(fault.address - reinterpret_cast<std::uintptr_t>(
-                                                         parts_.window.base()));
+      const auto address = static_cast<std::uint32_t>(
+          fault.address - reinterpret_cast<std::uintptr_t>(parts_.window.base()));
       const std::uint32_t page = address / kPageSize;
       if (page < parts_.space.page_count() && !parts_.space.IsMapped(page)) {
         ++counters_.host_faults[Index(HostFaultCause::kFirstTouch)];

@@ -149,10 +149,9 @@ void CodeCache::Flush() {
 }
 
 TranslationUnit* CodeCache::UnitAt(const std::uint8_t* host) const {
-  auto it = std::upper_bound(by_address_.begin(), by_address_.end(), host,
-                             [](const std::uint8_t* value, const TranslationUnit* unit) {
-                               return value < unit->code;
-                             });
+  auto it = std::upper_bound(
+      by_address_.begin(), by_address_.end(), host,
+      [](const std::uint8_t* value, const TranslationUnit* unit) { return value < unit->code; });
   if (it == by_address_.begin()) return nullptr;
   TranslationUnit* unit = *(it - 1);
   return host < unit->code + unit->code_size ? unit : nullptr;

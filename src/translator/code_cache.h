@@ -77,12 +77,12 @@ class CodeCache {
     using type = UnitKey;
     const type& operator()(const TranslationUnit& unit) const { return unit.key; }
   };
-  using HashTable = bi::unordered_set<
-      TranslationUnit,
-      bi::member_hook<TranslationUnit, bi::unordered_set_member_hook<NormalLink>,
-                      &TranslationUnit::hash_hook>,
-      bi::key_of_value<KeyOf>, bi::hash<KeyHash>, bi::power_2_buckets<true>,
-      bi::constant_time_size<false>>;
+  using HashTable =
+      bi::unordered_set<TranslationUnit,
+                        bi::member_hook<TranslationUnit, bi::unordered_set_member_hook<NormalLink>,
+                                        &TranslationUnit::hash_hook>,
+                        bi::key_of_value<KeyOf>, bi::hash<KeyHash>, bi::power_2_buckets<true>,
+                        bi::constant_time_size<false>>;
 
   CodeCache(platform::PageMemory memory, std::size_t physical_pages);
   void Unlink(TranslationUnit* unit);

@@ -13,13 +13,13 @@ enum GuestRegister : std::uint8_t { kEax, kEcx, kEdx, kEbx, kEsp, kEbp, kEsi, kE
 
 // Why translated code returned to the dispatcher.
 enum class ExitReason : std::uint32_t {
-  kBranch,        // a direct exit stub that may be chained; `exit_link` is set
-  kIndirect,      // an indirect transfer that missed the inline lookup table
-  kCallout,       // an instruction the runtime finishes; `exit_record` is set
-  kGuestFault,    // a host fault became a guest exception; `fault_vector` is set
-  kEventPoll,     // a unit entry saw the poll page revoked
-  kSmcRestart,    // the unit wrote its own code; re-run from `eip` one step
-  kStop,          // a callout asked the run to stop
+  kBranch,      // a direct exit stub that may be chained; `exit_link` is set
+  kIndirect,    // an indirect transfer that missed the inline lookup table
+  kCallout,     // an instruction the runtime finishes; `exit_record` is set
+  kGuestFault,  // a host fault became a guest exception; `fault_vector` is set
+  kEventPoll,   // a unit entry saw the poll page revoked
+  kSmcRestart,  // the unit wrote its own code; re-run from `eip` one step
+  kStop,        // a callout asked the run to stop
 };
 
 // EFLAGS bits that live in host RFLAGS while translated code runs; the rest
@@ -42,14 +42,14 @@ struct alignas(64) CpuState {
   std::uint64_t host_flags = 0x2;  // arithmetic flags and DF as RFLAGS
   std::uint32_t eflags_virtual = 0x2;
   ExitReason exit_reason = ExitReason::kBranch;
-  const void* exit_record = nullptr;  // exit stub, callout record
+  const void* exit_record = nullptr;    // exit stub, callout record
   std::uint32_t effective_address = 0;  // memory operand of a callout
   std::uint32_t fault_vector = 0;
   std::uint64_t host_rsp = 0;
   std::uint64_t window_base = 0;
-  std::uint64_t callout_handler = 0; // CalloutFunction
-  std::uint64_t runtime = 0;         // first argument of callout_handler
-  std::uint64_t spill = 0;           // a guest register parked by the translator
+  std::uint64_t callout_handler = 0;  // CalloutFunction
+  std::uint64_t runtime = 0;          // first argument of callout_handler
+  std::uint64_t spill = 0;            // a guest register parked by the translator
 
   // Architectural state the runtime owns.
   std::uint32_t cr0 = 0x10;  // ET

@@ -44,9 +44,7 @@ void EmitConditional(UnitBuilder& b, const DecodedInstruction& insn, EmitBranch 
 void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
   auto& a = b.a();
   switch (insn.kind) {
-    case Kind::kJmpRelative:
-      b.EmitDirectExit(insn.branch_target);
-      break;
+    case Kind::kJmpRelative: b.EmitDirectExit(insn.branch_target); break;
     case Kind::kJcc:
       b.EmitConditionalExit(insn.condition, insn.branch_target);
       b.EmitDirectExit(insn.next_eip());
@@ -84,8 +82,7 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
       b.EmitIndirectExit();
       break;
     }
-    default:
-      break;
+    default: break;
   }
 }
 

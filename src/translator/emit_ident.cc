@@ -17,10 +17,14 @@ constexpr std::uint8_t kRex = 0x40, kRexR = 4, kRexB = 1;
 
 bool IsDroppedPrefix(std::uint8_t prefix) {
   switch (prefix) {
-    case 0x26: case 0x2E: case 0x36: case 0x3E: case 0x64: case 0x65: case 0x67:
-      return true;  // segments are flat; the address size is ours to set
-    default:
-      return false;
+    case 0x26:
+    case 0x2E:
+    case 0x36:
+    case 0x3E:
+    case 0x64:
+    case 0x65:
+    case 0x67: return true;  // segments are flat; the address size is ours to set
+    default: return false;
   }
 }
 
@@ -91,19 +95,18 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
 
   // 16-bit addressing has no 64-bit-mode encoding, and a REX prefix would
   // turn AH..BH into SPL..DIL: such operands go through an address register.
-  const bool via_register =
-      insn.has_memory &&
-      (insn.memory.address16 || (insn.memory.base == kEsp && insn.uses_high_byte));
+  const bool via_register = insn.has_memory && (insn.memory.address16 ||
+                                                (insn.memory.base == kEsp && insn.uses_high_byte));
   if (insn.has_memory && !via_register && insn.memory.base == kEsp) rex |= kRexB;
   if (rex && insn.uses_high_byte) {
     b.EmitCallout(insn);  // e.g. movzx esp, ah: no host encoding; reported unsupported
     return;
   }
 
-  const unsigned opcode_end = insn.modrm_offset != kNoOffset        ? insn.modrm_offset
-                              : insn.moffs                          ? insn.displacement_offset
-                              : insn.immediate_offset != kNoOffset  ? insn.immediate_offset
-                                                                    : insn.length;
+  const unsigned opcode_end = insn.modrm_offset != kNoOffset       ? insn.modrm_offset
+                              : insn.moffs                         ? insn.displacement_offset
+                              : insn.immediate_offset != kNoOffset ? insn.immediate_offset
+                                                                   : insn.length;
   Encoding out;
   if (insn.moffs) {
     // A0-A3 take a 32-bit offset under addr32; a 16-bit one is zero-extended.

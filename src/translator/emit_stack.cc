@@ -56,11 +56,10 @@ void EmitPop(UnitBuilder& b, const DecodedInstruction& insn) {
 
 void EmitPushSegment(UnitBuilder& b, const DecodedInstruction& insn) {
   const unsigned size = insn.operand_size;
-  b.a().movzx(x86::r11d,
-              StateField(offsetof(CpuState, segment) +
-                             insn.special_register * sizeof(SegmentState) +
-                             offsetof(SegmentState, selector),
-                         2));
+  b.a().movzx(x86::r11d, StateField(offsetof(CpuState, segment) +
+                                        insn.special_register * sizeof(SegmentState) +
+                                        offsetof(SegmentState, selector),
+                                    2));
   b.a().mov(Stack(-static_cast<std::int32_t>(size), size), Sized(x86::r11d, size));
   AdjustEsp(b, -static_cast<std::int32_t>(size));
 }

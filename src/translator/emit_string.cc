@@ -12,8 +12,9 @@ namespace {
 
 constexpr std::uint8_t kRepPrefixes[] = {0xF2, 0xF3, 0x66, 0xF0};
 
-bool UsesEsi(std::uint8_t opcode) { return opcode == 0xA4 || opcode == 0xA5 || opcode == 0xA6 ||
-                                           opcode == 0xA7; }
+bool UsesEsi(std::uint8_t opcode) {
+  return opcode == 0xA4 || opcode == 0xA5 || opcode == 0xA6 || opcode == 0xA7;
+}
 
 }  // namespace
 

@@ -8,7 +8,6 @@
 
 #include <boost/intrusive/list.hpp>
 #include <boost/intrusive/unordered_set.hpp>
-
 #include <cstdint>
 
 namespace bt::translator {
@@ -22,11 +21,11 @@ struct TranslationUnit;
 // instruction's architectural start state.
 enum class Fixup : std::uint8_t {
   kNone,
-  kUnitEntry,       // the event poll at the unit's entry
-  kUndoPop4,        // ESP was already incremented by 4 (pop to memory)
+  kUnitEntry,  // the event poll at the unit's entry
+  kUndoPop4,   // ESP was already incremented by 4 (pop to memory)
   kUndoPop2,
-  kRestoreSpill,    // guest register `spill_register` is parked in CpuState::spill
-  kStringAccess,    // a string instruction with host-absolute ESI/EDI
+  kRestoreSpill,  // guest register `spill_register` is parked in CpuState::spill
+  kStringAccess,  // a string instruction with host-absolute ESI/EDI
 };
 
 struct FaultMapEntry {
@@ -55,8 +54,8 @@ struct PageRef {
 };
 
 using IncomingList =
-    bi::list<ExitLink, bi::member_hook<ExitLink, bi::list_member_hook<NormalLink>,
-                                       &ExitLink::incoming_hook>>;
+    bi::list<ExitLink,
+             bi::member_hook<ExitLink, bi::list_member_hook<NormalLink>, &ExitLink::incoming_hook>>;
 using PageList =
     bi::list<PageRef, bi::member_hook<PageRef, bi::list_member_hook<NormalLink>, &PageRef::hook>>;
 

@@ -22,34 +22,56 @@ std::size_t AlignUp(std::size_t value) { return (value + 15) & ~std::size_t{15};
 
 bool IsCallout(const DecodedInstruction& insn) {
   switch (insn.kind) {
-    case Kind::kPopSegment: case Kind::kPopf: case Kind::kJmpFar: case Kind::kIn:
-    case Kind::kOut: case Kind::kHlt: case Kind::kCli: case Kind::kSti: case Kind::kCpuid:
-    case Kind::kRdtsc: case Kind::kMovToCr: case Kind::kMovFromCr: case Kind::kLgdt:
-    case Kind::kLidt: case Kind::kMovToSegment: case Kind::kMovFromSegment: case Kind::kInt3:
-    case Kind::kInt: case Kind::kInvalid: case Kind::kUnsupported:
-      return true;
-    case Kind::kEnter:
-      return insn.immediate2 != 0 || insn.operand_size != 4;
-    default:
-      return false;
+    case Kind::kPopSegment:
+    case Kind::kPopf:
+    case Kind::kJmpFar:
+    case Kind::kIn:
+    case Kind::kOut:
+    case Kind::kHlt:
+    case Kind::kCli:
+    case Kind::kSti:
+    case Kind::kCpuid:
+    case Kind::kRdtsc:
+    case Kind::kMovToCr:
+    case Kind::kMovFromCr:
+    case Kind::kLgdt:
+    case Kind::kLidt:
+    case Kind::kMovToSegment:
+    case Kind::kMovFromSegment:
+    case Kind::kInt3:
+    case Kind::kInt:
+    case Kind::kInvalid:
+    case Kind::kUnsupported: return true;
+    case Kind::kEnter: return insn.immediate2 != 0 || insn.operand_size != 4;
+    default: return false;
   }
 }
 
 bool EndsUnit(const DecodedInstruction& insn) {
   switch (insn.kind) {
-    case Kind::kJmpRelative: case Kind::kJcc: case Kind::kJecxz: case Kind::kLoop:
-    case Kind::kCallRelative: case Kind::kJmpIndirect: case Kind::kCallIndirect:
-    case Kind::kRet: case Kind::kJmpFar:
+    case Kind::kJmpRelative:
+    case Kind::kJcc:
+    case Kind::kJecxz:
+    case Kind::kLoop:
+    case Kind::kCallRelative:
+    case Kind::kJmpIndirect:
+    case Kind::kCallIndirect:
+    case Kind::kRet:
+    case Kind::kJmpFar:
     // Callouts that can change the CPU mode, segment assumptions or
     // pending events, or that stop the run.
-    case Kind::kPopSegment: case Kind::kPopf: case Kind::kHlt: case Kind::kSti:
-    case Kind::kMovToCr: case Kind::kMovToSegment: case Kind::kInt3: case Kind::kInt:
-    case Kind::kInvalid: case Kind::kUnsupported:
-      return true;
-    case Kind::kEnter:
-      return IsCallout(insn);
-    default:
-      return false;
+    case Kind::kPopSegment:
+    case Kind::kPopf:
+    case Kind::kHlt:
+    case Kind::kSti:
+    case Kind::kMovToCr:
+    case Kind::kMovToSegment:
+    case Kind::kInt3:
+    case Kind::kInt:
+    case Kind::kInvalid:
+    case Kind::kUnsupported: return true;
+    case Kind::kEnter: return IsCallout(insn);
+    default: return false;
   }
 }
 
@@ -113,28 +135,31 @@ Translator::Run Translator::DecodeRun(std::uint32_t eip, unsigned limit, CodeSou
 
 void Translator::EmitInstruction(UnitBuilder& builder, const DecodedInstruction& insn) {
   switch (insn.kind) {
-    case Kind::kIdent: case Kind::kIncDecShort:
-      EmitIdent(builder, insn);
-      return;
-    case Kind::kPush: case Kind::kPop: case Kind::kPushSegment: case Kind::kPushf:
-    case Kind::kPusha: case Kind::kPopa: case Kind::kLeave:
-      EmitStack(builder, insn);
-      return;
+    case Kind::kIdent:
+    case Kind::kIncDecShort: EmitIdent(builder, insn); return;
+    case Kind::kPush:
+    case Kind::kPop:
+    case Kind::kPushSegment:
+    case Kind::kPushf:
+    case Kind::kPusha:
+    case Kind::kPopa:
+    case Kind::kLeave: EmitStack(builder, insn); return;
     case Kind::kEnter:
       if (!IsCallout(insn)) {
         EmitStack(builder, insn);
         return;
       }
       break;
-    case Kind::kJmpRelative: case Kind::kJcc: case Kind::kJecxz: case Kind::kLoop:
-    case Kind::kCallRelative: case Kind::kJmpIndirect: case Kind::kCallIndirect: case Kind::kRet:
-      EmitControl(builder, insn);
-      return;
-    case Kind::kStringEs:
-      EmitString(builder, insn);
-      return;
-    default:
-      break;
+    case Kind::kJmpRelative:
+    case Kind::kJcc:
+    case Kind::kJecxz:
+    case Kind::kLoop:
+    case Kind::kCallRelative:
+    case Kind::kJmpIndirect:
+    case Kind::kCallIndirect:
+    case Kind::kRet: EmitControl(builder, insn); return;
+    case Kind::kStringEs: EmitString(builder, insn); return;
+    default: break;
   }
   builder.EmitCallout(insn);
   if (EndsUnit(insn)) builder.EmitDirectExit(insn.next_eip());
@@ -172,13 +197,12 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   // Hot loops are whole units; starting each on a cache line keeps their
   // speed from depending on where the previous unit happened to end.
   std::uint8_t* code = reinterpret_cast<std::uint8_t*>(
-      (reinterpret_cast<std::uintptr_t>(memory + header + records + fault_map) +
-       kCodeAlignment - 1) &
+      (reinterpret_cast<std::uintptr_t>(memory + header + records + fault_map) + kCodeAlignment -
+       1) &
       ~std::uintptr_t{kCodeAlignment - 1});
   UnitBuilder builder(trampolines_, unit, code,
                       reinterpret_cast<FaultMapEntry*>(memory + header + records), fault_capacity,
-                      reinterpret_cast<CalloutRecord*>(memory + header),
-                      options_.chaining);
+                      reinterpret_cast<CalloutRecord*>(memory + header), options_.chaining);
 
   // The entry poll: see kPollOffset.
   builder.BeginInstruction(decoded_[0], Fixup::kUnitEntry);
@@ -207,8 +231,7 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   ++counters_.units;
   counters_.instructions += count;
   counters_.nanoseconds += static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                           start)
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
           .count());
   *result = unit;
   return Status::kOk;

@@ -55,10 +55,10 @@ class Translator {
   // conditional branches (side exits) and follows forward direct jumps
   // within its page.
   struct Run {
-    unsigned count = 0;        // instructions in decoded_
+    unsigned count = 0;  // instructions in decoded_
     std::uint32_t pages[2] = {};
     std::uint8_t page_count = 0;
-    bool open = false;         // falls through to `continuation` at its end
+    bool open = false;  // falls through to `continuation` at its end
     std::uint32_t continuation = 0;
   };
 

@@ -11,8 +11,7 @@ using decoder::kNoRegister;
 
 UnitBuilder::UnitBuilder(const Trampolines& trampolines, TranslationUnit* unit,
                          std::uint8_t* code_base, FaultMapEntry* fault_map,
-                         std::uint32_t fault_map_capacity, CalloutRecord* records,
-                         bool chaining)
+                         std::uint32_t fault_map_capacity, CalloutRecord* records, bool chaining)
     : trampolines_(trampolines),
       unit_(unit),
       code_base_(code_base),
@@ -79,8 +78,7 @@ x86::Mem UnitBuilder::GuestMemory(const DecodedInstruction& insn, unsigned size)
   return mem;
 }
 
-UnitBuilder::PendingExit& UnitBuilder::NewExit(std::uint32_t target_eip,
-                                               unsigned rel32_offset) {
+UnitBuilder::PendingExit& UnitBuilder::NewExit(std::uint32_t target_eip, unsigned rel32_offset) {
   assert(unit_->exit_count < kMaxExits);
   ExitLink* link = &unit_->exits[unit_->exit_count];
   PendingExit& pending = exits_[unit_->exit_count++];

@@ -25,8 +25,8 @@ class UnitBuilder {
 
   // `unit->exits` must have room for kMaxExits links.
   UnitBuilder(const Trampolines& trampolines, TranslationUnit* unit, std::uint8_t* code_base,
-              FaultMapEntry* fault_map, std::uint32_t fault_map_capacity,
-              CalloutRecord* records, bool chaining);
+              FaultMapEntry* fault_map, std::uint32_t fault_map_capacity, CalloutRecord* records,
+              bool chaining);
 
   x86::Assembler& a() { return assembler_; }
   const Trampolines& trampolines() const { return trampolines_; }

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <asmjit/x86.h>
-
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -29,9 +28,9 @@ inline std::vector<std::uint8_t> AssembleGuest(
   code.relocateToBase(kLoadAddress + kHeaderBytes);
   std::vector<std::uint8_t> image(kHeaderBytes + code.codeSize());
   const std::uint32_t magic = 0x1BADB002, flags = 0x00010000;
-  const std::uint32_t header[8] = {magic,        flags,        0u - magic - flags,
-                                   kLoadAddress, kLoadAddress, 0,
-                                   0,            kLoadAddress + kHeaderBytes};
+  const std::uint32_t header[8] = {
+      magic, flags, 0u - magic - flags,         kLoadAddress, kLoadAddress,
+      0,     0,     kLoadAddress + kHeaderBytes};
   std::memcpy(image.data(), header, sizeof(header));
   code.copyFlattenedData(image.data() + kHeaderBytes, code.codeSize());
   return image;

@@ -35,7 +35,7 @@ TEST_CASE("ESP operands are reported per ModRM field") {
 }
 
 TEST_CASE("high-byte registers are flagged because REX would redefine them") {
-  CHECK(DecodeBytes({0x8A, 0x64, 0x24, 0x04}).uses_high_byte);  // mov ah, [esp+4]
+  CHECK(DecodeBytes({0x8A, 0x64, 0x24, 0x04}).uses_high_byte);        // mov ah, [esp+4]
   CHECK_FALSE(DecodeBytes({0x8A, 0x44, 0x24, 0x04}).uses_high_byte);  // mov al, [esp+4]
 }
 
@@ -82,9 +82,9 @@ TEST_CASE("sensitive and privileged instructions become callouts") {
   CHECK(DecodeBytes({0xE6, 0xF4}).kind == Kind::kOut);
   CHECK(DecodeBytes({0x0F, 0xA2}).kind == Kind::kCpuid);
   CHECK(DecodeBytes({0xEA, 0, 0, 0x10, 0, 0x08, 0}).kind == Kind::kJmpFar);
-  CHECK(DecodeBytes({0x0F, 0x0B}).kind == Kind::kInvalid);  // ud2
+  CHECK(DecodeBytes({0x0F, 0x0B}).kind == Kind::kInvalid);            // ud2
   CHECK(DecodeBytes({0x0F, 0x01, 0xE0}).kind == Kind::kUnsupported);  // smsw eax
-  CHECK(DecodeBytes({0x27}).kind == Kind::kUnsupported);  // daa: no 64-bit encoding
+  CHECK(DecodeBytes({0x27}).kind == Kind::kUnsupported);              // daa: no 64-bit encoding
 }
 
 TEST_CASE("a truncated instruction is reported as incomplete") {

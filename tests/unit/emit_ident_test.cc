@@ -34,7 +34,7 @@ std::vector<std::uint8_t> Rewrite(std::initializer_list<std::uint8_t> guest) {
 using Bytes = std::vector<std::uint8_t>;
 
 TEST_CASE("register-only instructions are copied unchanged") {
-  CHECK(Rewrite({0x01, 0xD8}) == Bytes{0x01, 0xD8});  // add eax, ebx
+  CHECK(Rewrite({0x01, 0xD8}) == Bytes{0x01, 0xD8});                          // add eax, ebx
   CHECK(Rewrite({0x66, 0x0F, 0xFE, 0xC1}) == Bytes{0x66, 0x0F, 0xFE, 0xC1});  // paddd
 }
 
@@ -46,7 +46,7 @@ TEST_CASE("memory operands get gs: and addr32") {
 
 TEST_CASE("guest ESP becomes R12 through REX") {
   CHECK(Rewrite({0x8B, 0x44, 0x24, 0x08}) ==
-        Bytes{0x65, 0x67, 0x41, 0x8B, 0x44, 0x24, 0x08});  // mov eax, [esp+8]
+        Bytes{0x65, 0x67, 0x41, 0x8B, 0x44, 0x24, 0x08});               // mov eax, [esp+8]
   CHECK(Rewrite({0x83, 0xC4, 0x10}) == Bytes{0x41, 0x83, 0xC4, 0x10});  // add esp, 16
   CHECK(Rewrite({0x89, 0xE5}) == Bytes{0x44, 0x89, 0xE5});              // mov ebp, esp
   CHECK(Rewrite({0x44}) == Bytes{0x41, 0xFF, 0xC4});                    // inc esp
@@ -58,7 +58,7 @@ TEST_CASE("absolute [disp32] avoids 64-bit RIP-relative addressing") {
 }
 
 TEST_CASE("inc/dec short forms use the ModRM encoding") {
-  CHECK(Rewrite({0x40}) == Bytes{0xFF, 0xC0});        // inc eax
+  CHECK(Rewrite({0x40}) == Bytes{0xFF, 0xC0});              // inc eax
   CHECK(Rewrite({0x66, 0x4B}) == Bytes{0x66, 0xFF, 0xCB});  // dec bx
 }
 

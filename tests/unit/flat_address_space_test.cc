@@ -1,7 +1,6 @@
 #include "mmu/flat_address_space.h"
 
 #include <doctest/doctest.h>
-
 #include <setjmp.h>
 #include <signal.h>
 
@@ -13,7 +12,8 @@ sigjmp_buf g_probe;
 void OnProbeFault(int) { siglongjmp(g_probe, 1); }
 
 bool Writable(volatile std::uint8_t* address) {
-  struct sigaction action {}, old {};
+  struct sigaction action {
+  }, old{};
   action.sa_handler = OnProbeFault;
   sigaction(SIGSEGV, &action, &old);
   volatile bool ok = false;  // must survive siglongjmp
@@ -38,7 +38,7 @@ TEST_CASE("window pages appear on first touch, a run at a time, backed by guest 
   CHECK_FALSE(space.IsMapped(0x30));
   window->base()[0x21010] = 0x5A;
   CHECK(*memory->HostPointer(0x21010) == 0x5A);
-  CHECK_FALSE(space.MapOnFault(0x21000));  // already there
+  CHECK_FALSE(space.MapOnFault(0x21000));   // already there
   CHECK_FALSE(space.MapOnFault(2u << 20));  // no RAM
 }
 
