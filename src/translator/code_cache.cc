@@ -42,8 +42,10 @@ Result<std::unique_ptr<CodeCache>> CodeCache::Create(std::size_t bytes,
 
 CodeCache::CodeCache(platform::PageMemory memory, std::size_t physical_pages)
     : memory_(std::move(memory)),
-      units_begin_(memory_.data()),
-      next_(memory_.data()),
+      code_begin_(memory_.data()),
+      next_code_(memory_.data()),
+      metadata_begin_(memory_.data() + memory_.size() / 2),
+      next_metadata_(metadata_begin_),
       buckets_(kBucketCount),
       table_(HashTable::bucket_traits(buckets_.data(), buckets_.size())),
       pages_(physical_pages) {
@@ -54,9 +56,9 @@ CodeCache::~CodeCache() { Flush(); }
 
 std::uint8_t* CodeCache::AllocatePermanent(std::size_t bytes) {
   assert(by_address_.empty());
-  std::uint8_t* result = next_;
-  next_ += (bytes + 63) & ~std::size_t{63};
-  units_begin_ = next_;
+  std::uint8_t* result = next_code_;
+  next_code_ += (bytes + 63) & ~std::size_t{63};
+  code_begin_ = next_code_;
   return result;
 }
 
@@ -65,21 +67,39 @@ TranslationUnit* CodeCache::Lookup(UnitKey key) const {
   return it == table_.end() ? nullptr : const_cast<TranslationUnit*>(&*it);
 }
 
-bool CodeCache::HasRoom(std::size_t bytes) const {
-  return bytes <= static_cast<std::size_t>(memory_.data() + memory_.size() - next_) &&
+namespace {
+
+std::uint8_t* AlignUp(std::uint8_t* pointer, std::size_t alignment) {
+  const auto value = reinterpret_cast<std::uintptr_t>(pointer);
+  return reinterpret_cast<std::uint8_t*>((value + alignment - 1) & ~(alignment - 1));
+}
+
+}  // namespace
+
+bool CodeCache::HasRoom(std::size_t code_bytes, std::size_t metadata_bytes) const {
+  return code_bytes <= static_cast<std::size_t>(metadata_begin_ - next_code_) &&
+         metadata_bytes <=
+             static_cast<std::size_t>(memory_.data() + memory_.size() - next_metadata_) &&
          by_address_.size() < by_address_.capacity();
 }
 
-std::uint8_t* CodeCache::Allocate(std::size_t bytes) {
-  assert(HasRoom(bytes));
-  std::uint8_t* result = next_;
-  next_ += bytes;
+std::uint8_t* CodeCache::AllocateCode(std::size_t bytes, std::size_t alignment) {
+  std::uint8_t* result = AlignUp(next_code_, alignment);
+  next_code_ = result + bytes;
+  assert(next_code_ <= metadata_begin_);
   return result;
 }
 
-void CodeCache::Shrink(std::uint8_t* end) {
-  assert(end <= next_);
-  next_ = reinterpret_cast<std::uint8_t*>((reinterpret_cast<std::uintptr_t>(end) + 15) & ~15ull);
+std::uint8_t* CodeCache::AllocateMetadata(std::size_t bytes) {
+  std::uint8_t* result = AlignUp(next_metadata_, 16);
+  next_metadata_ = result + bytes;
+  assert(next_metadata_ <= memory_.data() + memory_.size());
+  return result;
+}
+
+void CodeCache::ShrinkCode(std::uint8_t* end) {
+  assert(end <= next_code_);
+  next_code_ = end;
 }
 
 void CodeCache::Insert(TranslationUnit* unit) {
@@ -144,7 +164,8 @@ void CodeCache::Flush() {
     unit->~TranslationUnit();
   }
   by_address_.clear();
-  next_ = units_begin_;
+  next_code_ = code_begin_;
+  next_metadata_ = metadata_begin_;
   ++counters_.flushes;
 }
 

@@ -1,6 +1,8 @@
-// The translation cache: bump-allocated executable memory holding units,
-// a hash from UnitKey to unit, per-guest-page unit lists for invalidation, and
-// chaining. When memory runs out the whole cache is flushed.
+// The translation cache: bump-allocated memory holding units, a hash from
+// UnitKey to unit, per-guest-page unit lists for invalidation, and chaining.
+// Host code and unit metadata fill two separate halves, so translated code
+// stays dense in the instruction cache. When either half runs out the whole
+// cache is flushed.
 #pragma once
 
 #include "platform/host_memory.h"
@@ -35,12 +37,14 @@ class CodeCache {
 
   TranslationUnit* Lookup(UnitKey key) const;
 
-  // Room for a unit of at most `bytes`; false means the caller must Flush().
-  bool HasRoom(std::size_t bytes) const;
-  // Carves `bytes` out of the cache; the caller has checked HasRoom().
-  std::uint8_t* Allocate(std::size_t bytes);
-  // Gives back the unused tail of the most recent allocation.
-  void Shrink(std::uint8_t* end);
+  // Room for a unit with at most this much code and metadata; false means
+  // the caller must Flush().
+  bool HasRoom(std::size_t code_bytes, std::size_t metadata_bytes) const;
+  // Carve memory out of the two halves; the caller has checked HasRoom().
+  std::uint8_t* AllocateCode(std::size_t bytes, std::size_t alignment);
+  std::uint8_t* AllocateMetadata(std::size_t bytes);
+  // Gives back the unused tail of the most recent code allocation.
+  void ShrinkCode(std::uint8_t* end);
 
   // Indexes a fully built unit (hash and page lists).
   void Insert(TranslationUnit* unit);
@@ -65,7 +69,10 @@ class CodeCache {
   }
 
   const CacheCounters& counters() const { return counters_; }
-  std::size_t bytes_used() const { return static_cast<std::size_t>(next_ - units_begin_); }
+  std::size_t bytes_used() const {
+    return static_cast<std::size_t>(next_code_ - code_begin_) +
+           static_cast<std::size_t>(next_metadata_ - metadata_begin_);
+  }
 
  private:
   struct KeyHash {
@@ -88,8 +95,10 @@ class CodeCache {
   void Unlink(TranslationUnit* unit);
 
   platform::PageMemory memory_;
-  std::uint8_t* units_begin_;
-  std::uint8_t* next_;
+  std::uint8_t* code_begin_;  // after the permanent code
+  std::uint8_t* next_code_;
+  std::uint8_t* metadata_begin_;
+  std::uint8_t* next_metadata_;
   std::vector<HashTable::bucket_type> buckets_;
   HashTable table_;
   std::vector<PageList> pages_;

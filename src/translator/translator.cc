@@ -182,12 +182,13 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   const std::size_t header =
       AlignUp(sizeof(TranslationUnit)) + AlignUp(exit_count * sizeof(ExitLink));
   const std::size_t records = AlignUp(record_count * sizeof(CalloutRecord));
-  const std::size_t fault_map = AlignUp(fault_capacity * sizeof(FaultMapEntry));
   const std::size_t code_limit = kHostBytesPerInstruction * count + kHostBytesPerUnit;
-  const std::size_t total = header + records + fault_map + kCodeAlignment + code_limit;
-  if (!cache_.HasRoom(total)) return Status::kCacheFull;
+  if (!cache_.HasRoom(code_limit + kCodeAlignment,
+                      header + records + 16 + fault_capacity * sizeof(FaultMapEntry))) {
+    return Status::kCacheFull;
+  }
 
-  std::uint8_t* memory = cache_.Allocate(total);
+  std::uint8_t* memory = cache_.AllocateMetadata(header + records);
   auto* unit = new (memory) TranslationUnit();
   unit->key = key;
   unit->cached = !one_shot;
@@ -196,12 +197,8 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   for (unsigned i = 0; i < run.page_count; ++i) unit->physical_page[i] = run.pages[i];
   // Hot loops are whole units; starting each on a cache line keeps their
   // speed from depending on where the previous unit happened to end.
-  std::uint8_t* code = reinterpret_cast<std::uint8_t*>(
-      (reinterpret_cast<std::uintptr_t>(memory + header + records + fault_map) + kCodeAlignment -
-       1) &
-      ~std::uintptr_t{kCodeAlignment - 1});
-  UnitBuilder builder(trampolines_, unit, code,
-                      reinterpret_cast<FaultMapEntry*>(memory + header + records), fault_capacity,
+  std::uint8_t* code = cache_.AllocateCode(code_limit, kCodeAlignment);
+  UnitBuilder builder(trampolines_, unit, code, fault_map_, fault_capacity,
                       reinterpret_cast<CalloutRecord*>(memory + header), options_.chaining);
 
   // The entry poll: see kPollOffset.
@@ -223,7 +220,12 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
 
   const std::size_t size = builder.Finish();
   assert(size <= code_limit);
-  cache_.Shrink(code + size);
+  cache_.ShrinkCode(code + size);
+  // The fault map is built in fault_map_ and kept at its exact size.
+  const std::size_t fault_bytes = unit->fault_map_size * sizeof(FaultMapEntry);
+  auto* fault_map = reinterpret_cast<FaultMapEntry*>(cache_.AllocateMetadata(fault_bytes));
+  std::memcpy(fault_map, fault_map_, fault_bytes);
+  unit->fault_map = fault_map;
   unit->instruction_count = static_cast<std::uint16_t>(count);
   unit->guest_bytes = guest_bytes;
   cache_.Insert(unit);

@@ -71,6 +71,7 @@ class Translator {
   Options options_;
   TranslatorCounters counters_;
   DecodedInstruction decoded_[kMaxInstructions];
+  FaultMapEntry fault_map_[3 * kMaxInstructions + 2];
 };
 
 // True for instructions after which a unit must end.

@@ -10,17 +10,16 @@ namespace {
 // A unit with a single direct exit whose jump initially targets its slow path.
 TranslationUnit* MakeUnit(CodeCache& cache, std::uint32_t eip, std::uint32_t page) {
   constexpr std::size_t kCode = 16;
-  std::uint8_t* memory = cache.Allocate(sizeof(TranslationUnit) + kCode);
-  auto* unit = new (memory) TranslationUnit();
+  auto* unit = new (cache.AllocateMetadata(sizeof(TranslationUnit))) TranslationUnit();
   unit->key = {eip, 0};
   unit->page_count = 1;
   unit->physical_page[0] = page;
-  unit->code = memory + sizeof(TranslationUnit);
+  unit->code = cache.AllocateCode(kCode, 16);
   unit->code_size = kCode;
   std::memset(unit->code, 0xCC, kCode);
   unit->code[0] = 0xE9;  // jmp rel32 to the byte after it
   std::memset(unit->code + 1, 0, 4);
-  unit->exits = new (cache.Allocate(sizeof(ExitLink))) ExitLink();
+  unit->exits = new (cache.AllocateMetadata(sizeof(ExitLink))) ExitLink();
   unit->exit_count = 1;
   unit->exits[0].owner = unit;
   unit->exits[0].rel32 = unit->code + 1;
@@ -44,7 +43,9 @@ TEST_CASE("units are found by key and by host address") {
   CHECK((*cache)->Lookup({0x2000, 0}) == b);
   CHECK((*cache)->Lookup({0x2000, 1}) == nullptr);
   CHECK((*cache)->UnitAt(b->code + 3) == b);
-  CHECK((*cache)->UnitAt(a->code + a->code_size) == nullptr);
+  CHECK((*cache)->UnitAt(a->code + a->code_size - 1) == a);
+  CHECK((*cache)->UnitAt(a->code - 1) == nullptr);
+  CHECK((*cache)->UnitAt(b->code + b->code_size) == nullptr);
 }
 
 TEST_CASE("chaining patches the jump and invalidation undoes it") {

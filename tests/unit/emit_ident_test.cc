@@ -21,11 +21,11 @@ std::vector<std::uint8_t> Rewrite(std::initializer_list<std::uint8_t> guest) {
   bytes.resize(15, 0x90);
   decoder::DecodedInstruction insn;
   REQUIRE(decoder.Decode(0x1000, bytes.data(), bytes.size(), insn));
-  std::uint8_t* memory = (*cache)->Allocate(4096);
-  auto* unit = new (memory) TranslationUnit();
+  auto* unit = new ((*cache)->AllocateMetadata(sizeof(TranslationUnit))) TranslationUnit();
   FaultMapEntry map[8];
   CalloutRecord records[1];
-  UnitBuilder builder(*trampolines, unit, memory + 1024, map, 8, records, true);
+  UnitBuilder builder(*trampolines, unit, (*cache)->AllocateCode(1024, 64), map, 8, records,
+                      true);
   EmitIdent(builder, insn);
   const std::size_t size = builder.Finish();
   return {unit->code, unit->code + size};
