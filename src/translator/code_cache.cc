@@ -11,11 +11,6 @@ namespace {
 constexpr std::size_t kBucketCount = 1u << 16;
 constexpr std::size_t kSmallestUnit = 96;
 
-void WriteRel32(std::uint8_t* field, const std::uint8_t* target) {
-  auto rel = static_cast<std::int32_t>(target - (field + sizeof(std::int32_t)));
-  std::memcpy(field, &rel, sizeof(rel));
-}
-
 }  // namespace
 
 const FaultMapEntry& TranslationUnit::FaultEntryAt(const std::uint8_t* host) const {
@@ -114,7 +109,7 @@ void CodeCache::Insert(TranslationUnit* unit) {
 
 void CodeCache::Chain(ExitLink& link, TranslationUnit* target) {
   assert(link.target == nullptr && target->live);
-  WriteRel32(link.rel32, target->code);
+  PatchRel32(link.rel32, target->code);
   link.target = target;
   target->incoming.push_back(link);
   ++counters_.chains_made;
@@ -132,7 +127,7 @@ void CodeCache::Unlink(TranslationUnit* unit) {
   while (!unit->incoming.empty()) {
     ExitLink& link = unit->incoming.front();
     unit->incoming.pop_front();
-    WriteRel32(link.rel32, link.slow_path);
+    PatchRel32(link.rel32, link.slow_path);
     link.target = nullptr;
     ++counters_.chains_broken;
   }

@@ -9,6 +9,7 @@
 #include <boost/intrusive/list.hpp>
 #include <boost/intrusive/unordered_set.hpp>
 #include <cstdint>
+#include <cstring>
 
 namespace bt::translator {
 
@@ -34,6 +35,12 @@ struct FaultMapEntry {
   Fixup fixup;
   std::uint8_t spill_register;
 };
+
+// Points the rel32 field of a jmp or jcc at `target`.
+inline void PatchRel32(std::uint8_t* field, const std::uint8_t* target) {
+  auto rel = static_cast<std::int32_t>(target - (field + sizeof(std::int32_t)));
+  std::memcpy(field, &rel, sizeof(rel));
+}
 
 // One direct exit of a unit: a jmp or jcc whose rel32 field is `rel32`.
 // While unchained it goes to `slow_path`, which hands this link to the

@@ -184,11 +184,13 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   const std::size_t records = AlignUp(record_count * sizeof(CalloutRecord));
   const std::size_t code_limit = kHostBytesPerInstruction * count + kHostBytesPerUnit;
   if (!cache_.HasRoom(code_limit + kCodeAlignment,
-                      header + records + 16 + fault_capacity * sizeof(FaultMapEntry))) {
+                      header + records + exit_count * UnitBuilder::kSlowPathBytes + 16 +
+                          fault_capacity * sizeof(FaultMapEntry))) {
     return Status::kCacheFull;
   }
 
-  std::uint8_t* memory = cache_.AllocateMetadata(header + records);
+  const std::size_t slow_paths = exit_count * UnitBuilder::kSlowPathBytes;
+  std::uint8_t* memory = cache_.AllocateMetadata(header + records + slow_paths);
   auto* unit = new (memory) TranslationUnit();
   unit->key = key;
   unit->cached = !one_shot;
@@ -218,7 +220,7 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   }
   if (run.open) builder.EmitDirectExit(run.continuation);
 
-  const std::size_t size = builder.Finish();
+  const std::size_t size = builder.Finish(memory + header + records);
   assert(size <= code_limit);
   cache_.ShrinkCode(code + size);
   // The fault map is built in fault_map_ and kept at its exact size.

@@ -130,14 +130,29 @@ void UnitBuilder::EmitCallout(const DecodedInstruction& insn) {
   assembler_.call(Imm(reinterpret_cast<std::uint64_t>(trampolines_.callout)));
 }
 
-std::size_t UnitBuilder::Finish() {
-  // Slow paths sit out of line, after all of the unit's hot code.
-  for (unsigned i = 0; i < unit_->exit_count; ++i) {
-    assembler_.bind(exits_[i].slow_path);
-    assembler_.mov(StateField(offsetof(CpuState, next_eip), 4), Imm(exits_[i].link->target_eip));
-    assembler_.mov(kScratch, Imm(reinterpret_cast<std::uint64_t>(exits_[i].link)));
-    assembler_.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_branch)));
-  }
+namespace {
+
+// An exit's slow path, written directly because it is the same few bytes
+// every time: mov dword [r13 + next_eip], target; mov r14, link; jmp exit.
+void WriteSlowPath(std::uint8_t* at, std::uint32_t target_eip, const ExitLink* link,
+                   const std::uint8_t* exit_branch) {
+  static_assert(offsetof(CpuState, next_eip) < 128);
+  const std::uint8_t head[] = {0x41, 0xC7, 0x45, offsetof(CpuState, next_eip)};
+  std::memcpy(at, head, sizeof(head));
+  std::memcpy(at + 4, &target_eip, 4);
+  at[8] = 0x49;  // REX.W + REX.B
+  at[9] = 0xBE;  // mov r14, imm64
+  const auto pointer = reinterpret_cast<std::uint64_t>(link);
+  std::memcpy(at + 10, &pointer, 8);
+  at[18] = 0xE9;
+  PatchRel32(at + 19, exit_branch);
+}
+
+}  // namespace
+
+std::size_t UnitBuilder::Finish(std::uint8_t* cold) {
+  // Exits jump past the end for now; their slow paths go to `cold` below.
+  for (unsigned i = 0; i < unit_->exit_count; ++i) assembler_.bind(exits_[i].slow_path);
   code_.flatten();
   code_.resolveUnresolvedLinks();
   code_.relocateToBase(reinterpret_cast<std::uint64_t>(code_base_));
@@ -150,7 +165,9 @@ std::size_t UnitBuilder::Finish() {
   for (unsigned i = 0; i < unit_->exit_count; ++i) {
     ExitLink* link = exits_[i].link;
     link->rel32 = code_base_ + code_.labelOffset(exits_[i].jump) + exits_[i].rel32_offset;
-    link->slow_path = code_base_ + code_.labelOffset(exits_[i].slow_path);
+    link->slow_path = cold + i * kSlowPathBytes;
+    WriteSlowPath(link->slow_path, link->target_eip, link, trampolines_.exit_branch);
+    PatchRel32(link->rel32, link->slow_path);
   }
   return size;
 }

@@ -58,8 +58,12 @@ class UnitBuilder {
   // Copies raw host bytes.
   void Embed(const std::uint8_t* bytes, std::size_t size) { assembler_.embed(bytes, size); }
 
-  // Finalizes the code at code_base; returns its size.
-  std::size_t Finish();
+  // Bytes of cold memory Finish() needs per exit.
+  static constexpr std::size_t kSlowPathBytes = 24;
+
+  // Finalizes the code at code_base and the exits' slow paths at `cold`
+  // (kSlowPathBytes per exit, outside the hot code); returns the code size.
+  std::size_t Finish(std::uint8_t* cold);
 
  private:
   struct PendingExit {

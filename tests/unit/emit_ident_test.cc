@@ -24,10 +24,9 @@ std::vector<std::uint8_t> Rewrite(std::initializer_list<std::uint8_t> guest) {
   auto* unit = new ((*cache)->AllocateMetadata(sizeof(TranslationUnit))) TranslationUnit();
   FaultMapEntry map[8];
   CalloutRecord records[1];
-  UnitBuilder builder(*trampolines, unit, (*cache)->AllocateCode(1024, 64), map, 8, records,
-                      true);
+  UnitBuilder builder(*trampolines, unit, (*cache)->AllocateCode(1024, 64), map, 8, records, true);
   EmitIdent(builder, insn);
-  const std::size_t size = builder.Finish();
+  const std::size_t size = builder.Finish(nullptr);  // no exits
   return {unit->code, unit->code + size};
 }
 
