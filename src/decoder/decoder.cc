@@ -35,9 +35,8 @@ Gpr ClassifyGpr(ZydisRegister reg) {
   return gpr;
 }
 
-// Instructions that 64-bit mode cannot encode or that would read the host's
-// state instead of the guest's, and that libbt does not emulate yet.
-bool IsUnsupportedMnemonic(ZydisMnemonic mnemonic) {
+// Instructions that 64-bit mode cannot encode; the runtime emulates them.
+bool IsLegacyMnemonic(ZydisMnemonic mnemonic) {
   switch (mnemonic) {
     case ZYDIS_MNEMONIC_AAA:
     case ZYDIS_MNEMONIC_AAD:
@@ -53,7 +52,15 @@ bool IsUnsupportedMnemonic(ZydisMnemonic mnemonic) {
     case ZYDIS_MNEMONIC_LES:
     case ZYDIS_MNEMONIC_LFS:
     case ZYDIS_MNEMONIC_LGS:
-    case ZYDIS_MNEMONIC_LSS:
+    case ZYDIS_MNEMONIC_LSS: return true;
+    default: return false;
+  }
+}
+
+// Instructions that would read the host's state instead of the guest's, or
+// that libbt does not run yet.
+bool IsUnsupportedMnemonic(ZydisMnemonic mnemonic) {
+  switch (mnemonic) {
     case ZYDIS_MNEMONIC_LAR:
     case ZYDIS_MNEMONIC_LSL:
     case ZYDIS_MNEMONIC_VERR:
@@ -131,10 +138,10 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
       return operands[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? Kind::kJmpRelative
                                                               : Kind::kJmpIndirect;
     case ZYDIS_MNEMONIC_CALL:
-      if (far) return Kind::kUnsupported;
+      if (far) return Kind::kLegacy;
       return operands[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? Kind::kCallRelative
                                                               : Kind::kCallIndirect;
-    case ZYDIS_MNEMONIC_RET: return far ? Kind::kUnsupported : Kind::kRet;
+    case ZYDIS_MNEMONIC_RET: return far ? Kind::kLegacy : Kind::kRet;
     case ZYDIS_MNEMONIC_JB:
     case ZYDIS_MNEMONIC_JBE:
     case ZYDIS_MNEMONIC_JL:
@@ -204,6 +211,7 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
     }
     default: break;
   }
+  if (IsLegacyMnemonic(insn.mnemonic)) return Kind::kLegacy;
   if (IsUnsupportedMnemonic(insn.mnemonic)) return Kind::kUnsupported;
   if (insn.attributes & ZYDIS_ATTRIB_IS_PRIVILEGED) return Kind::kUnsupported;
   return Kind::kIdent;

@@ -294,6 +294,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       stop.eip = next;  // a trap: the handler would see the next instruction
       return ExitWith(std::move(stop), insn.eip);
     }
+    case Kind::kLegacy: return EmulateLegacy(insn);
     case Kind::kInvalid: {
       StopInfo stop =
           MakeInstructionStop(StopReason::kGuestException, insn, "guest exception vector 6 (#UD):");

@@ -92,6 +92,7 @@ class Vcpu final : private translator::CodeSource {
   // Callouts (callouts.cc).
   static bool OnCallout(void* self, CpuState* state, const void* record);
   bool HandleCallout(const decoder::DecodedInstruction& insn);
+  bool EmulateLegacy(const decoder::DecodedInstruction& insn);  // legacy_instructions.cc
   bool ExitWith(std::optional<StopInfo> stop, std::uint32_t eip);
   bool LoadSegment(unsigned index, std::uint16_t selector, const decoder::DecodedInstruction& insn);
   bool ReadGuest(std::uint32_t address, void* data, std::size_t bytes);

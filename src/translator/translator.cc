@@ -40,6 +40,7 @@ bool IsCallout(const DecodedInstruction& insn) {
     case Kind::kMovFromSegment:
     case Kind::kInt3:
     case Kind::kInt:
+    case Kind::kLegacy:
     case Kind::kInvalid:
     case Kind::kUnsupported: return true;
     case Kind::kEnter: return insn.immediate2 != 0 || insn.operand_size != 4;
@@ -68,6 +69,7 @@ bool EndsUnit(const DecodedInstruction& insn) {
     case Kind::kMovToSegment:
     case Kind::kInt3:
     case Kind::kInt:
+    case Kind::kLegacy:  // rare, and some change CS or segment bases
     case Kind::kInvalid:
     case Kind::kUnsupported: return true;
     case Kind::kEnter: return IsCallout(insn);

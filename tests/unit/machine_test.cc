@@ -141,14 +141,14 @@ TEST_CASE("an unsupported instruction is reported with its bytes and EIP") {
   auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
     a.nop();
     at = Here(a);
-    a.db(0x27);  // daa: no 64-bit encoding, not emulated yet
+    a.db(0xCF);  // iretd: comes with IDT delivery
   }));
   const StopInfo stop = machine->Run();
   CHECK(stop.reason == StopReason::kUnsupportedInstruction);
   CHECK(stop.eip == at);
   CHECK(stop.instruction_length == 1);
-  CHECK(stop.instruction_bytes[0] == 0x27);
-  CHECK(stop.message.find("daa") != std::string::npos);
+  CHECK(stop.instruction_bytes[0] == 0xCF);
+  CHECK(stop.message.find("iret") != std::string::npos);
 }
 
 std::vector<std::uint8_t> Spin() {
