@@ -45,24 +45,28 @@ double TimeGuest(benchmark::State& state, const std::vector<std::uint8_t>& image
 }
 
 // A ring of `kBlocks` units, each one instruction and a direct jump, walked
-// ECX times: the cost of going from one unit to the next.
+// ECX times: the cost of going from one unit to the next. Blocks are laid
+// out in reverse so every jump goes backwards: a forward jump within a page
+// would be followed into the same unit.
 constexpr int kBlocks = 64;
 
 std::vector<std::uint8_t> BlockRing() {
   return AssembleGuest([](x86::Assembler& a) {
     asmjit::Label blocks[kBlocks + 1];
     for (auto& label : blocks) label = a.newLabel();
-    asmjit::Label done = a.newLabel();
-    for (int i = 0; i < kBlocks; ++i) {
+    asmjit::Label start = a.newLabel();
+    a.jmp(start);
+    a.bind(blocks[kBlocks]);
+    a.dec(x86::ecx);
+    a.jnz(blocks[0]);
+    EmitExit(a);
+    for (int i = kBlocks - 1; i >= 0; --i) {
       a.bind(blocks[i]);
       a.add(x86::eax, i);
       a.jmp(blocks[i + 1]);
     }
-    a.bind(blocks[kBlocks]);
-    a.dec(x86::ecx);
-    a.jnz(blocks[0]);
-    a.bind(done);
-    EmitExit(a);
+    a.bind(start);
+    a.jmp(blocks[0]);
   });
 }
 
