@@ -167,7 +167,7 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
   std::thread watchdog;
   if (limits.time_budget.count() > 0) {
     const auto deadline = std::chrono::steady_clock::now() + limits.time_budget;
-    watchdog = std::thread([&] {
+    watchdog = std::thread([&, deadline] {
       std::unique_lock lock(watchdog_mutex);
       if (!watchdog_wake.wait_until(lock, deadline, [&] { return finished; })) {
         Interrupt(StopReason::kBudgetExhausted);
