@@ -13,6 +13,7 @@ using decoder::DecodedInstruction;
 using decoder::Kind;
 using decoder::kNoRegister;
 using translator::ExitReason;
+using translator::kCs;
 
 namespace {
 
@@ -20,7 +21,6 @@ constexpr std::uint32_t kCr0Pe = 1u << 0, kCr0Pg = 1u << 31;
 // EFLAGS bits popf may change at CPL 0 (SDM Vol. 2B POPF): all but VM, RF
 // and the reserved bits.
 constexpr std::uint32_t kPopfMask = 0x00247FD5;
-constexpr unsigned kCs = 1;
 
 CalloutKind KindOf(Kind kind) {
   switch (kind) {
@@ -94,7 +94,7 @@ bool Vcpu::ExitWith(std::optional<StopInfo> stop, std::uint32_t eip) {
 // for now: anything else stops the run rather than run with a wrong base.
 bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInstruction& insn) {
   translator::SegmentState& segment = state_->segment[index];
-  if ((selector & ~3u) == 0 && index != kCs && index != 2) {
+  if ((selector & ~3u) == 0 && index != kCs && index != translator::kSs) {
     segment = {selector, 0, 0, 0};  // null selector: usable until referenced
     return true;
   }

@@ -9,14 +9,14 @@
 namespace bt::runtime {
 
 using decoder::DecodedInstruction;
+using translator::kCs;
 using translator::kEax;
 using translator::kEsp;
+constexpr std::uint32_t kCf = translator::kEflagsCf, kPf = translator::kEflagsPf,
+                        kAf = translator::kEflagsAf, kZf = translator::kEflagsZf,
+                        kSf = translator::kEflagsSf, kOf = translator::kEflagsOf;
 
 namespace {
-
-constexpr std::uint32_t kCf = 1u << 0, kPf = 1u << 2, kAf = 1u << 4, kZf = 1u << 6, kSf = 1u << 7,
-                        kOf = 1u << 11;
-constexpr unsigned kCs = 1;
 
 std::int32_t SignExtend(std::uint32_t value, unsigned size) {
   return size == 2 ? static_cast<std::int16_t>(value) : static_cast<std::int32_t>(value);
@@ -156,8 +156,12 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
     case 0xC4:    // les
     case 0xC5:    // lds
     case 0x0F: {  // lss, lfs, lgs
-      unsigned segment = opcode[0] == 0xC4 ? 0 : 3;
-      if (opcode[0] == 0x0F) segment = opcode[1] == 0xB2 ? 2 : opcode[1] == 0xB4 ? 4 : 5;
+      unsigned segment = opcode[0] == 0xC4 ? translator::kEs : translator::kDs;
+      if (opcode[0] == 0x0F) {
+        segment = opcode[1] == 0xB2   ? translator::kSs
+                  : opcode[1] == 0xB4 ? translator::kFs
+                                      : translator::kGs;
+      }
       std::uint32_t offset = 0;
       std::uint16_t selector = 0;
       if (!ReadGuest(state_->effective_address, &offset, size) ||

@@ -116,8 +116,9 @@ Result<void> Machine::Impl::Boot() {
   state.gpr[translator::kEbx] = boot->ebx;
   state.SetEflags(0x2);
   for (unsigned i = 0; i < 6; ++i) {
-    state.segment[i] = {static_cast<std::uint16_t>(i == 1 ? 0x08 : 0x10), 0, 0xFFFFFFFF,
-                        static_cast<std::uint16_t>(i == 1 ? 0xC09B : 0xC093)};
+    const bool code = i == translator::kCs;
+    state.segment[i] = {static_cast<std::uint16_t>(code ? 0x08 : 0x10), 0, 0xFFFFFFFF,
+                        static_cast<std::uint16_t>(code ? 0xC09B : 0xC093)};
   }
   return {};
 }

@@ -62,13 +62,18 @@ const std::uint8_t* Vcpu::CodePage(std::uint32_t page_base, std::uint32_t* physi
 
 void Vcpu::ClearIndirectTable() {
   for (std::size_t i = 0; i < translator::kIndirectEntries; ++i) {
-    indirect_[i] = {0, 0, parts_.trampolines.exit_indirect};
+    indirect_[i] = EmptyIndirectEntry();
   }
 }
 
 void Vcpu::ForgetUnit(const TranslationUnit& unit) {
-  translator::IndirectEntry& entry = indirect_[unit.key.eip & (translator::kIndirectEntries - 1)];
-  if (entry.host == unit.code) entry = {0, 0, parts_.trampolines.exit_indirect};
+  translator::IndirectEntry& entry = IndirectSlot(unit.key.eip);
+  if (entry.host == unit.code) entry = EmptyIndirectEntry();
+}
+
+void Vcpu::InvalidateCodePage(std::uint32_t page) {
+  counters_.smc_invalidations += parts_.cache.InvalidatePage(page);
+  parts_.space.UnprotectCode(page);
 }
 
 void Vcpu::InvalidatePhysical(std::uint64_t address, std::uint64_t bytes) {
@@ -76,9 +81,7 @@ void Vcpu::InvalidatePhysical(std::uint64_t address, std::uint64_t bytes) {
   for (std::uint64_t page = address / kPageSize; page <= (address + bytes - 1) / kPageSize;
        ++page) {
     if (page >= parts_.space.page_count()) break;
-    auto p = static_cast<std::uint32_t>(page);
-    counters_.smc_invalidations += parts_.cache.InvalidatePage(p);
-    parts_.space.UnprotectCode(p);
+    InvalidateCodePage(static_cast<std::uint32_t>(page));
   }
 }
 
@@ -138,7 +141,7 @@ void Vcpu::Interrupt(StopReason reason) {
   int expected = -1;
   interrupt_.compare_exchange_strong(expected, static_cast<int>(reason));
   // Running code notices at its next unit entry.
-  state_memory_.Protect(translator::kCpuStateBytes, kPageSize, platform::Protection::kNone);
+  SetPollPage(platform::Protection::kNone);
   std::lock_guard lock(wake_mutex_);
   wake_.notify_all();
 }
@@ -178,8 +181,7 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
   std::optional<StopInfo> stop;
   while (!stop) {
     if (int reason = interrupt_.exchange(-1); reason >= 0) {
-      state_memory_.Protect(translator::kCpuStateBytes, kPageSize,
-                            platform::Protection::kReadWrite);
+      SetPollPage(platform::Protection::kReadWrite);
       stop = MakeStop(static_cast<StopReason>(reason),
                       reason == static_cast<int>(StopReason::kBudgetExhausted)
                           ? "the time budget ran out"
@@ -232,8 +234,7 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       TranslationUnit* target = FindOrTranslate(state_->eip, false);
       if (!target) return std::move(pending_stop_);
       if (parts_.translator.options().chaining) {
-        indirect_[target->key.eip & (translator::kIndirectEntries - 1)] = {0u - target->key.eip, 0,
-                                                                           target->code};
+        IndirectSlot(target->key.eip) = {0u - target->key.eip, 0, target->code};
       }
       next_unit_ = target;
       break;
@@ -245,8 +246,7 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       // A request consumed at the loop top may have revoked the page after
       // the loop re-enabled it; with nothing pending, give access back.
       if (interrupt_.load() < 0) {
-        state_memory_.Protect(translator::kCpuStateBytes, kPageSize,
-                              platform::Protection::kReadWrite);
+        SetPollPage(platform::Protection::kReadWrite);
       }
       break;
     case ExitReason::kGuestFault: {
@@ -291,8 +291,7 @@ void Vcpu::ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit
 
 bool Vcpu::HandleCodeWrite(platform::HostFault& fault, std::uint32_t page) {
   ++counters_.host_faults[Index(HostFaultCause::kCodeWrite)];
-  counters_.smc_invalidations += parts_.cache.InvalidatePage(page);
-  parts_.space.UnprotectCode(page);
+  InvalidateCodePage(page);
   // If the writer's own unit died, stop before the write and re-run it as a
   // one-instruction unit, so what follows it is translated afresh.
   const TranslationUnit* unit =

@@ -73,8 +73,22 @@ class Vcpu final : private translator::CodeSource {
   const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) override;
 
   TranslationUnit* FindOrTranslate(std::uint32_t eip, bool one_shot);
+  translator::IndirectEntry& IndirectSlot(std::uint32_t eip) {
+    return indirect_[eip & (translator::kIndirectEntries - 1)];
+  }
+  // An entry that matches no target: lookups fall through to the dispatcher.
+  translator::IndirectEntry EmptyIndirectEntry() const {
+    return {0, 0, parts_.trampolines.exit_indirect};
+  }
   void ClearIndirectTable();
   void ForgetUnit(const TranslationUnit& unit);
+  // Drops the translations of guest-physical `page` and lets the guest
+  // write it again.
+  void InvalidateCodePage(std::uint32_t page);
+  // Grants or revokes access to the poll page (see kPollOffset).
+  void SetPollPage(platform::Protection protection) {
+    state_memory_.Protect(translator::kCpuStateBytes, mmu::PhysicalMemory::kPageSize, protection);
+  }
   void Interrupt(StopReason reason);
   std::optional<StopInfo> HandleExit(translator::ExitReason reason);
   StopInfo MakeStop(StopReason reason, std::string message);

@@ -146,7 +146,6 @@ std::size_t CodeCache::InvalidatePage(std::uint32_t page) {
     Unlink(pages_[page].front().unit);
     ++count;
   }
-  counters_.units_invalidated += count;
   return count;
 }
 

@@ -22,7 +22,6 @@ struct CacheCounters {
   std::uint64_t chains_broken = 0;
   std::uint64_t flushes = 0;
   std::uint64_t units_evicted = 0;
-  std::uint64_t units_invalidated = 0;
 };
 
 class CodeCache {

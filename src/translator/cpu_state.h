@@ -10,6 +10,12 @@ namespace bt::translator {
 
 // Guest general registers in the SDM's encoding order.
 enum GuestRegister : std::uint8_t { kEax, kEcx, kEdx, kEbx, kEsp, kEbp, kEsi, kEdi };
+// Segment registers in the SDM's encoding order (CpuState::segment).
+enum SegmentRegister : std::uint8_t { kEs, kCs, kSs, kDs, kFs, kGs };
+
+// EFLAGS bits (SDM Vol. 1, 3.4.3).
+constexpr std::uint32_t kEflagsCf = 1u << 0, kEflagsPf = 1u << 2, kEflagsAf = 1u << 4,
+                        kEflagsZf = 1u << 6, kEflagsSf = 1u << 7, kEflagsOf = 1u << 11;
 
 // Why translated code returned to the dispatcher.
 enum class ExitReason : std::uint32_t {

@@ -84,7 +84,6 @@ struct TranslationUnit {
   std::uint16_t exit_count = 0;
   bool live = true;
   bool cached = true;  // false for one-off units run once and dropped
-  std::uint16_t instruction_count = 0;
   std::uint32_t guest_bytes = 0;
   std::uint8_t* code = nullptr;
   std::uint32_t code_size = 0;

@@ -230,7 +230,6 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   auto* fault_map = reinterpret_cast<FaultMapEntry*>(cache_.AllocateMetadata(fault_bytes));
   std::memcpy(fault_map, fault_map_, fault_bytes);
   unit->fault_map = fault_map;
-  unit->instruction_count = static_cast<std::uint16_t>(count);
   unit->guest_bytes = guest_bytes;
   cache_.Insert(unit);
 
