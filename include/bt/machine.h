@@ -34,6 +34,10 @@ struct BootConfig {
   std::string command_line;
   // Used instead of kernel_path when not empty: the image itself.
   std::vector<std::uint8_t> kernel_image;
+  // Boot nothing: RAM starts zeroed and the CPU in the Multiboot state
+  // (32-bit protected mode, flat segments, paging off) at EIP 0; the
+  // application loads code with WritePhysical and sets the registers.
+  bool no_kernel = false;
 };
 
 struct MachineConfig {
@@ -49,6 +53,11 @@ struct Registers {
   std::uint32_t eax = 0, ecx = 0, edx = 0, ebx = 0;
   std::uint32_t esp = 0, ebp = 0, esi = 0, edi = 0;
   std::uint32_t eip = 0, eflags = 0x2;
+};
+
+// x87, MMX and SSE state in the FXSAVE layout (SDM Vol. 1, 10.5.1).
+struct FpuState {
+  std::array<std::uint8_t, 512> fxsave{};
 };
 
 enum class StopReason {
@@ -101,6 +110,9 @@ class Machine {
 
   Registers GetRegisters() const;
   void SetRegisters(const Registers& registers);
+  FpuState GetFpuState() const;
+  // Fails if MXCSR sets bits this CPU reserves (FXRSTOR would fault).
+  Result<void> SetFpuState(const FpuState& state);
 
   // Guest-physical memory access; fails for ranges outside RAM.
   Result<void> ReadPhysical(std::uint64_t address, void* data, std::size_t size) const;

@@ -84,6 +84,9 @@ struct DecodedInstruction {
   bool moffs = false;            // A0-A3 absolute-offset form
   bool uses_high_byte = false;   // an explicit AH/CH/DH/BH operand
   MemoryOperand memory;
+  // FS or GS (SegmentRegister numbering) when the memory operand uses one:
+  // those may have a non-zero base, which translated code adds at run time.
+  std::uint8_t based_segment = kNoRegister;
 
   // 16/32-bit general registers encoded in ModRM.reg, ModRM.rm (mod == 3)
   // or the opcode, for instructions that need REX to reach guest ESP.

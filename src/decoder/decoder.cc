@@ -8,6 +8,9 @@
 namespace bt::decoder {
 namespace {
 
+// Segment register numbers in the SDM's encoding order.
+constexpr std::uint8_t kFsNumber = 4, kGsNumber = 5;
+
 // Guest register number of a 8/16/32-bit general register, and whether it is
 // one of the legacy high-byte registers that a REX prefix would redefine.
 struct Gpr {
@@ -259,6 +262,7 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
   if (insn.raw.imm[0].size) out.immediate_offset = insn.raw.imm[0].offset;
 
   bool first_immediate = true;
+  bool implicit_based = false;
   for (std::uint8_t i = 0; i < insn.operand_count; ++i) {
     const ZydisDecodedOperand& op = operands[i];
     switch (op.type) {
@@ -282,6 +286,12 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
       }
       case ZYDIS_OPERAND_TYPE_MEMORY: {
         Gpr base = ClassifyGpr(op.mem.base), index = ClassifyGpr(op.mem.index);
+        const bool based = op.mem.type != ZYDIS_MEMOP_TYPE_AGEN &&
+                           (op.mem.segment == ZYDIS_REGISTER_FS ||
+                            op.mem.segment == ZYDIS_REGISTER_GS);
+        if (based) out.based_segment = op.mem.segment == ZYDIS_REGISTER_FS ? kFsNumber : kGsNumber;
+        // Only ModRM and moffs operands have a way to add a segment base so far.
+        if (based && op.visibility != ZYDIS_OPERAND_VISIBILITY_EXPLICIT) implicit_based = true;
         if (base.number != kNoRegister) out.registers_used |= 1u << base.number;
         if (index.number != kNoRegister) out.registers_used |= 1u << index.number;
         if (op.visibility != ZYDIS_OPERAND_VISIBILITY_EXPLICIT) {
@@ -322,6 +332,7 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
       default: break;
     }
   }
+  if (implicit_based) out.kind = Kind::kUnsupported;
   if (out.kind == Kind::kJcc) {
     out.condition = static_cast<std::uint8_t>(insn.opcode & 0x0F);
   }

@@ -90,8 +90,9 @@ bool Vcpu::ExitWith(std::optional<StopInfo> stop, std::uint32_t eip) {
   return true;
 }
 
-// Loads a segment register in protected mode. libbt runs flat segments only
-// for now: anything else stops the run rather than run with a wrong base.
+// Loads a segment register in protected mode. libbt runs 4 GiB segments only
+// for now, based ones only in FS and GS: anything else stops the run rather
+// than run with a wrong base or without limit checks.
 bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInstruction& insn) {
   translator::SegmentState& segment = state_->segment[index];
   if ((selector & ~3u) == 0 && index != kCs && index != translator::kSs) {
@@ -115,11 +116,15 @@ bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInst
   const bool present = descriptor[5] & 0x80;
   const bool code = descriptor[5] & 0x08;
   const bool big = descriptor[6] & 0x40;
-  if (!present || base != 0 || limit != 0xFFFFFFFF || (index == kCs && (!code || !big))) {
+  // Translated code adds FS and GS bases at run time; other segments must be
+  // flat until segmentation is emulated in full.
+  const bool base_supported = base == 0 || index == translator::kFs || index == translator::kGs;
+  if (!present || !base_supported || limit != 0xFFFFFFFF ||
+      (index == kCs && (!code || !big))) {
     char text[192];
     std::snprintf(text, sizeof(text),
-                  "segment selector 0x%04x (base 0x%08x, limit 0x%08x) is not a flat %s "
-                  "segment; only flat segments are supported yet:",
+                  "segment selector 0x%04x (base 0x%08x, limit 0x%08x) as a %s segment is "
+                  "not supported yet (4 GiB limits only, bases only in FS and GS):",
                   selector, base, limit, index == kCs ? "32-bit code" : "data");
     ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn, text), insn.eip);
     return false;

@@ -5,6 +5,7 @@
 #include "runtime/vcpu.h"
 
 #include <cpuid.h>
+#include <cstring>
 
 namespace bt::runtime {
 namespace {
@@ -48,6 +49,18 @@ void GuestCpuid(std::uint32_t leaf, std::uint32_t subleaf, std::uint32_t out[4])
   out[1] = ebx;
   out[2] = ecx;
   out[3] = edx;
+}
+
+std::uint32_t HostMxcsrMask() {
+  static const std::uint32_t mask = [] {
+    alignas(16) std::uint8_t image[512] = {};
+    __builtin_ia32_fxsave64(image);
+    std::uint32_t saved = 0;
+    std::memcpy(&saved, image + 28, sizeof(saved));
+    // SDM Vol. 1, 11.6.6: a zero mask means the default 0xFFBF.
+    return saved ? saved : 0xFFBFu;
+  }();
+  return mask;
 }
 
 }  // namespace bt::runtime

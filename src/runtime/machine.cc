@@ -17,6 +17,8 @@
 
 #include <bt/machine.h>
 
+#include <cstring>
+
 namespace bt {
 
 struct Machine::Impl {
@@ -93,6 +95,18 @@ Result<void> Machine::Impl::Build() {
 }
 
 Result<void> Machine::Impl::Boot() {
+  // Multiboot v1 section 3.2: 32-bit protected mode, flat 4 GiB segments,
+  // paging off, interrupts off.
+  translator::CpuState& state = vcpu->state();
+  state.cr0 = 0x11;
+  state.SetEflags(0x2);
+  for (unsigned i = 0; i < 6; ++i) {
+    const bool code = i == translator::kCs;
+    state.segment[i] = {static_cast<std::uint16_t>(code ? 0x08 : 0x10), 0, 0xFFFFFFFF,
+                        static_cast<std::uint16_t>(code ? 0xC09B : 0xC093)};
+  }
+  if (config.boot.no_kernel) return {};
+
   std::vector<std::uint8_t> file;
   std::string name = "kernel image";
   if (config.boot.kernel_image.empty()) {
@@ -107,19 +121,9 @@ Result<void> Machine::Impl::Boot() {
   auto boot = runtime::LoadMultiboot(image, config.boot.command_line, *memory);
   if (!boot) return Prefixed(name + ": ", boot.error());
 
-  // Multiboot v1 section 3.2: 32-bit protected mode, flat 4 GiB segments,
-  // paging off, interrupts off.
-  translator::CpuState& state = vcpu->state();
-  state.cr0 = 0x11;
   state.eip = boot->eip;
   state.gpr[translator::kEax] = boot->eax;
   state.gpr[translator::kEbx] = boot->ebx;
-  state.SetEflags(0x2);
-  for (unsigned i = 0; i < 6; ++i) {
-    const bool code = i == translator::kCs;
-    state.segment[i] = {static_cast<std::uint16_t>(code ? 0x08 : 0x10), 0, 0xFFFFFFFF,
-                        static_cast<std::uint16_t>(code ? 0xC09B : 0xC093)};
-  }
   return {};
 }
 
@@ -176,6 +180,23 @@ void Machine::SetRegisters(const Registers& r) {
   for (unsigned i = 0; i < 8; ++i) state.gpr[i] = values[i];
   state.eip = r.eip;
   state.SetEflags(r.eflags);
+}
+
+FpuState Machine::GetFpuState() const {
+  FpuState fpu;
+  std::memcpy(fpu.fxsave.data(), impl_->vcpu->state().guest_fpu, fpu.fxsave.size());
+  return fpu;
+}
+
+Result<void> Machine::SetFpuState(const FpuState& fpu) {
+  constexpr std::size_t kMxcsrOffset = 24;
+  std::uint32_t mxcsr = 0;
+  std::memcpy(&mxcsr, fpu.fxsave.data() + kMxcsrOffset, sizeof(mxcsr));
+  if (mxcsr & ~runtime::HostMxcsrMask()) {
+    return Error{"MXCSR sets reserved bits"};
+  }
+  std::memcpy(impl_->vcpu->state().guest_fpu, fpu.fxsave.data(), fpu.fxsave.size());
+  return {};
 }
 
 Result<void> Machine::ReadPhysical(std::uint64_t address, void* data, std::size_t size) const {

@@ -132,4 +132,8 @@ class Vcpu final : private translator::CodeSource {
 // CPUID as the guest sees it: the host's, less what libbt does not support.
 void GuestCpuid(std::uint32_t leaf, std::uint32_t subleaf, std::uint32_t out[4]);
 
+// The MXCSR bits this CPU implements (FXSAVE's MXCSR_MASK); guest FPU state
+// is restored with FXRSTOR, which faults on any other bit.
+std::uint32_t HostMxcsrMask();
+
 }  // namespace bt::runtime

@@ -95,8 +95,9 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
 
   // 16-bit addressing has no 64-bit-mode encoding, and a REX prefix would
   // turn AH..BH into SPL..DIL: such operands go through an address register.
-  const bool via_register = insn.has_memory && (insn.memory.address16 ||
-                                                (insn.memory.base == kEsp && insn.uses_high_byte));
+  const bool via_register =
+      insn.has_memory && (insn.memory.address16 || insn.based_segment != kNoRegister ||
+                          (insn.memory.base == kEsp && insn.uses_high_byte));
   if (insn.has_memory && !via_register && insn.memory.base == kEsp) rex |= kRexB;
   if (rex && insn.uses_high_byte) {
     b.EmitCallout(insn);  // e.g. movzx esp, ah: no host encoding; reported unsupported
@@ -108,6 +109,17 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
                               : insn.immediate_offset != kNoOffset ? insn.immediate_offset
                                                                    : insn.length;
   Encoding out;
+  if (insn.moffs && insn.based_segment != kNoRegister) {
+    // A0-A3 have no ModRM to name an address register: use the 8A/8B/88/89
+    // form with [r14], which holds offset + segment base.
+    b.EffectiveAddress(insn, kScratch);
+    static constexpr std::uint8_t kModrmForm[4] = {0x8A, 0x8B, 0x88, 0x89};
+    CopyPrefixes(insn, true, true, rex | kRexB, out);
+    out.Byte(kModrmForm[insn.bytes[insn.prefix_count] - 0xA0]);
+    out.Byte(0x06);  // mod 00, reg AL/AX/EAX, rm r14
+    b.Embed(out.data(), out.size());
+    return;
+  }
   if (insn.moffs) {
     // A0-A3 take a 32-bit offset under addr32; a 16-bit one is zero-extended.
     CopyPrefixes(insn, true, true, rex, out);

@@ -21,6 +21,7 @@ inline const x86::Gp kState = x86::r13;
 inline const x86::Gp kWindow = x86::r15;
 inline const x86::Gp kScratch = x86::r14;  // addresses, targets
 inline const x86::Gp kScratch32 = x86::r14d;
+inline const x86::Gp kSegmentBase = x86::r10d;  // FS/GS base added to an address
 
 // A field of the CpuState block: StateField(offsetof(CpuState, eip), 4).
 inline x86::Mem StateField(std::size_t offset, unsigned size) {

@@ -43,6 +43,7 @@ void UnitBuilder::EffectiveAddress(const DecodedInstruction& insn, const x86::Gp
   if (m.base == kNoRegister && m.index == kNoRegister) {
     const auto address = static_cast<std::uint32_t>(m.displacement);
     assembler_.mov(dest.r32(), Imm(m.address16 ? address & 0xFFFF : address));
+    AddSegmentBase(insn, dest);
     return;
   }
   x86::Mem address;
@@ -60,12 +61,25 @@ void UnitBuilder::EffectiveAddress(const DecodedInstruction& insn, const x86::Gp
   // 32-bit base registers make asmjit emit addr32, so the sum wraps at 4 GiB.
   assembler_.lea(dest.r32(), address);
   if (m.address16) assembler_.movzx(dest.r32(), dest.r16());
+  AddSegmentBase(insn, dest);
+}
+
+// The base is read at run time, so a translation stays valid when the guest
+// reloads FS or GS (per-CPU data, thread-local storage); lea keeps the guest
+// flags intact, and its 32-bit result wraps the linear address at 4 GiB.
+void UnitBuilder::AddSegmentBase(const DecodedInstruction& insn, const x86::Gp& dest) {
+  if (insn.based_segment == kNoRegister) return;
+  assembler_.mov(kSegmentBase, StateField(offsetof(CpuState, segment) +
+                                              insn.based_segment * sizeof(SegmentState) +
+                                              offsetof(SegmentState, base),
+                                          4));
+  assembler_.lea(dest.r32(), x86::ptr(dest.r64(), kSegmentBase.r64()));
 }
 
 x86::Mem UnitBuilder::GuestMemory(const DecodedInstruction& insn, unsigned size) {
   const decoder::MemoryOperand& m = insn.memory;
   x86::Mem mem;
-  if (m.address16 || m.base == kNoRegister) {
+  if (m.address16 || m.base == kNoRegister || insn.based_segment != kNoRegister) {
     EffectiveAddress(insn, kScratch);
     mem = x86::ptr(kScratch32, 0, size);
   } else if (m.index != kNoRegister) {

@@ -44,6 +44,7 @@ class UnitBuilder {
   x86::Mem GuestMemory(const DecodedInstruction& instruction, unsigned size);
   // Computes the operand's 32-bit guest address into `dest` without flags.
   void EffectiveAddress(const DecodedInstruction& instruction, const x86::Gp& dest);
+  void AddSegmentBase(const DecodedInstruction& instruction, const x86::Gp& dest);
 
   // A direct exit to `target_eip` that the dispatcher may chain.
   void EmitDirectExit(std::uint32_t target_eip);

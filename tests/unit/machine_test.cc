@@ -6,7 +6,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 namespace bt {
@@ -243,6 +245,82 @@ TEST_CASE("a callout that rewrites its own unit's next instruction runs the new 
   }));
   REQUIRE(machine->Run().reason == StopReason::kHalted);
   CHECK(machine->GetRegisters().eax == 0x11110010);
+}
+
+// Bug this guards against: segment override prefixes were dropped, so fs:/gs:
+// accesses with a non-zero base read the wrong linear address.
+TEST_CASE("FS and GS bases are added to ModRM, moffs and push operands, wrapping at 4 GiB") {
+  constexpr std::uint32_t kData = 0x200000, kGdt = 0x300000, kGdtr = 0x300100;
+  auto descriptor = [](std::uint32_t base, std::uint8_t access) {
+    return 0xFFFFull | static_cast<std::uint64_t>(base & 0xFFFFFF) << 16 |
+           static_cast<std::uint64_t>(access) << 40 | 0xCFull << 48 |
+           static_cast<std::uint64_t>(base >> 24) << 56;
+  };
+  auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    a.lgdt(x86::ptr_abs(kGdtr));
+    a.mov(x86::eax, 0x18);
+    a.mov(x86::fs, x86::ax);
+    a.mov(x86::eax, 0x20);
+    a.mov(x86::gs, x86::ax);
+    a.embed("\x64\xA1\x20\x00\x00\x00", 6);  // mov eax, fs:[0x20] (moffs form)
+    a.mov(x86::esi, x86::eax);
+    a.mov(x86::ecx, 0x201000);
+    a.mov(x86::dh, 0x5A);
+    a.embed("\x65\x88\x71\x04", 4);  // mov gs:[ecx+4], dh: 0xFFFFF000 + 0x201004 wraps
+    a.mov(x86::edi, x86::dword_ptr_abs(kData + 4));
+    a.embed("\x64\xFF\x35\x30\x00\x00\x00", 7);  // push dword fs:[0x30]
+    a.pop(x86::ebp);
+    a.mov(x86::ecx, 8);
+    a.embed("\x64\x8B\x41\x08", 4);  // mov eax, fs:[ecx+8]
+    a.hlt();
+  }));
+  std::uint32_t pattern[64];
+  for (std::uint32_t i = 0; i < 64; ++i) pattern[i] = 0xA0000000u + 4 * i;
+  REQUIRE(machine->WritePhysical(kData, pattern, sizeof(pattern)));
+  const std::uint64_t gdt[5] = {0, descriptor(0, 0x9B), descriptor(0, 0x93),
+                                descriptor(kData, 0x93), descriptor(0xFFFFF000, 0x93)};
+  REQUIRE(machine->WritePhysical(kGdt, gdt, sizeof(gdt)));
+  const std::uint16_t limit = sizeof(gdt) - 1;
+  REQUIRE(machine->WritePhysical(kGdtr, &limit, 2));
+  REQUIRE(machine->WritePhysical(kGdtr + 2, &kGdt, 4));
+  Registers r = machine->GetRegisters();
+  r.esp = 0x180000;
+  machine->SetRegisters(r);
+  const StopInfo stop = machine->Run();
+  REQUIRE_MESSAGE(stop.reason == StopReason::kHalted, stop.message);
+  const Registers end = machine->GetRegisters();
+  CHECK(end.esi == 0xA0000020);
+  CHECK(end.eax == 0xA0000010);
+  CHECK(end.edi == 0xA000005A);
+  CHECK(end.ebp == 0xA0000030);
+}
+
+TEST_CASE("a machine with no kernel runs code the application wrote, with its FPU state") {
+  MachineConfig config;
+  config.ram_bytes = 2u << 20;
+  config.boot.no_kernel = true;
+  auto created = Machine::Create(config);
+  REQUIRE(created);
+  Machine& machine = **created;
+  // movd eax, xmm0; pcmpeqd xmm1, xmm1; hlt
+  const std::uint8_t code[] = {0x66, 0x0F, 0x7E, 0xC0, 0x66, 0x0F, 0x76, 0xC9, 0xF4};
+  REQUIRE(machine.WritePhysical(0x1000, code, sizeof(code)));
+  FpuState fpu = machine.GetFpuState();
+  constexpr std::size_t kXmm0 = 160, kXmm1 = 176, kMxcsr = 24;
+  const std::uint32_t value = 0x12345678;
+  std::memcpy(fpu.fxsave.data() + kXmm0, &value, 4);
+  FpuState bad = fpu;
+  bad.fxsave[kMxcsr + 3] = 0xFF;
+  CHECK_FALSE(machine.SetFpuState(bad));
+  REQUIRE(machine.SetFpuState(fpu));
+  Registers r = machine.GetRegisters();
+  r.eip = 0x1000;
+  machine.SetRegisters(r);
+  REQUIRE(machine.Run().reason == StopReason::kHalted);
+  CHECK(machine.GetRegisters().eax == value);
+  const FpuState end = machine.GetFpuState();
+  CHECK(std::all_of(end.fxsave.begin() + kXmm1, end.fxsave.begin() + kXmm1 + 16,
+                    [](std::uint8_t b) { return b == 0xFF; }));
 }
 
 }  // namespace
