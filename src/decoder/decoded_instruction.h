@@ -32,7 +32,7 @@ enum class Kind : std::uint8_t {
   kCallIndirect,
   kRet,
   kJmpFar,    // ptr16:32 or m16:32
-  kStringEs,  // movs, stos, cmps, scas: use ES:EDI
+  kStringEs,  // movs, stos, cmps, scas (ES:EDI) and lods from FS/GS: host string instructions
   kIn,
   kOut,
   kHlt,

@@ -332,7 +332,18 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
       default: break;
     }
   }
-  if (implicit_based) out.kind = Kind::kUnsupported;
+  // FS/GS-based hidden operands: string sources add the base around the
+  // host string instruction; xlat and maskmov have no such path yet.
+  if (implicit_based) {
+    const bool lods = out.kind == Kind::kIdent && insn.address_width == 32 &&
+                      (insn.mnemonic == ZYDIS_MNEMONIC_LODSB || insn.mnemonic == ZYDIS_MNEMONIC_LODSW ||
+                       insn.mnemonic == ZYDIS_MNEMONIC_LODSD);
+    if (lods) {
+      out.kind = Kind::kStringEs;
+    } else if (out.kind != Kind::kStringEs) {
+      out.kind = Kind::kUnsupported;
+    }
+  }
   if (out.kind == Kind::kJcc) {
     out.condition = static_cast<std::uint8_t>(insn.opcode & 0x0F);
   }

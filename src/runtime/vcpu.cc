@@ -276,7 +276,12 @@ void Vcpu::ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit
   }
   switch (entry.fixup) {
     case Fixup::kRestoreSpill:
-      state_->gpr[entry.spill_register] = static_cast<std::uint32_t>(state_->spill);
+      state_->gpr[entry.argument] = static_cast<std::uint32_t>(state_->spill);
+      break;
+    case Fixup::kStringAccess:
+      if (entry.argument != decoder::kNoRegister) {
+        state_->gpr[translator::kEsi] -= state_->segment[entry.argument].base;
+      }
       break;
     case Fixup::kUndoPop4: state_->gpr[translator::kEsp] -= 4; break;
     case Fixup::kUndoPop2: state_->gpr[translator::kEsp] -= 2; break;

@@ -25,15 +25,17 @@ enum class Fixup : std::uint8_t {
   kUnitEntry,  // the event poll at the unit's entry
   kUndoPop4,   // ESP was already incremented by 4 (pop to memory)
   kUndoPop2,
-  kRestoreSpill,  // guest register `spill_register` is parked in CpuState::spill
-  kStringAccess,  // a string instruction with host-absolute ESI/EDI
+  kRestoreSpill,  // guest register `argument` is parked in CpuState::spill
+  kStringAccess,  // a string instruction with host-absolute ESI/EDI; ESI also
+                  // holds the base of segment `argument` (FS/GS) unless that
+                  // is decoder::kNoRegister
 };
 
 struct FaultMapEntry {
   std::uint32_t host_offset;  // first host byte this entry covers
   std::uint32_t guest_eip;
   Fixup fixup;
-  std::uint8_t spill_register;
+  std::uint8_t argument;
 };
 
 // Points the rel32 field of a jmp or jcc at `target`.

@@ -24,18 +24,18 @@ UnitBuilder::UnitBuilder(const Trampolines& trampolines, TranslationUnit* unit,
 }
 
 void UnitBuilder::BeginInstruction(const DecodedInstruction& instruction, Fixup fixup,
-                                   std::uint8_t spill_register) {
+                                   std::uint8_t argument) {
   current_eip_ = instruction.eip;
-  SetFixup(fixup, spill_register);
+  SetFixup(fixup, argument);
 }
 
-void UnitBuilder::SetFixup(Fixup fixup, std::uint8_t spill_register) {
+void UnitBuilder::SetFixup(Fixup fixup, std::uint8_t argument) {
   auto offset = static_cast<std::uint32_t>(assembler_.offset());
   if (fault_map_size_ && fault_map_[fault_map_size_ - 1].host_offset == offset) {
     --fault_map_size_;  // the previous entry covers no code
   }
   assert(fault_map_size_ < fault_map_capacity_);
-  fault_map_[fault_map_size_++] = {offset, current_eip_, fixup, spill_register};
+  fault_map_[fault_map_size_++] = {offset, current_eip_, fixup, argument};
 }
 
 void UnitBuilder::EffectiveAddress(const DecodedInstruction& insn, const x86::Gp& dest) {

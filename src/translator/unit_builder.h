@@ -34,9 +34,9 @@ class UnitBuilder {
   // Starts the host code of `instruction`; a host fault from here on is
   // reported at its EIP.
   void BeginInstruction(const DecodedInstruction& instruction, Fixup fixup = Fixup::kNone,
-                        std::uint8_t spill_register = 0);
+                        std::uint8_t argument = 0);
   // A fault from here on needs `fixup` to recover the guest state.
-  void SetFixup(Fixup fixup, std::uint8_t spill_register = 0);
+  void SetFixup(Fixup fixup, std::uint8_t argument = 0);
 
   // The guest memory operand of `instruction` as a gs: + addr32 host operand
   // of `size` bytes. 16-bit addressing is computed into r14 first, so the

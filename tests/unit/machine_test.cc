@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 namespace bt {
@@ -247,10 +248,13 @@ TEST_CASE("a callout that rewrites its own unit's next instruction runs the new 
   CHECK(machine->GetRegisters().eax == 0x11110010);
 }
 
-// Bug this guards against: segment override prefixes were dropped, so fs:/gs:
-// accesses with a non-zero base read the wrong linear address.
-TEST_CASE("FS and GS bases are added to ModRM, moffs and push operands, wrapping at 4 GiB") {
-  constexpr std::uint32_t kData = 0x200000, kGdt = 0x300000, kGdtr = 0x300100;
+// A guest whose FS has base kBasedData and GS base 0xFFFFF000 (so that GS
+// offsets wrap around 4 GiB), with kBasedData filled with dwords 0xA0000000 + offset.
+constexpr std::uint32_t kBasedData = 0x200000;
+
+std::unique_ptr<Machine> BootWithBasedSegments(
+    const std::function<void(x86::Assembler&)>& body) {
+  constexpr std::uint32_t kGdt = 0x300000, kGdtr = 0x300100;
   auto descriptor = [](std::uint32_t base, std::uint8_t access) {
     return 0xFFFFull | static_cast<std::uint64_t>(base & 0xFFFFFF) << 16 |
            static_cast<std::uint64_t>(access) << 40 | 0xCFull << 48 |
@@ -262,23 +266,14 @@ TEST_CASE("FS and GS bases are added to ModRM, moffs and push operands, wrapping
     a.mov(x86::fs, x86::ax);
     a.mov(x86::eax, 0x20);
     a.mov(x86::gs, x86::ax);
-    a.embed("\x64\xA1\x20\x00\x00\x00", 6);  // mov eax, fs:[0x20] (moffs form)
-    a.mov(x86::esi, x86::eax);
-    a.mov(x86::ecx, 0x201000);
-    a.mov(x86::dh, 0x5A);
-    a.embed("\x65\x88\x71\x04", 4);  // mov gs:[ecx+4], dh: 0xFFFFF000 + 0x201004 wraps
-    a.mov(x86::edi, x86::dword_ptr_abs(kData + 4));
-    a.embed("\x64\xFF\x35\x30\x00\x00\x00", 7);  // push dword fs:[0x30]
-    a.pop(x86::ebp);
-    a.mov(x86::ecx, 8);
-    a.embed("\x64\x8B\x41\x08", 4);  // mov eax, fs:[ecx+8]
+    body(a);
     a.hlt();
   }));
-  std::uint32_t pattern[64];
-  for (std::uint32_t i = 0; i < 64; ++i) pattern[i] = 0xA0000000u + 4 * i;
-  REQUIRE(machine->WritePhysical(kData, pattern, sizeof(pattern)));
+  std::uint32_t pattern[256];
+  for (std::uint32_t i = 0; i < 256; ++i) pattern[i] = 0xA0000000u + 4 * i;
+  REQUIRE(machine->WritePhysical(kBasedData, pattern, sizeof(pattern)));
   const std::uint64_t gdt[5] = {0, descriptor(0, 0x9B), descriptor(0, 0x93),
-                                descriptor(kData, 0x93), descriptor(0xFFFFF000, 0x93)};
+                                descriptor(kBasedData, 0x93), descriptor(0xFFFFF000, 0x93)};
   REQUIRE(machine->WritePhysical(kGdt, gdt, sizeof(gdt)));
   const std::uint16_t limit = sizeof(gdt) - 1;
   REQUIRE(machine->WritePhysical(kGdtr, &limit, 2));
@@ -288,11 +283,48 @@ TEST_CASE("FS and GS bases are added to ModRM, moffs and push operands, wrapping
   machine->SetRegisters(r);
   const StopInfo stop = machine->Run();
   REQUIRE_MESSAGE(stop.reason == StopReason::kHalted, stop.message);
+  return machine;
+}
+
+// Bug this guards against: segment override prefixes were dropped, so fs:/gs:
+// accesses with a non-zero base read the wrong linear address.
+TEST_CASE("FS and GS bases are added to ModRM, moffs and push operands, wrapping at 4 GiB") {
+  auto machine = BootWithBasedSegments([](x86::Assembler& a) {
+    a.embed("\x64\xA1\x20\x00\x00\x00", 6);  // mov eax, fs:[0x20] (moffs form)
+    a.mov(x86::esi, x86::eax);
+    a.mov(x86::ecx, 0x201000);
+    a.mov(x86::dh, 0x5A);
+    a.embed("\x65\x88\x71\x04", 4);  // mov gs:[ecx+4], dh: 0xFFFFF000 + 0x201004 wraps
+    a.mov(x86::edi, x86::dword_ptr_abs(kBasedData + 4));
+    a.embed("\x64\xFF\x35\x30\x00\x00\x00", 7);  // push dword fs:[0x30]
+    a.pop(x86::ebp);
+    a.mov(x86::ecx, 8);
+    a.embed("\x64\x8B\x41\x08", 4);  // mov eax, fs:[ecx+8]
+  });
   const Registers end = machine->GetRegisters();
   CHECK(end.esi == 0xA0000020);
   CHECK(end.eax == 0xA0000010);
   CHECK(end.edi == 0xA000005A);
   CHECK(end.ebp == 0xA0000030);
+}
+
+TEST_CASE("string sources in FS and GS leave ESI an offset into the segment") {
+  auto machine = BootWithBasedSegments([](x86::Assembler& a) {
+    a.mov(x86::esi, 0x40);
+    a.mov(x86::edi, kBasedData + 0x300);
+    a.mov(x86::ecx, 2);
+    a.embed("\x64\xF3\xA5", 3);  // rep movsd from fs:[esi]
+    a.mov(x86::edx, x86::dword_ptr_abs(kBasedData + 0x304));
+    a.mov(x86::ebx, x86::esi);
+    a.mov(x86::esi, 0x201050);
+    a.embed("\x65\xAD", 2);  // lodsd from gs:[esi], wrapping to kBasedData + 0x50
+  });
+  const Registers end = machine->GetRegisters();
+  CHECK(end.edx == 0xA0000044);
+  CHECK(end.ebx == 0x48);
+  CHECK(end.edi == kBasedData + 0x308);
+  CHECK(end.eax == 0xA0000050);
+  CHECK(end.esi == 0x201054);
 }
 
 TEST_CASE("a machine with no kernel runs code the application wrote, with its FPU state") {
