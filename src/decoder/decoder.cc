@@ -162,10 +162,10 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
     case ZYDIS_MNEMONIC_JS:
     case ZYDIS_MNEMONIC_JZ: return Kind::kJcc;
     case ZYDIS_MNEMONIC_JECXZ: return Kind::kJecxz;
-    case ZYDIS_MNEMONIC_JCXZ: return Kind::kUnsupported;
+    case ZYDIS_MNEMONIC_JCXZ: return Kind::kJecxz;
     case ZYDIS_MNEMONIC_LOOP:
     case ZYDIS_MNEMONIC_LOOPE:
-    case ZYDIS_MNEMONIC_LOOPNE: return insn.address_width == 32 ? Kind::kLoop : Kind::kUnsupported;
+    case ZYDIS_MNEMONIC_LOOPNE: return Kind::kLoop;
     case ZYDIS_MNEMONIC_LODSB:
     case ZYDIS_MNEMONIC_LODSW:
     case ZYDIS_MNEMONIC_LODSD:

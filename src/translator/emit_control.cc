@@ -39,6 +39,37 @@ void EmitConditional(UnitBuilder& b, const DecodedInstruction& insn, EmitBranch 
   b.EmitDirectExit(insn.branch_target);
 }
 
+bool HasAddressSizePrefix(const DecodedInstruction& insn) {
+  for (unsigned i = 0; i < insn.prefix_count; ++i) {
+    if (insn.bytes[i] == 0x67) return true;
+  }
+  return false;
+}
+
+// jcxz and loop* counting in CX (0x67 prefix) have no 64-bit-mode encoding.
+// jecxz is the only flag-free zero test, so it runs on a copy of ECX cut to
+// CX, and ECX is put back on both paths; the CX decrement is a flag-free lea
+// merged into the low 16 bits.
+void EmitCxCondition(x86::Assembler& a, std::uint8_t opcode, asmjit::Label taken) {
+  constexpr std::uint8_t kJcxz = 0xE3, kLoope = 0xE1, kLoopne = 0xE0;
+  asmjit::Label zero = a.newLabel(), not_taken = a.newLabel();
+  if (opcode != kJcxz) {
+    a.lea(kScratch32, x86::ptr(x86::rcx, -1));
+    a.mov(x86::cx, x86::r14w);
+  }
+  if (opcode == kLoope) a.jne(not_taken);
+  if (opcode == kLoopne) a.je(not_taken);
+  a.mov(kScratch, x86::rcx);
+  a.movzx(x86::ecx, x86::cx);
+  a.jecxz(x86::ecx, zero);
+  a.mov(x86::rcx, kScratch);
+  a.jmp(opcode == kJcxz ? not_taken : taken);
+  a.bind(zero);
+  a.mov(x86::rcx, kScratch);
+  if (opcode == kJcxz) a.jmp(taken);
+  a.bind(not_taken);
+}
+
 }  // namespace
 
 void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
@@ -50,11 +81,14 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
       b.EmitDirectExit(insn.next_eip());
       break;
     case Kind::kJecxz:
-      EmitConditional(b, insn, [&](asmjit::Label taken) { a.jecxz(x86::ecx, taken); });
-      break;
     case Kind::kLoop: {
       const std::uint8_t opcode = insn.bytes[insn.prefix_count];
       EmitConditional(b, insn, [&](asmjit::Label taken) {
+        if (HasAddressSizePrefix(insn)) {
+          EmitCxCondition(a, opcode, taken);
+          return;
+        }
+        if (opcode == 0xE3) a.jecxz(x86::ecx, taken);
         if (opcode == 0xE2) a.loop(x86::ecx, taken);
         if (opcode == 0xE1) a.loope(x86::ecx, taken);
         if (opcode == 0xE0) a.loopne(x86::ecx, taken);

@@ -53,6 +53,14 @@ void CopyPrefixes(const DecodedInstruction& insn, bool memory, bool access, std:
   if (rex) out.Byte(kRex | rex);
 }
 
+// The opcode bytes; 0x82 (an alias of 0x80 that 64-bit mode dropped) as 0x80.
+void CopyOpcode(const DecodedInstruction& insn, unsigned opcode_end, Encoding& out) {
+  constexpr std::uint8_t kAliasGroup1 = 0x82, kGroup1 = 0x80;
+  const std::uint8_t* opcode = insn.bytes + insn.prefix_count;
+  out.Byte(*opcode == kAliasGroup1 ? kGroup1 : *opcode);
+  out.Copy(opcode + 1, opcode_end - insn.prefix_count - 1u);
+}
+
 // Offset of whatever follows the ModRM memory operand (an immediate).
 unsigned TailOffset(const DecodedInstruction& insn) {
   if (insn.displacement_offset != kNoOffset) {
@@ -80,6 +88,26 @@ std::uint8_t PickSpillRegister(const DecodedInstruction& insn) {
   return kNoRegister;
 }
 
+// movzx/movsx/crc32 esp, ah and the like: ESP lives in R12, which needs REX,
+// and REX turns AH..BH into SPL..DIL. A legacy register the instruction does
+// not use stands in for ESP (register operands only, so nothing can fault).
+void EmitWithEspStandIn(UnitBuilder& b, const DecodedInstruction& insn) {
+  const std::uint8_t stand_in = PickSpillRegister(insn);
+  assert(stand_in != kNoRegister);
+  auto& a = b.a();
+  a.mov(StateField(offsetof(CpuState, spill), 8), kGuestGpr64[stand_in]);
+  a.mov(kGuestGpr64[stand_in], x86::r12);
+  Encoding out;
+  CopyPrefixes(insn, false, false, 0, out);
+  CopyOpcode(insn, insn.modrm_offset, out);
+  const std::uint8_t modrm = insn.bytes[insn.modrm_offset];
+  out.Byte(static_cast<std::uint8_t>((modrm & 0xC7) | stand_in << 3));
+  out.Copy(insn.bytes + insn.modrm_offset + 1, insn.length - insn.modrm_offset - 1u);
+  b.Embed(out.data(), out.size());
+  a.mov(x86::r12, kGuestGpr64[stand_in]);
+  a.mov(kGuestGpr64[stand_in], StateField(offsetof(CpuState, spill), 8));
+}
+
 }  // namespace
 
 void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
@@ -100,7 +128,11 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
                           (insn.memory.base == kEsp && insn.uses_high_byte));
   if (insn.has_memory && !via_register && insn.memory.base == kEsp) rex |= kRexB;
   if (rex && insn.uses_high_byte) {
-    b.EmitCallout(insn);  // e.g. movzx esp, ah: no host encoding; reported unsupported
+    if (insn.reg_gpr == kEsp && !insn.has_memory) {
+      EmitWithEspStandIn(b, insn);
+    } else {
+      b.EmitCallout(insn);  // no host encoding; reported unsupported
+    }
     return;
   }
 
@@ -123,7 +155,7 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
   if (insn.moffs) {
     // A0-A3 take a 32-bit offset under addr32; a 16-bit one is zero-extended.
     CopyPrefixes(insn, true, true, rex, out);
-    out.Copy(insn.bytes + insn.prefix_count, opcode_end - insn.prefix_count);
+    CopyOpcode(insn, opcode_end, out);
     std::uint32_t offset = static_cast<std::uint32_t>(insn.memory.displacement);
     if (insn.memory.address16) offset &= 0xFFFF;
     out.Copy(reinterpret_cast<const std::uint8_t*>(&offset), sizeof(offset));
@@ -132,7 +164,7 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
   }
   if (!via_register) {
     CopyPrefixes(insn, memory, access, rex, out);
-    out.Copy(insn.bytes + insn.prefix_count, opcode_end - insn.prefix_count);
+    CopyOpcode(insn, opcode_end, out);
     if (insn.has_memory) {
       const std::uint8_t modrm = insn.bytes[insn.modrm_offset];
       if ((modrm & 0xC7) == 0x05) {
@@ -161,7 +193,7 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
     rex |= kRexB;
   }
   CopyPrefixes(insn, true, access, rex, out);
-  out.Copy(insn.bytes + insn.prefix_count, opcode_end - insn.prefix_count);
+  CopyOpcode(insn, opcode_end, out);
   const std::uint8_t modrm = insn.bytes[insn.modrm_offset];
   out.Byte(static_cast<std::uint8_t>((modrm & 0x38) | (address_reg & 7)));
   const unsigned tail = TailOffset(insn);
