@@ -80,9 +80,12 @@ void EmitIncDecShort(UnitBuilder& b, const DecodedInstruction& insn) {
   b.Embed(out.data(), out.size());
 }
 
-// A legacy register (no REX needed) that the instruction does not touch.
+// A legacy register (no REX needed) that the instruction does not touch. Not
+// EBP: as an address register, [rbp] with no displacement does not encode.
+// An instruction names at most four registers (base, index, a byte register,
+// an implicit accumulator), so one of the six is always free.
 std::uint8_t PickSpillRegister(const DecodedInstruction& insn) {
-  for (std::uint8_t reg : {kEbx, kEdx, kEcx, kEax}) {
+  for (std::uint8_t reg : {kEbx, kEdx, kEcx, kEax, kEsi, kEdi}) {
     if (!(insn.registers_used & (1u << reg))) return reg;
   }
   return kNoRegister;

@@ -196,6 +196,33 @@ void WriteMarkdown(const Options& options, const std::map<std::string, Coverage>
     }
     std::fprintf(out, "\n");
   }
+  std::fputs(
+      "## What is compared\n\n"
+      "The eight general registers, EIP, EFLAGS (CF PF AF ZF SF IF DF OF AC ID, less\n"
+      "the flags the SDM leaves undefined at the point where the run ended), the\n"
+      "FXSAVE image (FCW, FSW, abridged FTW, MXCSR, ST0-7/MM0-7, XMM0-7), the 16 KiB\n"
+      "of data pages and the exception that ended the run (vector, EIP, error code).\n"
+      "The x87 last-instruction and last-operand pointers (FIP, FCS, FOP, FDP, FDS)\n"
+      "are not compared: they hold where the code ran, which is host code under\n"
+      "libbt and differs from run to run.\n\n"
+      "## Running it\n\n"
+      "- `build/tests/conformance/bt_conformance forms` - this table's cases "
+      "(`--class NAME` for one row).\n"
+      "- `build/tests/conformance/bt_conformance random --instructions 10000000 --seed N` - "
+      "random programs with forward branches, under unit caps 1 and 64.\n"
+      "- libFuzzer, for hours: `CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja "
+      "-DCMAKE_BUILD_TYPE=Release -DBT_FUZZ=ON && ninja -C build-fuzz bt_fuzz && mkdir -p "
+      "fuzz-corpus && build-fuzz/tests/conformance/bt_fuzz -max_total_time=36000 fuzz-corpus`; "
+      "a mismatch aborts with the report and leaves the input as `crash-*`.\n\n"
+      "## Not yet covered\n\n"
+      "libbt runs the snippets with paging off (the shadow MMU is a later issue), so\n"
+      "cases that need a page fault cannot be compared yet: memory operands and string\n"
+      "instructions that fault part-way (partial progress of rep movs/stos), accesses\n"
+      "that fault on the far side of a page boundary or of the 4 GiB wrap. Operands\n"
+      "that cross a page boundary and FS/GS-based addresses that wrap around 4 GiB\n"
+      "without faulting are covered. The snippets run at CPL0 in libbt and at CPL3\n"
+      "natively, which is why the CPL-dependent classes below are left out.\n\n",
+      out);
   std::fprintf(out, "## Left out, and why\n\n");
   for (const ExcludedClass& excluded : ExcludedClasses()) {
     std::fprintf(out, "- **%s**: %s\n", excluded.name.c_str(), excluded.reason.c_str());
