@@ -169,7 +169,9 @@ void WriteMarkdown(const Options& options, const std::map<std::string, Coverage>
                "CPUID advertises at CPL3, each run natively on the host CPU and inside libbt\n"
                "with translation-unit caps of",
                options.cases, static_cast<unsigned long long>(options.seed));
-  for (unsigned cap : options.unit_caps) std::fprintf(out, " %u", cap);
+  for (std::size_t i = 0; i < options.unit_caps.size(); ++i) {
+    std::fprintf(out, "%s %u", i ? "," : "", options.unit_caps[i]);
+  }
   std::fprintf(out,
                ", with edge-value operands. A form passes when every case agrees in\n"
                "registers, EFLAGS (less the flags the SDM leaves undefined), x87/SSE state,\n"
