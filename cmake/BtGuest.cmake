@@ -23,7 +23,9 @@ add_library(bt_guest_runtime OBJECT
   "${_bt_guest_lib}/machine.c"
   "${_bt_guest_lib}/print.c"
   "${_bt_guest_lib}/check.c"
-  "${_bt_guest_lib}/string.c")
+  "${_bt_guest_lib}/string.c"
+  "${_bt_guest_lib}/idt.c"
+  "${_bt_guest_lib}/idt_asm.S")
 set_target_properties(bt_guest_runtime PROPERTIES POSITION_INDEPENDENT_CODE OFF)
 target_compile_options(bt_guest_runtime PUBLIC ${_bt_guest_cflags}
   -ffreestanding -fno-stack-protector -fno-builtin)

@@ -47,6 +47,10 @@ struct MachineConfig {
   // thread that runs the guest. Defaults to discarding output.
   std::function<void(std::string_view)> serial_output;
   TranslatorOptions translator;
+  // Bit n set: guest exception n (0-31, including int3 and into) stops the
+  // run with kGuestException instead of going through the guest's IDT, as a
+  // debugger or a test harness wants. Zero (the default) delivers them all.
+  std::uint32_t intercepted_exceptions = 0;
 };
 
 struct Registers {
@@ -63,9 +67,9 @@ struct FpuState {
 enum class StopReason {
   kDebugExit,               // guest wrote `exit_value` to the debug-exit port
   kHalted,                  // hlt with interrupts disabled
-  kTripleFault,             // the guest reset the machine through a triple fault
+  kTripleFault,             // an exception could not be delivered: the CPU would reset
   kUnsupportedInstruction,  // libbt cannot run the instruction at `eip` yet
-  kGuestException,          // unhandled guest exception `vector` at `eip`
+  kGuestException,          // an intercepted exception `vector` at `eip` (see MachineConfig)
   kBudgetExhausted,         // the RunLimits time budget ran out
   kStopRequested,           // RequestStop() was called
   kHostError,               // libbt hit a host-side failure; see `message`

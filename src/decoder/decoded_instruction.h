@@ -48,6 +48,7 @@ enum class Kind : std::uint8_t {
   kMovFromSegment,
   kInt3,
   kInt,
+  kIret,
   kLegacy,       // no 64-bit encoding (BCD, bound, les, far call, ...): done in C++
   kInvalid,      // #UD: ud2, undefined encodings, features we hide
   kUnsupported,  // valid, but libbt cannot run it yet

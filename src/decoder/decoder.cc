@@ -73,8 +73,6 @@ bool IsUnsupportedMnemonic(ZydisMnemonic mnemonic) {
     case ZYDIS_MNEMONIC_SLDT:
     case ZYDIS_MNEMONIC_STR:
     case ZYDIS_MNEMONIC_SMSW:
-    case ZYDIS_MNEMONIC_IRET:
-    case ZYDIS_MNEMONIC_IRETD:
     case ZYDIS_MNEMONIC_INSB:
     case ZYDIS_MNEMONIC_INSW:
     case ZYDIS_MNEMONIC_INSD:
@@ -197,6 +195,8 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
     case ZYDIS_MNEMONIC_LIDT: return Kind::kLidt;
     case ZYDIS_MNEMONIC_INT3: return Kind::kInt3;
     case ZYDIS_MNEMONIC_INT: return Kind::kInt;
+    case ZYDIS_MNEMONIC_IRET:
+    case ZYDIS_MNEMONIC_IRETD: return Kind::kIret;
     case ZYDIS_MNEMONIC_UD0:
     case ZYDIS_MNEMONIC_UD1:
     case ZYDIS_MNEMONIC_UD2: return Kind::kInvalid;

@@ -18,6 +18,7 @@ using translator::kCs;
 namespace {
 
 constexpr std::uint32_t kCr0Pe = 1u << 0, kCr0Pg = 1u << 31;
+constexpr std::uint8_t kBreakpoint = 3, kInvalidOpcode = 6, kGeneralProtection = 13;
 // EFLAGS bits popf may change at CPL 0 (SDM Vol. 2B POPF): all but VM, RF
 // and the reserved bits.
 constexpr std::uint32_t kPopfMask = 0x00247FD5;
@@ -41,7 +42,8 @@ CalloutKind KindOf(Kind kind) {
     case Kind::kPopSegment: return CalloutKind::kSegmentLoad;
     case Kind::kJmpFar: return CalloutKind::kFarJump;
     case Kind::kInt3:
-    case Kind::kInt: return CalloutKind::kInterrupt;
+    case Kind::kInt:
+    case Kind::kIret: return CalloutKind::kInterrupt;
     default: return CalloutKind::kEmulated;
   }
 }
@@ -90,37 +92,65 @@ bool Vcpu::ExitWith(std::optional<StopInfo> stop, std::uint32_t eip) {
   return true;
 }
 
-// Loads a segment register in protected mode. libbt runs 4 GiB segments only
-// for now, based ones only in FS and GS: anything else stops the run rather
-// than run with a wrong base or without limit checks.
+// Loads a segment register in protected mode with the checks of MOV Sreg,
+// POP Sreg and far JMP (SDM Vol. 2). libbt runs 4 GiB segments only for now,
+// based ones only in FS and GS: anything else stops the run rather than run
+// with a wrong base or without limit checks.
 bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInstruction& insn) {
+  constexpr std::uint8_t kSegmentNotPresent = 11, kStackFault = 12;
   translator::SegmentState& segment = state_->segment[index];
-  if ((selector & ~3u) == 0 && index != kCs && index != translator::kSs) {
+  const unsigned cpl = state_->segment[kCs].selector & 3;
+  const unsigned rpl = selector & 3;
+  const std::uint32_t error_code = selector & 0xFFFCu;
+  if ((selector & ~3u) == 0) {
+    if (index == kCs || index == translator::kSs) return !RaiseFault(kGeneralProtection, insn, 0);
     segment = {selector, 0, 0, 0};  // null selector: usable until referenced
     return true;
   }
+  if (selector & 4) {
+    ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
+                                 "a selector in the LDT; the LDT is not supported yet:"),
+             insn.eip);
+    return false;
+  }
   std::uint8_t descriptor[8];
   const std::uint32_t offset = selector & ~7u;
-  if ((selector & 4) || offset + 7 > state_->gdt_limit ||
+  if (offset + 7 > state_->gdt_limit ||
       !ReadGuest(state_->gdt_base + offset, descriptor, sizeof(descriptor))) {
-    ExitWith(MakeInstructionStop(StopReason::kGuestException, insn,
-                                 "segment load of a selector outside the GDT (#GP)"),
-             insn.eip);
-    pending_stop_->vector = 13;
-    return false;
+    return !RaiseFault(kGeneralProtection, insn, error_code);
+  }
+  const std::uint8_t access = descriptor[5];
+  const unsigned dpl = access >> 5 & 3;
+  const bool user_segment = access & 0x10, code = access & 0x08;
+  const bool conforming = code && (access & 0x04);
+  const bool readable_or_writable = access & 0x02;  // readable code, writable data
+  bool allowed = false;
+  switch (index) {
+    case translator::kSs:
+      allowed = user_segment && !code && readable_or_writable && rpl == cpl && dpl == cpl;
+      break;
+    case kCs:
+      allowed = user_segment && code && (conforming ? dpl <= cpl : dpl == cpl && rpl <= cpl);
+      break;
+    default:
+      allowed = user_segment && (!code || readable_or_writable) &&
+                (conforming || (rpl <= dpl && cpl <= dpl));
+      break;
+  }
+  if (!allowed) return !RaiseFault(kGeneralProtection, insn, error_code);
+  if (!(access & 0x80)) {
+    return !RaiseFault(index == translator::kSs ? kStackFault : kSegmentNotPresent, insn,
+                       error_code);
   }
   const std::uint32_t base = descriptor[2] | descriptor[3] << 8 | descriptor[4] << 16 |
                              static_cast<std::uint32_t>(descriptor[7]) << 24;
   std::uint32_t limit = descriptor[0] | descriptor[1] << 8 | (descriptor[6] & 0x0Fu) << 16;
   if (descriptor[6] & 0x80) limit = limit << 12 | 0xFFF;
-  const bool present = descriptor[5] & 0x80;
-  const bool code = descriptor[5] & 0x08;
   const bool big = descriptor[6] & 0x40;
   // Translated code adds FS and GS bases at run time; other segments must be
   // flat until segmentation is emulated in full.
   const bool base_supported = base == 0 || index == translator::kFs || index == translator::kGs;
-  if (!present || !base_supported || limit != 0xFFFFFFFF ||
-      (index == kCs && (!code || !big))) {
+  if (!base_supported || limit != 0xFFFFFFFF || (index == kCs && !big)) {
     char text[192];
     std::snprintf(text, sizeof(text),
                   "segment selector 0x%04x (base 0x%08x, limit 0x%08x) as a %s segment is "
@@ -129,7 +159,13 @@ bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInst
     ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn, text), insn.eip);
     return false;
   }
-  segment = {selector, base, limit, static_cast<std::uint16_t>(descriptor[5] | descriptor[6] << 8)};
+  // The processor marks the descriptor accessed.
+  if (!(access & 1)) {
+    const std::uint8_t accessed = access | 1;
+    WriteGuest(state_->gdt_base + offset + 5, &accessed, 1);
+  }
+  segment = {static_cast<std::uint16_t>(index == kCs ? (selector & ~3u) | cpl : selector), base,
+             limit, static_cast<std::uint16_t>((access | 1) | descriptor[6] << 8)};
   return true;
 }
 
@@ -196,9 +232,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
         case 3: state_->cr3 = value; break;
         case 4: state_->cr4 = value; break;
         default:
-          return ExitWith(MakeInstructionStop(StopReason::kGuestException, insn,
-                                              "mov to a reserved control register (#UD)"),
-                          insn.eip);
+          return RaiseFault(kInvalidOpcode, insn);
       }
       return ExitWith(std::nullopt, next);
     }
@@ -292,20 +326,13 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       return false;
     }
     case Kind::kInt3:
-    case Kind::kInt: {
-      StopInfo stop = MakeInstructionStop(StopReason::kGuestException, insn,
-                                          "software interrupt (IDT delivery comes later):");
-      stop.vector = insn.kind == Kind::kInt3 ? 3 : static_cast<std::uint8_t>(insn.immediate);
-      stop.eip = next;  // a trap: the handler would see the next instruction
-      return ExitWith(std::move(stop), insn.eip);
-    }
+      return Raise({kBreakpoint, GuestEvent::Source::kSoftwareException, false, 0, next, insn.eip});
+    case Kind::kInt:
+      return Raise({static_cast<std::uint8_t>(insn.immediate),
+                    GuestEvent::Source::kSoftwareInterrupt, false, 0, next, insn.eip});
+    case Kind::kIret: return Iret(insn);
     case Kind::kLegacy: return EmulateLegacy(insn);
-    case Kind::kInvalid: {
-      StopInfo stop =
-          MakeInstructionStop(StopReason::kGuestException, insn, "guest exception vector 6 (#UD):");
-      stop.vector = 6;
-      return ExitWith(std::move(stop), insn.eip);
-    }
+    case Kind::kInvalid: return RaiseFault(kInvalidOpcode, insn);
     default: break;
   }
   return ExitWith(

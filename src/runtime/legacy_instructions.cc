@@ -39,12 +39,7 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
   std::uint32_t& eax = state_->gpr[kEax];
   auto set_al = [&](std::uint32_t value) { eax = (eax & ~0xFFu) | (value & 0xFF); };
   const std::uint32_t al = eax & 0xFF;
-  auto exception = [&](std::uint8_t vector, const char* what, std::uint32_t eip) {
-    StopInfo stop = MakeInstructionStop(StopReason::kGuestException, insn, what);
-    stop.vector = vector;
-    stop.eip = eip;
-    return ExitWith(std::move(stop), insn.eip);
-  };
+  constexpr std::uint8_t kDivideError = 0, kOverflow = 4, kBoundRange = 5;
 
   switch (opcode[0]) {
     case 0x27: {  // daa
@@ -104,7 +99,7 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
     }
     case 0xD4: {  // aam imm8
       const auto base = static_cast<std::uint8_t>(insn.immediate);
-      if (base == 0) return exception(0, "aam 0 divides by zero (#DE):", insn.eip);
+      if (base == 0) return RaiseFault(kDivideError, insn);
       eax = (eax & ~0xFFFFu) | (al / base) << 8 | (al % base);
       set_result_flags(static_cast<std::uint8_t>(al % base));
       return false;
@@ -120,7 +115,8 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
       set_al(flag(kCf) ? 0xFF : 0);
       return false;
     case 0xCE:  // into: a trap, reported after the instruction
-      if (flag(kOf)) return exception(4, "into with OF set (#OF):", insn.next_eip());
+      if (flag(kOf)) return Raise({kOverflow, GuestEvent::Source::kSoftwareException, false, 0,
+                                    insn.next_eip(), insn.eip});
       return false;
     case 0x62: {  // bound
       std::uint32_t bounds[2] = {};
@@ -130,7 +126,7 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
       }
       const std::int32_t index = SignExtend(state_->gpr[insn.reg_gpr], size);
       if (index < SignExtend(bounds[0], size) || index > SignExtend(bounds[1], size)) {
-        return exception(5, "bound range exceeded (#BR):", insn.eip);
+        return RaiseFault(kBoundRange, insn);
       }
       return false;
     }

@@ -91,6 +91,7 @@ Result<void> Machine::Impl::Build() {
                                                         *translator, trampolines, decoder});
   if (!cpu) return Error{cpu.error()};
   vcpu = std::move(cpu.value());
+  vcpu->set_intercepted_exceptions(config.intercepted_exceptions);
   return {};
 }
 

@@ -240,6 +240,7 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       break;
     }
     case ExitReason::kCallout:
+      if (pending_event_) return Deliver(*std::exchange(pending_event_, std::nullopt));
       if (pending_stop_) return std::move(pending_stop_);
       break;
     case ExitReason::kEventPoll:
@@ -250,12 +251,9 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       }
       break;
     case ExitReason::kGuestFault: {
-      char text[80];
-      std::snprintf(text, sizeof(text), "guest exception vector %u at eip=0x%08x",
-                    state_->fault_vector, state_->eip);
-      StopInfo stop = MakeStop(StopReason::kGuestException, text);
-      stop.vector = static_cast<std::uint8_t>(state_->fault_vector);
-      return stop;
+      const auto vector = static_cast<std::uint8_t>(state_->fault_vector);
+      return Deliver({vector, GuestEvent::Source::kException, ExceptionHasErrorCode(vector), 0,
+                      state_->eip, state_->eip});
     }
     case ExitReason::kSmcRestart: one_shot_next_ = true; break;
     case ExitReason::kStop: return std::move(pending_stop_);

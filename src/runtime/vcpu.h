@@ -37,6 +37,29 @@ struct VcpuCounters {
   std::array<std::uint64_t, 8> exits{};
 };
 
+// An exception or interrupt on its way through the guest's IDT.
+struct GuestEvent {
+  enum class Source : std::uint8_t {
+    kException,          // detected by the CPU (faults and traps)
+    kSoftwareException,  // int3, into: a gate DPL check, no EXT bit
+    kSoftwareInterrupt,  // int n
+    kExternal,           // a device's interrupt through the PIC
+  };
+  std::uint8_t vector = 0;
+  Source source = Source::kException;
+  bool has_error_code = false;
+  std::uint32_t error_code = 0;
+  std::uint32_t return_eip = 0;  // the EIP the handler's frame holds
+  // The EIP a fault while delivering this event reports: the instruction
+  // that caused it (int n, a fault) or that was interrupted.
+  std::uint32_t fault_eip = 0;
+};
+
+// Exceptions that push an error code (SDM Vol. 3, table 6-1).
+constexpr bool ExceptionHasErrorCode(std::uint8_t vector) {
+  return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21;
+}
+
 class Vcpu final : private translator::CodeSource {
  public:
   struct Parts {
@@ -62,6 +85,8 @@ class Vcpu final : private translator::CodeSource {
   CpuState& state() { return *state_; }
   const CpuState& state() const { return *state_; }
   const VcpuCounters& counters() const { return counters_; }
+  // Bit n set: exception n stops the run instead of reaching the guest.
+  void set_intercepted_exceptions(std::uint32_t mask) { intercepted_exceptions_ = mask; }
   // Drops translations of guest-physical [address, address + bytes) after the
   // VMM wrote there behind the window's back.
   void InvalidatePhysical(std::uint64_t address, std::uint64_t bytes);
@@ -108,6 +133,24 @@ class Vcpu final : private translator::CodeSource {
   bool HandleCallout(const decoder::DecodedInstruction& insn);
   bool EmulateLegacy(const decoder::DecodedInstruction& insn);  // legacy_instructions.cc
   bool ExitWith(std::optional<StopInfo> stop, std::uint32_t eip);
+  // Ends the callout with `event` to deliver (interrupts.cc).
+  bool Raise(const GuestEvent& event);
+  bool RaiseFault(std::uint8_t vector, const decoder::DecodedInstruction& insn,
+                  std::uint32_t error_code = 0);
+  bool Iret(const decoder::DecodedInstruction& insn);
+
+  // Interrupt and exception delivery (interrupts.cc).
+  enum class Delivery : std::uint8_t { kDone, kNestedFault, kStop };
+  std::optional<StopInfo> Deliver(GuestEvent event);
+  Delivery DeliverOnce(const GuestEvent& event, GuestEvent& nested);
+  // Reads the descriptor `selector` names; a selector outside its table
+  // gives #GP(selector) in `nested`.
+  Delivery ReadDescriptor(std::uint16_t selector, const GuestEvent& cause,
+                          std::uint8_t descriptor[8], GuestEvent& nested);
+  // Checks a code-segment descriptor for a transfer at privilege `cpl`
+  // (interrupt gates and iret) and loads CS from it.
+  Delivery LoadCodeSegment(std::uint16_t selector, unsigned cpl, const GuestEvent& cause,
+                           GuestEvent& nested);
   bool LoadSegment(unsigned index, std::uint16_t selector, const decoder::DecodedInstruction& insn);
   bool ReadGuest(std::uint32_t address, void* data, std::size_t bytes);
   bool WriteGuest(std::uint32_t address, const void* data, std::size_t bytes);
@@ -120,6 +163,8 @@ class Vcpu final : private translator::CodeSource {
   translator::IndirectEntry* indirect_;
   VcpuCounters counters_;
   std::optional<StopInfo> pending_stop_;
+  std::optional<GuestEvent> pending_event_;
+  std::uint32_t intercepted_exceptions_ = 0;
   bool one_shot_next_ = false;
   bool halted_ = false;
   TranslationUnit* next_unit_ = nullptr;

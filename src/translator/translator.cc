@@ -40,6 +40,7 @@ bool IsCallout(const DecodedInstruction& insn) {
     case Kind::kMovFromSegment:
     case Kind::kInt3:
     case Kind::kInt:
+    case Kind::kIret:
     case Kind::kLegacy:
     case Kind::kInvalid:
     case Kind::kUnsupported: return true;
@@ -69,6 +70,7 @@ bool EndsUnit(const DecodedInstruction& insn) {
     case Kind::kMovToSegment:
     case Kind::kInt3:
     case Kind::kInt:
+    case Kind::kIret:
     case Kind::kLegacy:  // rare, and some change CS or segment bases
     case Kind::kInvalid:
     case Kind::kUnsupported: return true;

@@ -83,6 +83,8 @@ Result<void> LibbtRunner::Boot() {
   config.ram_bytes = kRamBytes;
   config.boot.no_kernel = true;
   config.translator.max_unit_instructions = max_unit_instructions_;
+  // Every exception ends the snippet, as a signal ends the native run.
+  config.intercepted_exceptions = ~0u;
   auto machine = Machine::Create(std::move(config));
   if (!machine) return Error{machine.error()};
   machine_ = std::move(machine.value());

@@ -86,7 +86,7 @@ TEST_CASE("sensitive and privileged instructions become callouts") {
   CHECK(DecodeBytes({0x0F, 0x01, 0xE0}).kind == Kind::kUnsupported);  // smsw eax
   CHECK(DecodeBytes({0x27}).kind == Kind::kLegacy);                   // daa: no 64-bit encoding
   CHECK(DecodeBytes({0xCB}).kind == Kind::kLegacy);                   // retf
-  CHECK(DecodeBytes({0xCF}).kind == Kind::kUnsupported);  // iretd: comes with IDT delivery
+  CHECK(DecodeBytes({0xCF}).kind == Kind::kIret);
 }
 
 TEST_CASE("a truncated instruction is reported as incomplete") {
