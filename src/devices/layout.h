@@ -13,8 +13,23 @@ struct PortRange {
 };
 
 // Ports that later devices will take, kept here so nothing claims them first:
-// 0x20 and 0xA0 (8259 PICs), 0x40 (8254 PIT), 0x60/0x64 (i8042), 0x70 (CMOS),
-// 0x2F8 (COM2), 0xCF8/0xCFC (PCI configuration mechanism #1).
+// 0x60/0x64 (i8042), 0x70 (CMOS), 0x2F8 (COM2), 0xCF8/0xCFC (PCI
+// configuration mechanism #1).
+
+// 8259A PIC pair: command (ICW1, OCW2, OCW3) and data (ICW2-4, OCW1) ports of
+// the master and of the slave, which is cascaded on the master's IRQ2.
+inline constexpr PortRange kPicMasterPorts{0x20, 2};
+inline constexpr PortRange kPicSlavePorts{0xA0, 2};
+// PIIX edge/level control registers: one bit per PIC input, IRQ0-7 at 0x4D0
+// and IRQ8-15 at 0x4D1.
+inline constexpr PortRange kElcrPorts{0x4D0, 2};
+// 8254 PIT: counters 0-2 and the control word register. Counter 0 drives
+// IRQ0; counter 2 is the speaker / calibration counter behind port 0x61.
+inline constexpr PortRange kPitPorts{0x40, 4};
+// The PIT's counter 0 drives ISA IRQ 0.
+inline constexpr unsigned kTimerIrq = 0;
+// System control port B: PIT counter 2's gate (bit 0) and output (bit 5).
+inline constexpr PortRange kSystemControlBPorts{0x61, 1};
 
 // 16550A UART at the standard PC address of the first serial port.
 inline constexpr PortRange kCom1Ports{0x3F8, 8};

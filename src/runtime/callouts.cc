@@ -169,6 +169,14 @@ bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInst
   return true;
 }
 
+// A load of SS holds off interrupts for one instruction, so that the mov to
+// ESP that follows it completes the stack switch first.
+void Vcpu::HoldInterruptsAfterStackLoad(unsigned segment) {
+  if (segment != translator::kSs) return;
+  interrupt_shadow_ = true;
+  one_shot_next_ = true;
+}
+
 bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
   ++counters_.callouts[static_cast<std::size_t>(KindOf(insn.kind))];
   const std::uint32_t next = insn.next_eip();
@@ -189,12 +197,21 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       return pending_stop_ ? ExitWith(std::nullopt, next) : false;
     }
     case Kind::kCli: state_->eflags_virtual &= ~translator::kEflagsIf; return false;
-    case Kind::kSti: state_->eflags_virtual |= translator::kEflagsIf; return false;
+    case Kind::kSti: {
+      const bool was_enabled = state_->eflags_virtual & translator::kEflagsIf;
+      state_->eflags_virtual |= translator::kEflagsIf;
+      if (was_enabled || !parts_.pic.InterruptPending()) return false;
+      // An interrupt waits: it comes after the next instruction (the sti
+      // shadow), which runs alone so the dispatcher gets control after it.
+      interrupt_shadow_ = true;
+      one_shot_next_ = true;
+      return ExitWith(std::nullopt, next);
+    }
     case Kind::kHlt:
       if (!(state_->eflags_virtual & translator::kEflagsIf)) {
         return ExitWith(MakeStop(StopReason::kHalted, "hlt with interrupts disabled"), next);
       }
-      halted_ = true;  // no interrupt sources yet: sleep until stopped
+      halted_ = true;  // the host thread sleeps until an interrupt or a stop
       return ExitWith(std::nullopt, next);
     case Kind::kCpuid: {
       std::uint32_t out[4];
@@ -231,8 +248,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
         case 2: state_->cr2 = value; break;
         case 3: state_->cr3 = value; break;
         case 4: state_->cr4 = value; break;
-        default:
-          return RaiseFault(kInvalidOpcode, insn);
+        default: return RaiseFault(kInvalidOpcode, insn);
       }
       return ExitWith(std::nullopt, next);
     }
@@ -262,6 +278,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       }
       if (insn.special_register == kCs) break;  // mov cs is #UD
       if (!LoadSegment(insn.special_register, selector, insn)) return true;
+      HoldInterruptsAfterStackLoad(insn.special_register);
       return ExitWith(std::nullopt, next);
     }
     case Kind::kMovFromSegment: {
@@ -278,6 +295,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       if (!ReadGuest(state_->gpr[translator::kEsp], &selector, 2)) break;
       if (!LoadSegment(insn.special_register, selector, insn)) return true;
       state_->gpr[translator::kEsp] += size;
+      HoldInterruptsAfterStackLoad(insn.special_register);
       return ExitWith(std::nullopt, next);
     }
     case Kind::kPopf: {

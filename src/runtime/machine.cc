@@ -4,6 +4,8 @@
 #include "devices/debug_console.h"
 #include "devices/debug_exit.h"
 #include "devices/layout.h"
+#include "devices/pic_8259.h"
+#include "devices/pit_8254.h"
 #include "devices/port_bus.h"
 #include "devices/uart_16550.h"
 #include "mmu/flat_address_space.h"
@@ -34,6 +36,8 @@ struct Machine::Impl {
   std::unique_ptr<devices::Uart16550> com1;
   std::unique_ptr<devices::DebugConsole> debug_console;
   std::unique_ptr<devices::DebugExit> debug_exit;
+  devices::Pic8259Pair pic;
+  std::unique_ptr<devices::Pit8254> pit;
   std::unique_ptr<runtime::Vcpu> vcpu;
   bool dead = false;  // after a triple fault or host error
 
@@ -78,19 +82,32 @@ Result<void> Machine::Impl::Build() {
   debug_console = std::make_unique<devices::DebugConsole>(output);
   debug_exit =
       std::make_unique<devices::DebugExit>([this](std::uint32_t value) { vcpu->DebugExit(value); });
+  pit = std::make_unique<devices::Pit8254>([] { return std::chrono::steady_clock::now(); },
+                                           [](void* pic_pair, bool level) {
+                                             static_cast<devices::Pic8259Pair*>(pic_pair)->SetIrq(
+                                                 devices::kTimerIrq, level);
+                                           },
+                                           &pic);
   for (auto [range, device] :
        {std::pair{devices::kCom1Ports, static_cast<PortDevice*>(com1.get())},
         std::pair{devices::kDebugConsolePorts, static_cast<PortDevice*>(debug_console.get())},
-        std::pair{devices::kDebugExitPorts, static_cast<PortDevice*>(debug_exit.get())}}) {
+        std::pair{devices::kDebugExitPorts, static_cast<PortDevice*>(debug_exit.get())},
+        std::pair{devices::kPicMasterPorts, &pic.master_ports()},
+        std::pair{devices::kPicSlavePorts, &pic.slave_ports()},
+        std::pair{devices::kElcrPorts, &pic.elcr_ports()},
+        std::pair{devices::kPitPorts, static_cast<PortDevice*>(pit.get())},
+        std::pair{devices::kSystemControlBPorts, &pit->port61()}}) {
     if (auto added = ports.Register(range.base, range.count, *device); !added) {
       return Error{added.error()};
     }
   }
 
-  auto cpu = runtime::Vcpu::Create(runtime::Vcpu::Parts{*memory, *window, *space, ports, *cache,
-                                                        *translator, trampolines, decoder});
+  auto cpu = runtime::Vcpu::Create(runtime::Vcpu::Parts{
+      *memory, *window, *space, ports, *cache, *translator, trampolines, decoder, pic, *pit});
   if (!cpu) return Error{cpu.error()};
   vcpu = std::move(cpu.value());
+  pic.SetIntrListener(&runtime::Vcpu::OnInterruptRequest, vcpu.get());
+  pit->SetDeadlineListener(&runtime::Vcpu::OnTimerDeadline, vcpu.get());
   vcpu->set_intercepted_exceptions(config.intercepted_exceptions);
   return {};
 }

@@ -155,7 +155,68 @@ void Vcpu::DebugExit(std::uint32_t value) {
 
 void Vcpu::WaitWhileHalted() {
   std::unique_lock lock(wake_mutex_);
-  wake_.wait(lock, [this] { return interrupt_.load() >= 0; });
+  wake_.wait(lock, [this] {
+    return interrupt_.load() >= 0 || timer_due_.load() || interrupt_requested_.load();
+  });
+}
+
+void Vcpu::OnInterruptRequest(void* self) {
+  auto* vcpu = static_cast<Vcpu*>(self);
+  vcpu->interrupt_requested_ = true;
+  // Device activity inside a callout: make running code come back to the
+  // dispatcher at its next unit entry.
+  vcpu->SetPollPage(platform::Protection::kNone);
+}
+
+void Vcpu::OnTimerDeadline(void* self, std::chrono::steady_clock::time_point deadline) {
+  auto* vcpu = static_cast<Vcpu*>(self);
+  {
+    std::lock_guard lock(vcpu->events_mutex_);
+    vcpu->timer_deadline_ = deadline;
+  }
+  vcpu->events_wake_.notify_all();
+}
+
+void Vcpu::WatchEvents(std::chrono::steady_clock::time_point budget_deadline) {
+  using Clock = std::chrono::steady_clock;
+  std::unique_lock lock(events_mutex_);
+  while (running_) {
+    const Clock::time_point deadline = std::min(budget_deadline, timer_deadline_);
+    if (deadline == Clock::time_point::max()) {
+      events_wake_.wait(lock);
+    } else {
+      events_wake_.wait_until(lock, deadline);
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= budget_deadline) {
+      budget_deadline = Clock::time_point::max();
+      lock.unlock();
+      Interrupt(StopReason::kBudgetExhausted);
+      lock.lock();
+    }
+    if (now >= timer_deadline_) {
+      timer_deadline_ = Clock::time_point::max();
+      timer_due_ = true;
+      SetPollPage(platform::Protection::kNone);
+      std::lock_guard wake_lock(wake_mutex_);
+      wake_.notify_all();
+    }
+  }
+}
+
+void Vcpu::ServiceTimer() {
+  const auto deadline = parts_.pit.Advance(std::chrono::steady_clock::now());
+  OnTimerDeadline(this, deadline);
+}
+
+std::optional<StopInfo> Vcpu::DeliverExternalInterrupt() {
+  interrupt_requested_ = false;
+  if (!(state_->eflags_virtual & translator::kEflagsIf) || !parts_.pic.InterruptPending()) {
+    return std::nullopt;
+  }
+  const std::uint8_t vector = parts_.pic.Acknowledge();
+  next_unit_ = nullptr;
+  return Deliver({vector, GuestEvent::Source::kExternal, false, 0, state_->eip, state_->eip});
 }
 
 StopInfo Vcpu::Run(const RunLimits& limits) {
@@ -164,19 +225,12 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
     platform::SetThreadFaultHandler(nullptr, nullptr);
     return MakeStop(StopReason::kHostError, "cannot set the GS base of the vCPU thread");
   }
-  std::mutex watchdog_mutex;
-  std::condition_variable watchdog_wake;
-  bool finished = false;
-  std::thread watchdog;
-  if (limits.time_budget.count() > 0) {
-    const auto deadline = std::chrono::steady_clock::now() + limits.time_budget;
-    watchdog = std::thread([&, deadline] {
-      std::unique_lock lock(watchdog_mutex);
-      if (!watchdog_wake.wait_until(lock, deadline, [&] { return finished; })) {
-        Interrupt(StopReason::kBudgetExhausted);
-      }
-    });
-  }
+  const auto budget_deadline = limits.time_budget.count() > 0
+                                   ? std::chrono::steady_clock::now() + limits.time_budget
+                                   : std::chrono::steady_clock::time_point::max();
+  running_ = true;
+  std::thread events([this, budget_deadline] { WatchEvents(budget_deadline); });
+  ServiceTimer();
 
   std::optional<StopInfo> stop;
   while (!stop) {
@@ -187,6 +241,11 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
                           ? "the time budget ran out"
                           : "stop requested");
       break;
+    }
+    if (timer_due_.exchange(false)) ServiceTimer();
+    if (!std::exchange(interrupt_shadow_, false)) {
+      stop = DeliverExternalInterrupt();
+      if (stop) break;
     }
     if (halted_) {
       WaitWhileHalted();
@@ -205,11 +264,11 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
   ++counters_.exits[Index(stop->reason)];
 
   {
-    std::lock_guard lock(watchdog_mutex);
-    finished = true;
+    std::lock_guard lock(events_mutex_);
+    running_ = false;
   }
-  watchdog_wake.notify_all();
-  if (watchdog.joinable()) watchdog.join();
+  events_wake_.notify_all();
+  events.join();
   platform::SetThreadFaultHandler(nullptr, nullptr);
   return *stop;
 }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include "decoder/decoder.h"
+#include "devices/pic_8259.h"
+#include "devices/pit_8254.h"
 #include "devices/port_bus.h"
 #include "mmu/flat_address_space.h"
 #include "mmu/physical_memory.h"
@@ -71,6 +73,8 @@ class Vcpu final : private translator::CodeSource {
     translator::Translator& translator;
     const translator::Trampolines& trampolines;
     const decoder::Decoder& decoder;
+    devices::Pic8259Pair& pic;
+    devices::Pit8254& pit;
   };
 
   static Result<std::unique_ptr<Vcpu>> Create(const Parts& parts);
@@ -81,6 +85,10 @@ class Vcpu final : private translator::CodeSource {
   void RequestStop() { Interrupt(StopReason::kStopRequested); }
   // Called by the debug-exit device on the vCPU thread.
   void DebugExit(std::uint32_t value);
+  // Device listeners: the PIC's INTR output may have risen; the PIT's next
+  // output change moved to `deadline`.
+  static void OnInterruptRequest(void* self);
+  static void OnTimerDeadline(void* self, std::chrono::steady_clock::time_point deadline);
 
   CpuState& state() { return *state_; }
   const CpuState& state() const { return *state_; }
@@ -120,6 +128,12 @@ class Vcpu final : private translator::CodeSource {
   StopInfo MakeInstructionStop(StopReason reason, const decoder::DecodedInstruction& insn,
                                const std::string& what);
   void WaitWhileHalted();
+  // Runs in the thread that enforces the time budget and the timer deadline
+  // while the vCPU runs translated code.
+  void WatchEvents(std::chrono::steady_clock::time_point budget_deadline);
+  void ServiceTimer();
+  // Delivers the PIC's interrupt if the guest accepts one now.
+  std::optional<StopInfo> DeliverExternalInterrupt();
 
   // Host faults (signal context).
   static bool OnHostFault(void* self, platform::HostFault& fault);
@@ -152,6 +166,7 @@ class Vcpu final : private translator::CodeSource {
   Delivery LoadCodeSegment(std::uint16_t selector, unsigned cpl, const GuestEvent& cause,
                            GuestEvent& nested);
   bool LoadSegment(unsigned index, std::uint16_t selector, const decoder::DecodedInstruction& insn);
+  void HoldInterruptsAfterStackLoad(unsigned segment);
   bool ReadGuest(std::uint32_t address, void* data, std::size_t bytes);
   bool WriteGuest(std::uint32_t address, const void* data, std::size_t bytes);
   std::uint32_t ReadRegister(std::uint8_t reg, unsigned size) const;
@@ -167,11 +182,23 @@ class Vcpu final : private translator::CodeSource {
   std::uint32_t intercepted_exceptions_ = 0;
   bool one_shot_next_ = false;
   bool halted_ = false;
+  // Set by sti and SS loads: the next instruction runs before any interrupt.
+  bool interrupt_shadow_ = false;
+  // Set when the timer deadline passed or the PIC raised INTR; checked
+  // where the dispatcher gets control.
+  std::atomic<bool> timer_due_{false};
+  std::atomic<bool> interrupt_requested_{false};
   TranslationUnit* next_unit_ = nullptr;
 
   std::atomic<int> interrupt_{-1};  // a StopReason, or -1
   std::mutex wake_mutex_;
   std::condition_variable wake_;
+  // The event thread's schedule (under events_mutex_).
+  std::mutex events_mutex_;
+  std::condition_variable events_wake_;
+  std::chrono::steady_clock::time_point timer_deadline_ =
+      std::chrono::steady_clock::time_point::max();
+  bool running_ = false;
 };
 
 // CPUID as the guest sees it: the host's, less what libbt does not support.
