@@ -56,6 +56,7 @@ struct Options {
   bool print_stats = false;
   unsigned max_unit = bt::TranslatorOptions{}.max_unit_instructions;
   bool chaining = bt::TranslatorOptions{}.chaining;
+  bool stop_on_exception = false;
   std::uint64_t cache_bytes = bt::TranslatorOptions{}.cache_bytes;
   double time_limit_seconds = 0;  // 0: no limit
   bool help = false;
@@ -80,7 +81,7 @@ void PrintUsage() {
   std::printf(
       "Usage: btvm [--kernel FILE] [--append CMDLINE] [--mem SIZE] [--stats]\n"
       "            [--max-unit N] [--no-chain] [--cache-size SIZE]\n"
-      "            [--time-limit SECONDS] [--help]\n"
+      "            [--time-limit SECONDS] [--stop-on-exception] [--help]\n"
       "\n"
       "Runs a 32-bit x86 Multiboot v1 kernel under libbt's binary translator.\n"
       "Without --kernel it boots the demo guest built into btvm. The guest's\n"
@@ -96,6 +97,8 @@ void PrintUsage() {
       "  --no-chain            never link translation units to each other\n"
       "  --cache-size SIZE     translation cache, %s to %s (default %s)\n"
       "  --time-limit SECONDS  stop the guest after SECONDS of running (fractions allowed)\n"
+      "  --stop-on-exception   stop at the first guest exception (0-31, int3 and into\n"
+      "                        included) instead of delivering it through the IDT\n"
       "  -h, --help            print this help and exit\n"
       "SIZE is a byte count with an optional K, M or G suffix (powers of 1024).\n"
       "\n"
@@ -105,9 +108,11 @@ void PrintUsage() {
       "        device exits (low 8 bits). v=1 and v=2 give 3 and 5 as well: the\n"
       "        statuses below print a line on stderr, a debug exit does not\n"
       "  2     bad arguments, a kernel that cannot be loaded, or a host error\n"
-      "  3     unhandled guest exception (vector and eip on stderr)\n"
+      "  3     a guest exception stopped the run (--stop-on-exception; vector and eip\n"
+      "        on stderr)\n"
       "  4     an instruction libbt cannot run yet (bytes and eip on stderr)\n"
-      "  5     triple fault: the guest reset the machine\n"
+      "  5     triple fault: an exception could not be delivered (the chain of\n"
+      "        exceptions on stderr); a real CPU would reset\n"
       "  6     the --time-limit ran out\n"
       "  130   stopped by SIGINT (Ctrl-C); a second Ctrl-C exits at once\n",
       FormatSize(kMinRam).c_str(), FormatSize(kMaxRam).c_str(),
@@ -210,6 +215,8 @@ bt::Result<Options> ParseArguments(std::span<char* const> args) {
       options.print_stats = true;
     } else if (name == "--no-chain") {
       options.chaining = false;
+    } else if (name == "--stop-on-exception") {
+      options.stop_on_exception = true;
     } else if (arg.starts_with("-")) {
       return bt::Error{"unknown option " + std::string(name)};
     } else {
@@ -331,6 +338,7 @@ int Run(const Options& options) {
   config.translator.cache_bytes = options.cache_bytes;
   config.translator.max_unit_instructions = options.max_unit;
   config.translator.chaining = options.chaining;
+  if (options.stop_on_exception) config.intercepted_exceptions = ~0u;
   config.serial_output = [](std::string_view bytes) {
     std::fwrite(bytes.data(), 1, bytes.size(), stdout);
     std::fflush(stdout);
