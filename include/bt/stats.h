@@ -18,12 +18,16 @@ enum class CalloutKind : std::uint8_t {
   kPopf,
   kCpuid,
   kRdtsc,
-  kControlRegister,
-  kDescriptorTable,
+  kControlRegister,  // mov to/from CRn, smsw, lmsw, clts
+  kDescriptorTable,  // lgdt, lidt, sgdt, sidt, lldt, sldt, ltr, str
   kSegmentLoad,
   kFarJump,
   kInterrupt,
-  kEmulated,  // instructions that 64-bit mode cannot encode, done in C++
+  kEmulated,        // instructions that 64-bit mode cannot encode, done in C++
+  kSegmentCheck,    // lar, lsl, verr, verw
+  kMsr,             // rdmsr, wrmsr
+  kFastSystemCall,  // sysenter, sysexit
+  kFpuUnavailable,  // x87/MMX/SSE faulting because of CR0.TS or CR0.EM
   kCount,
 };
 

@@ -49,9 +49,40 @@ enum class Kind : std::uint8_t {
   kInt3,
   kInt,
   kIret,
+  // System instructions (SDM Vol. 2; the runtime's system_instructions.cc,
+  // msrs.cc and sysenter.cc).
+  kSgdt,
+  kSidt,
+  kSldt,
+  kStr,
+  kSmsw,
+  kLmsw,
+  kClts,
+  kLldt,
+  kLtr,
+  kLar,
+  kLsl,
+  kVerr,
+  kVerw,
+  kRdmsr,
+  kWrmsr,
+  kSysenter,
+  kSysexit,
+  // Never from the decoder: the translator turns an x87/MMX/SSE instruction
+  // into this when the unit's CR0 mode makes it fault (#NM, or #UD).
+  kFpuUnavailable,
   kLegacy,       // no 64-bit encoding (BCD, bound, les, far call, ...): done in C++
   kInvalid,      // #UD: ud2, undefined encodings, features we hide
   kUnsupported,  // valid, but libbt cannot run it yet
+};
+
+// Which part of the FPU/SIMD state an instruction uses, for the faults that
+// CR0.EM, CR0.MP and CR0.TS cause (SDM Vol. 3A 2.5, table 2-2).
+enum class FpuClass : std::uint8_t {
+  kNone,
+  kX87,   // x87 (and fxsave/fxrstor): #NM when EM or TS is set
+  kWait,  // wait/fwait: #NM when MP and TS are both set
+  kSimd,  // MMX, SSE and MXCSR: #UD when EM is set, else #NM when TS is
 };
 
 struct MemoryOperand {
@@ -102,6 +133,7 @@ struct DecodedInstruction {
   std::uint32_t branch_target = 0;    // relative branches
   std::uint8_t condition = 0;         // low nibble of the Jcc opcode
   std::uint8_t special_register = 0;  // CRn or segment register number
+  FpuClass fpu_class = FpuClass::kNone;
 
   std::uint32_t next_eip() const { return eip + length; }
 };

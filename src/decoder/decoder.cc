@@ -64,23 +64,12 @@ bool IsLegacyMnemonic(ZydisMnemonic mnemonic) {
 // that libbt does not run yet.
 bool IsUnsupportedMnemonic(ZydisMnemonic mnemonic) {
   switch (mnemonic) {
-    case ZYDIS_MNEMONIC_LAR:
-    case ZYDIS_MNEMONIC_LSL:
-    case ZYDIS_MNEMONIC_VERR:
-    case ZYDIS_MNEMONIC_VERW:
-    case ZYDIS_MNEMONIC_SGDT:
-    case ZYDIS_MNEMONIC_SIDT:
-    case ZYDIS_MNEMONIC_SLDT:
-    case ZYDIS_MNEMONIC_STR:
-    case ZYDIS_MNEMONIC_SMSW:
     case ZYDIS_MNEMONIC_INSB:
     case ZYDIS_MNEMONIC_INSW:
     case ZYDIS_MNEMONIC_INSD:
     case ZYDIS_MNEMONIC_OUTSB:
     case ZYDIS_MNEMONIC_OUTSW:
     case ZYDIS_MNEMONIC_OUTSD:
-    case ZYDIS_MNEMONIC_SYSENTER:
-    case ZYDIS_MNEMONIC_SYSEXIT:
     case ZYDIS_MNEMONIC_SYSCALL:
     case ZYDIS_MNEMONIC_SYSRET:
     case ZYDIS_MNEMONIC_RDTSCP:
@@ -103,6 +92,36 @@ bool IsUnsupportedMnemonic(ZydisMnemonic mnemonic) {
     case ZYDIS_MNEMONIC_TPAUSE: return true;
     default: return false;
   }
+}
+
+// What CR0.EM/MP/TS do to the instruction (SDM Vol. 3A table 2-2): x87 by
+// ISA extension or x87 register (fisttp is filed under SSE3), MMX/SSE by the
+// MMX extension, an MMX, XMM or MXCSR operand or an SSE exception class
+// (cvtsd2si with a memory source names no XMM register). prefetch, the
+// fences, clflush, movnti, popcnt and crc32 touch no FPU state: no fault.
+FpuClass ClassifyFpu(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* operands) {
+  switch (insn.mnemonic) {
+    case ZYDIS_MNEMONIC_FWAIT: return FpuClass::kWait;
+    case ZYDIS_MNEMONIC_FXSAVE:
+    case ZYDIS_MNEMONIC_FXRSTOR: return FpuClass::kX87;
+    default: break;
+  }
+  if (insn.meta.isa_ext == ZYDIS_ISA_EXT_X87) return FpuClass::kX87;
+  bool simd = insn.meta.isa_ext == ZYDIS_ISA_EXT_MMX ||  // emms names no register
+              insn.meta.exception_class != ZYDIS_EXCEPTION_CLASS_NONE;
+  for (std::uint8_t i = 0; i < insn.operand_count; ++i) {
+    if (operands[i].type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
+    const ZydisRegister reg = operands[i].reg.value;
+    switch (ZydisRegisterGetClass(reg)) {
+      case ZYDIS_REGCLASS_X87: return FpuClass::kX87;
+      case ZYDIS_REGCLASS_MMX:
+      case ZYDIS_REGCLASS_XMM: simd = true; break;
+      default:
+        if (reg == ZYDIS_REGISTER_MXCSR) simd = true;
+        break;
+    }
+  }
+  return simd ? FpuClass::kSimd : FpuClass::kNone;
 }
 
 Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* operands) {
@@ -197,6 +216,23 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
     case ZYDIS_MNEMONIC_INT: return Kind::kInt;
     case ZYDIS_MNEMONIC_IRET:
     case ZYDIS_MNEMONIC_IRETD: return Kind::kIret;
+    case ZYDIS_MNEMONIC_SGDT: return Kind::kSgdt;
+    case ZYDIS_MNEMONIC_SIDT: return Kind::kSidt;
+    case ZYDIS_MNEMONIC_SLDT: return Kind::kSldt;
+    case ZYDIS_MNEMONIC_STR: return Kind::kStr;
+    case ZYDIS_MNEMONIC_SMSW: return Kind::kSmsw;
+    case ZYDIS_MNEMONIC_LMSW: return Kind::kLmsw;
+    case ZYDIS_MNEMONIC_CLTS: return Kind::kClts;
+    case ZYDIS_MNEMONIC_LLDT: return Kind::kLldt;
+    case ZYDIS_MNEMONIC_LTR: return Kind::kLtr;
+    case ZYDIS_MNEMONIC_LAR: return Kind::kLar;
+    case ZYDIS_MNEMONIC_LSL: return Kind::kLsl;
+    case ZYDIS_MNEMONIC_VERR: return Kind::kVerr;
+    case ZYDIS_MNEMONIC_VERW: return Kind::kVerw;
+    case ZYDIS_MNEMONIC_RDMSR: return Kind::kRdmsr;
+    case ZYDIS_MNEMONIC_WRMSR: return Kind::kWrmsr;
+    case ZYDIS_MNEMONIC_SYSENTER: return Kind::kSysenter;
+    case ZYDIS_MNEMONIC_SYSEXIT: return Kind::kSysexit;
     case ZYDIS_MNEMONIC_UD0:
     case ZYDIS_MNEMONIC_UD1:
     case ZYDIS_MNEMONIC_UD2: return Kind::kInvalid;
@@ -249,6 +285,7 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
   out.length = insn.length;
   std::memcpy(out.bytes, bytes, insn.length);
   out.kind = Classify(insn, operands);
+  out.fpu_class = ClassifyFpu(insn, operands);
   out.prefix_count = insn.raw.prefix_count;
   out.operand_size = static_cast<std::uint8_t>(insn.operand_width / 8);
   if (insn.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE)) out.rep = 1;

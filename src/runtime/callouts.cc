@@ -5,7 +5,6 @@
 #include "translator/unit_builder.h"
 
 #include <cstdio>
-#include <x86intrin.h>
 
 namespace bt::runtime {
 
@@ -34,9 +33,27 @@ CalloutKind KindOf(Kind kind) {
     case Kind::kCpuid: return CalloutKind::kCpuid;
     case Kind::kRdtsc: return CalloutKind::kRdtsc;
     case Kind::kMovToCr:
-    case Kind::kMovFromCr: return CalloutKind::kControlRegister;
+    case Kind::kMovFromCr:
+    case Kind::kSmsw:
+    case Kind::kLmsw:
+    case Kind::kClts: return CalloutKind::kControlRegister;
     case Kind::kLgdt:
-    case Kind::kLidt: return CalloutKind::kDescriptorTable;
+    case Kind::kLidt:
+    case Kind::kSgdt:
+    case Kind::kSidt:
+    case Kind::kSldt:
+    case Kind::kStr:
+    case Kind::kLldt:
+    case Kind::kLtr: return CalloutKind::kDescriptorTable;
+    case Kind::kLar:
+    case Kind::kLsl:
+    case Kind::kVerr:
+    case Kind::kVerw: return CalloutKind::kSegmentCheck;
+    case Kind::kRdmsr:
+    case Kind::kWrmsr: return CalloutKind::kMsr;
+    case Kind::kSysenter:
+    case Kind::kSysexit: return CalloutKind::kFastSystemCall;
+    case Kind::kFpuUnavailable: return CalloutKind::kFpuUnavailable;
     case Kind::kMovToSegment:
     case Kind::kMovFromSegment:
     case Kind::kPopSegment: return CalloutKind::kSegmentLoad;
@@ -223,7 +240,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       return false;
     }
     case Kind::kRdtsc: {
-      const std::uint64_t tsc = __rdtsc();
+      const std::uint64_t tsc = GuestTsc();
       state_->gpr[translator::kEax] = static_cast<std::uint32_t>(tsc);
       state_->gpr[translator::kEdx] = static_cast<std::uint32_t>(tsc >> 32);
       return false;
@@ -243,8 +260,12 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
                                                 "paging and real mode are not supported yet:"),
                             insn.eip);
           }
-          state_->cr0 = value | 0x10;  // ET is hardwired on
-          break;
+          {
+            const std::uint32_t old_cr0 = state_->cr0;
+            state_->cr0 = value | 0x10;  // ET is hardwired on
+            OnCr0Changed(old_cr0);
+            break;
+          }
         case 2: state_->cr2 = value; break;
         case 3: state_->cr3 = value; break;
         case 4: state_->cr4 = value; break;
@@ -349,6 +370,24 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       return Raise({static_cast<std::uint8_t>(insn.immediate),
                     GuestEvent::Source::kSoftwareInterrupt, false, 0, next, insn.eip});
     case Kind::kIret: return Iret(insn);
+    case Kind::kSgdt:
+    case Kind::kSidt:
+    case Kind::kSldt:
+    case Kind::kStr:
+    case Kind::kSmsw: return StoreSystemRegister(insn);
+    case Kind::kLmsw:
+    case Kind::kClts: return LoadMachineStatusWord(insn);
+    case Kind::kLldt:
+    case Kind::kLtr: return LoadSystemSegment(insn);
+    case Kind::kLar:
+    case Kind::kLsl:
+    case Kind::kVerr:
+    case Kind::kVerw: return CheckSegment(insn);
+    case Kind::kRdmsr: return ReadMsr(insn);
+    case Kind::kWrmsr: return WriteMsr(insn);
+    case Kind::kSysenter: return Sysenter(insn);
+    case Kind::kSysexit: return Sysexit(insn);
+    case Kind::kFpuUnavailable: return RaiseFpuUnavailable(insn);
     case Kind::kLegacy: return EmulateLegacy(insn);
     case Kind::kInvalid: return RaiseFault(kInvalidOpcode, insn);
     default: break;

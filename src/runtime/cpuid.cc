@@ -1,7 +1,9 @@
-// CPUID describes exactly what libbt runs: the host's model and the
-// instruction-set features that IDENT translation passes through, without the
-// system features libbt does not emulate yet (paging extensions, APIC, MSRs,
-// SYSENTER) or cannot (AVX and other VEX/EVEX encodings, long mode).
+// CPUID describes exactly what libbt runs: the host's model, the
+// instruction-set features that IDENT translation passes through, and the
+// system features the runtime emulates (MSR: rdmsr/wrmsr with the MSRs of
+// msrs.cc; SEP: sysenter/sysexit), but none of those libbt does not emulate
+// yet (paging extensions, APIC, PAT) or cannot (AVX and other VEX/EVEX
+// encodings, long mode).
 #include "runtime/vcpu.h"
 
 #include <cpuid.h>
@@ -13,9 +15,9 @@ namespace {
 constexpr std::uint32_t kMaxBasicLeaf = 1;
 constexpr std::uint32_t kMaxExtendedLeaf = 0x80000004;
 
-// Leaf 1 EDX: FPU, TSC, CX8, CMOV, MMX, FXSR, SSE, SSE2.
-constexpr std::uint32_t kLeaf1Edx = (1u << 0) | (1u << 4) | (1u << 8) | (1u << 15) | (1u << 23) |
-                                    (1u << 24) | (1u << 25) | (1u << 26);
+// Leaf 1 EDX: FPU, TSC, MSR, CX8, SEP, CMOV, MMX, FXSR, SSE, SSE2.
+constexpr std::uint32_t kLeaf1Edx = (1u << 0) | (1u << 4) | (1u << 5) | (1u << 8) | (1u << 11) |
+                                    (1u << 15) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
 // Leaf 1 ECX: SSE3, PCLMULQDQ off, SSSE3, CX16 off, SSE4.1, SSE4.2, POPCNT.
 constexpr std::uint32_t kLeaf1Ecx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 23);
 // Extended leaf 1 ECX: LAHF/SAHF, LZCNT (ABM).

@@ -79,6 +79,10 @@ std::string_view ToString(CalloutKind kind) {
     case CalloutKind::kFarJump: return "far-jump";
     case CalloutKind::kInterrupt: return "interrupt";
     case CalloutKind::kEmulated: return "emulated";
+    case CalloutKind::kSegmentCheck: return "segment-check";
+    case CalloutKind::kMsr: return "msr";
+    case CalloutKind::kFastSystemCall: return "sysenter-sysexit";
+    case CalloutKind::kFpuUnavailable: return "fpu-unavailable";
     case CalloutKind::kCount: break;
   }
   return "unknown-callout";

@@ -86,7 +86,7 @@ void Vcpu::InvalidatePhysical(std::uint64_t address, std::uint64_t bytes) {
 }
 
 TranslationUnit* Vcpu::FindOrTranslate(std::uint32_t eip, bool one_shot) {
-  const translator::UnitKey key{eip, 0};
+  const translator::UnitKey key{eip, CurrentUnitMode()};
   if (!one_shot) {
     ++counters_.cache_lookups;
     if (TranslationUnit* unit = parts_.cache.Lookup(key)) {
@@ -284,7 +284,10 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       const std::uint64_t flushes = parts_.cache.counters().flushes;
       TranslationUnit* target = FindOrTranslate(state_->eip, false);
       if (!target) return std::move(pending_stop_);
-      if (flushes == parts_.cache.counters().flushes) parts_.cache.Chain(*link, target);
+      // A unit only chains to units of its own mode (see OnCr0Changed).
+      if (flushes == parts_.cache.counters().flushes && target->key.mode == link->owner->key.mode) {
+        parts_.cache.Chain(*link, target);
+      }
       next_unit_ = target;
       break;
     }

@@ -99,6 +99,19 @@ class Vcpu final : private translator::CodeSource {
   // VMM wrote there behind the window's back.
   void InvalidatePhysical(std::uint64_t address, std::uint64_t bytes);
 
+  // The CR0 hook: call it after every change of CpuState::cr0 (mov to CR0,
+  // clts, lmsw, and later task switches), with the value before the change,
+  // from a callout that then leaves translated code (ExitWith(std::nullopt,
+  // next EIP)). Translations depend on CR0.TS, EM and MP: x87/MMX/SSE
+  // instructions run natively unless those make them fault, so units are
+  // keyed on translator::UnitMode(cr0) (see fpu_mode.cc). The hook switches
+  // the inline indirect-branch table to the new mode at once; the
+  // dispatcher's next lookup would notice a missed change too, and units
+  // never chain across modes, so the exit is what makes the new mode take
+  // effect at the next instruction. Later CR0 dependencies (PG, WP, CD)
+  // belong here as well.
+  void OnCr0Changed(std::uint32_t old_cr0);
+
  private:
   Vcpu(const Parts& parts, platform::PageMemory state_memory);
 
@@ -152,6 +165,25 @@ class Vcpu final : private translator::CodeSource {
   bool RaiseFault(std::uint8_t vector, const decoder::DecodedInstruction& insn,
                   std::uint32_t error_code = 0);
   bool Iret(const decoder::DecodedInstruction& insn);
+  // System instructions (system_instructions.cc).
+  // Stops the run at `insn`, whose memory operand lies outside RAM.
+  bool OperandOutsideRam(const decoder::DecodedInstruction& insn);
+  bool StoreSystemRegister(const decoder::DecodedInstruction& insn);    // sgdt sidt sldt str smsw
+  bool LoadMachineStatusWord(const decoder::DecodedInstruction& insn);  // lmsw clts
+  bool LoadSystemSegment(const decoder::DecodedInstruction& insn);      // lldt ltr
+  bool CheckSegment(const decoder::DecodedInstruction& insn);           // lar lsl verr verw
+  // The #NM or #UD of an x87/MMX/SSE instruction under CR0.TS/EM (fpu_mode.cc).
+  bool RaiseFpuUnavailable(const decoder::DecodedInstruction& insn);
+  // rdmsr and wrmsr (msrs.cc).
+  bool ReadMsr(const decoder::DecodedInstruction& insn);
+  bool WriteMsr(const decoder::DecodedInstruction& insn);
+  std::uint64_t GuestTsc() const;
+  // sysenter and sysexit (sysenter.cc).
+  bool Sysenter(const decoder::DecodedInstruction& insn);
+  bool Sysexit(const decoder::DecodedInstruction& insn);
+  // The UnitKey::mode translations must have now; entering a new mode
+  // empties the inline indirect-branch table (fpu_mode.cc).
+  std::uint32_t CurrentUnitMode();
 
   // Interrupt and exception delivery (interrupts.cc).
   enum class Delivery : std::uint8_t { kDone, kNestedFault, kStop };
@@ -176,6 +208,8 @@ class Vcpu final : private translator::CodeSource {
   platform::PageMemory state_memory_;
   CpuState* state_;
   translator::IndirectEntry* indirect_;
+  // The UnitKey::mode of every unit the indirect-branch table points to.
+  std::uint32_t indirect_mode_ = 0;
   VcpuCounters counters_;
   std::optional<StopInfo> pending_stop_;
   std::optional<GuestEvent> pending_event_;

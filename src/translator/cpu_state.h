@@ -17,6 +17,10 @@ enum SegmentRegister : std::uint8_t { kEs, kCs, kSs, kDs, kFs, kGs };
 constexpr std::uint32_t kEflagsCf = 1u << 0, kEflagsPf = 1u << 2, kEflagsAf = 1u << 4,
                         kEflagsZf = 1u << 6, kEflagsSf = 1u << 7, kEflagsOf = 1u << 11;
 
+// CR0 bits (SDM Vol. 3A 2.5).
+constexpr std::uint32_t kCr0Pe = 1u << 0, kCr0Mp = 1u << 1, kCr0Em = 1u << 2, kCr0Ts = 1u << 3,
+                        kCr0Et = 1u << 4, kCr0Pg = 1u << 31;
+
 // Why translated code returned to the dispatcher.
 enum class ExitReason : std::uint32_t {
   kBranch,      // a direct exit stub that may be chained; `exit_link` is set
@@ -38,6 +42,15 @@ struct SegmentState {
   std::uint32_t base = 0;
   std::uint32_t limit = 0xFFFFFFFF;
   std::uint16_t attributes = 0;
+};
+
+// Model-specific registers that libbt implements (runtime/msrs.cc).
+struct MsrState {
+  std::uint64_t tsc_offset = 0;  // guest TSC = host TSC + tsc_offset
+  std::uint64_t sysenter_cs = 0;
+  std::uint32_t sysenter_esp = 0, sysenter_eip = 0;
+  std::uint64_t pat = 0x0007040600070406;  // power-up value (SDM Vol. 3A, "Programming the PAT")
+  std::uint64_t misc_enable = 0x1801;      // fast strings; BTS and PEBS unavailable
 };
 
 struct alignas(64) CpuState {
@@ -63,6 +76,11 @@ struct alignas(64) CpuState {
   SegmentState segment[6];  // ES CS SS DS FS GS
   std::uint32_t gdt_base = 0, idt_base = 0;
   std::uint16_t gdt_limit = 0, idt_limit = 0xFFFF;
+  // LDTR and TR: selector and the descriptor cached when they were loaded
+  // (SDM Vol. 3A 2.4.3-2.4.4); limit 0xFFFF at reset (table 9-1).
+  SegmentState ldtr{0, 0, 0xFFFF, 0};
+  SegmentState tr{0, 0, 0xFFFF, 0};
+  MsrState msr;
 
   alignas(16) std::uint8_t guest_fpu[512] = {};
   alignas(16) std::uint8_t host_fpu[512] = {};

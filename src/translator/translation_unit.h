@@ -5,6 +5,7 @@
 #pragma once
 
 #include "decoder/decoded_instruction.h"
+#include "translator/cpu_state.h"
 
 #include <boost/intrusive/list.hpp>
 #include <boost/intrusive/unordered_set.hpp>
@@ -71,9 +72,32 @@ using PageList =
 // What a unit's code assumed, beyond its guest address.
 struct UnitKey {
   std::uint32_t eip;
-  std::uint32_t mode;  // code-segment mode and segment assumptions
+  std::uint32_t mode;  // UnitMode(): CPU state the code depends on
   bool operator==(const UnitKey&) const = default;
 };
+
+// The UnitKey::mode for control register 0. x87, MMX and SSE instructions run
+// natively, so units depend on whether CR0.TS/EM/MP make them fault: they
+// keep the CR0 bits that do, and are 0 whenever none would fault, so the
+// usual state (TS and EM clear, whatever MP) has one set of translations and
+// translated code tests nothing at run time.
+constexpr std::uint32_t UnitMode(std::uint32_t cr0) {
+  if (cr0 & kCr0Ts) return cr0 & (kCr0Mp | kCr0Em | kCr0Ts);
+  return cr0 & kCr0Em;
+}
+
+// True when an instruction of `fpu_class` faults under UnitKey::mode `mode`
+// (SDM Vol. 3A table 2-2): x87 with EM or TS, wait with MP and TS, MMX and
+// SSE with EM (#UD) or TS (#NM).
+constexpr bool FpuFaults(decoder::FpuClass fpu_class, std::uint32_t mode) {
+  switch (fpu_class) {
+    case decoder::FpuClass::kX87:
+    case decoder::FpuClass::kSimd: return (mode & (kCr0Em | kCr0Ts)) != 0;
+    case decoder::FpuClass::kWait: return (mode & (kCr0Mp | kCr0Ts)) == (kCr0Mp | kCr0Ts);
+    case decoder::FpuClass::kNone: return false;
+  }
+  return false;
+}
 
 struct TranslationUnit {
   bi::unordered_set_member_hook<NormalLink> hash_hook;

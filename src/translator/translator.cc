@@ -41,6 +41,24 @@ bool IsCallout(const DecodedInstruction& insn) {
     case Kind::kInt3:
     case Kind::kInt:
     case Kind::kIret:
+    case Kind::kSgdt:
+    case Kind::kSidt:
+    case Kind::kSldt:
+    case Kind::kStr:
+    case Kind::kSmsw:
+    case Kind::kLmsw:
+    case Kind::kClts:
+    case Kind::kLldt:
+    case Kind::kLtr:
+    case Kind::kLar:
+    case Kind::kLsl:
+    case Kind::kVerr:
+    case Kind::kVerw:
+    case Kind::kRdmsr:
+    case Kind::kWrmsr:
+    case Kind::kSysenter:
+    case Kind::kSysexit:
+    case Kind::kFpuUnavailable:
     case Kind::kLegacy:
     case Kind::kInvalid:
     case Kind::kUnsupported: return true;
@@ -71,7 +89,12 @@ bool EndsUnit(const DecodedInstruction& insn) {
     case Kind::kInt3:
     case Kind::kInt:
     case Kind::kIret:
-    case Kind::kLegacy:  // rare, and some change CS or segment bases
+    case Kind::kSysenter:  // CS, CPL
+    case Kind::kSysexit:
+    case Kind::kLmsw:  // CR0.TS/EM/MP: the unit mode
+    case Kind::kClts:
+    case Kind::kFpuUnavailable:  // always faults
+    case Kind::kLegacy:          // rare, and some change CS or segment bases
     case Kind::kInvalid:
     case Kind::kUnsupported: return true;
     case Kind::kEnter: return IsCallout(insn);
@@ -86,7 +109,19 @@ Translator::Translator(const decoder::Decoder& decoder, CodeCache& cache,
   if (options_.max_instructions > kMaxInstructions) options_.max_instructions = kMaxInstructions;
 }
 
-Translator::Run Translator::DecodeRun(std::uint32_t eip, unsigned limit, CodeSource& source) {
+bool Translator::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t available,
+                        std::uint32_t mode, DecodedInstruction& insn) const {
+  const bool complete = decoder_.Decode(eip, bytes, available, insn);
+  // x87, MMX and SSE instructions are copied, unless the unit's mode makes
+  // them fault: then the runtime raises the fault.
+  if (insn.kind == Kind::kIdent && FpuFaults(insn.fpu_class, mode)) {
+    insn.kind = Kind::kFpuUnavailable;
+  }
+  return complete;
+}
+
+Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& source) {
+  std::uint32_t eip = key.eip;
   Run run;
   const std::uint32_t first_page = eip & ~(kPageSize - 1);
   const std::uint8_t* page = source.CodePage(first_page, &run.pages[0]);
@@ -105,7 +140,7 @@ Translator::Run Translator::DecodeRun(std::uint32_t eip, unsigned limit, CodeSou
       std::uint32_t next_physical = 0;
       const std::uint8_t* next = source.CodePage(eip + in_page, &next_physical);
       if (next) std::memcpy(straddle + in_page, next, 15 - in_page);
-      if (!decoder_.Decode(eip, straddle, next ? 15 : in_page, insn) && run.count > 0) break;
+      if (!Decode(eip, straddle, next ? 15 : in_page, key.mode, insn) && run.count > 0) break;
       if (insn.length > in_page) {
         if (run.count > 0 && !next) break;
         run.pages[run.page_count++] = next_physical;
@@ -115,7 +150,7 @@ Translator::Run Translator::DecodeRun(std::uint32_t eip, unsigned limit, CodeSou
         break;
       }
     } else {
-      decoder_.Decode(eip, page + offset, 15, insn);
+      Decode(eip, page + offset, 15, key.mode, insn);
     }
     ++run.count;
     if (insn.kind == Kind::kJcc && side_exits < kMaxSideExits) {
@@ -172,7 +207,7 @@ void Translator::EmitInstruction(UnitBuilder& builder, const DecodedInstruction&
 Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource& source,
                                          TranslationUnit** result) {
   const auto start = std::chrono::steady_clock::now();
-  const Run run = DecodeRun(key.eip, one_shot ? 1 : options_.max_instructions, source);
+  const Run run = DecodeRun(key, one_shot ? 1 : options_.max_instructions, source);
   const unsigned count = run.count;
   if (count == 0) return Status::kNoCode;
 

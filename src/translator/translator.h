@@ -62,7 +62,10 @@ class Translator {
     std::uint32_t continuation = 0;
   };
 
-  Run DecodeRun(std::uint32_t eip, unsigned limit, CodeSource& source);
+  Run DecodeRun(UnitKey key, unsigned limit, CodeSource& source);
+  // Decodes one instruction as a unit of `mode` (UnitKey::mode) runs it.
+  bool Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t available,
+              std::uint32_t mode, DecodedInstruction& insn) const;
   void EmitInstruction(UnitBuilder& builder, const DecodedInstruction& insn);
 
   const decoder::Decoder& decoder_;

@@ -36,6 +36,11 @@ inline std::vector<std::uint8_t> AssembleGuest(
   return image;
 }
 
+// Guest address of the next instruction `a` emits into an AssembleGuest body.
+inline std::uint32_t Here(const asmjit::x86::Assembler& a) {
+  return kLoadAddress + kHeaderBytes + static_cast<std::uint32_t>(a.offset());
+}
+
 // Ends the guest: writes 0 to the debug-exit port.
 inline void EmitExit(asmjit::x86::Assembler& a) {
   a.xor_(asmjit::x86::eax, asmjit::x86::eax);

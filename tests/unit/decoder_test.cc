@@ -82,11 +82,61 @@ TEST_CASE("sensitive and privileged instructions become callouts") {
   CHECK(DecodeBytes({0xE6, 0xF4}).kind == Kind::kOut);
   CHECK(DecodeBytes({0x0F, 0xA2}).kind == Kind::kCpuid);
   CHECK(DecodeBytes({0xEA, 0, 0, 0x10, 0, 0x08, 0}).kind == Kind::kJmpFar);
-  CHECK(DecodeBytes({0x0F, 0x0B}).kind == Kind::kInvalid);            // ud2
-  CHECK(DecodeBytes({0x0F, 0x01, 0xE0}).kind == Kind::kUnsupported);  // smsw eax
-  CHECK(DecodeBytes({0x27}).kind == Kind::kLegacy);                   // daa: no 64-bit encoding
-  CHECK(DecodeBytes({0xCB}).kind == Kind::kLegacy);                   // retf
+  CHECK(DecodeBytes({0x0F, 0x0B}).kind == Kind::kInvalid);      // ud2
+  CHECK(DecodeBytes({0x0F, 0x33}).kind == Kind::kUnsupported);  // rdpmc
+  CHECK(DecodeBytes({0x27}).kind == Kind::kLegacy);             // daa: no 64-bit encoding
+  CHECK(DecodeBytes({0xCB}).kind == Kind::kLegacy);             // retf
   CHECK(DecodeBytes({0xCF}).kind == Kind::kIret);
+}
+
+TEST_CASE("system instructions have their own kinds") {
+  CHECK(DecodeBytes({0x0F, 0x01, 0x05, 0, 0, 0, 0}).kind == Kind::kSgdt);
+  CHECK(DecodeBytes({0x0F, 0x01, 0x0D, 0, 0, 0, 0}).kind == Kind::kSidt);
+  CHECK(DecodeBytes({0x0F, 0x00, 0xC0}).kind == Kind::kSldt);
+  CHECK(DecodeBytes({0x0F, 0x00, 0xC8}).kind == Kind::kStr);
+  CHECK(DecodeBytes({0x0F, 0x01, 0xE0}).kind == Kind::kSmsw);
+  CHECK(DecodeBytes({0x0F, 0x01, 0xF0}).kind == Kind::kLmsw);
+  CHECK(DecodeBytes({0x0F, 0x06}).kind == Kind::kClts);
+  CHECK(DecodeBytes({0x0F, 0x00, 0xD0}).kind == Kind::kLldt);
+  CHECK(DecodeBytes({0x0F, 0x00, 0xD8}).kind == Kind::kLtr);
+  DecodedInstruction lar = DecodeBytes({0x0F, 0x02, 0xC1});  // lar eax, ecx
+  CHECK(lar.kind == Kind::kLar);
+  CHECK(lar.reg_gpr == 0);
+  CHECK(lar.rm_gpr == 1);
+  CHECK(DecodeBytes({0x0F, 0x03, 0x00}).kind == Kind::kLsl);
+  CHECK(DecodeBytes({0x0F, 0x00, 0xE0}).kind == Kind::kVerr);
+  CHECK(DecodeBytes({0x0F, 0x00, 0xE8}).kind == Kind::kVerw);
+  CHECK(DecodeBytes({0x0F, 0x32}).kind == Kind::kRdmsr);
+  CHECK(DecodeBytes({0x0F, 0x30}).kind == Kind::kWrmsr);
+  CHECK(DecodeBytes({0x0F, 0x34}).kind == Kind::kSysenter);
+  CHECK(DecodeBytes({0x0F, 0x35}).kind == Kind::kSysexit);
+}
+
+// SDM Vol. 3A table 2-2: which CR0.EM/MP/TS rule applies.
+TEST_CASE("x87, MMX and SSE instructions are classed for CR0.EM, MP and TS") {
+  CHECK(DecodeBytes({0xD9, 0xE8}).fpu_class == FpuClass::kX87);        // fld1
+  CHECK(DecodeBytes({0xDB, 0xE3}).fpu_class == FpuClass::kX87);        // fninit
+  CHECK(DecodeBytes({0xDF, 0x08}).fpu_class == FpuClass::kX87);        // fisttp (SSE3)
+  CHECK(DecodeBytes({0x0F, 0xAE, 0x00}).fpu_class == FpuClass::kX87);  // fxsave
+  CHECK(DecodeBytes({0x0F, 0xAE, 0x08}).fpu_class == FpuClass::kX87);  // fxrstor
+  CHECK(DecodeBytes({0x9B}).fpu_class == FpuClass::kWait);
+  CHECK(DecodeBytes({0x0F, 0x6E, 0xC0}).fpu_class == FpuClass::kSimd);  // movd mm0, eax
+  CHECK(DecodeBytes({0x0F, 0x77}).fpu_class == FpuClass::kSimd);        // emms
+  CHECK(DecodeBytes({0x0F, 0x57, 0xC0}).fpu_class == FpuClass::kSimd);  // xorps
+  CHECK(DecodeBytes({0xF2, 0x0F, 0x2C, 0x00}).fpu_class ==
+        FpuClass::kSimd);                                               // cvttsd2si eax, [eax]
+  CHECK(DecodeBytes({0x0F, 0xAE, 0x10}).fpu_class == FpuClass::kSimd);  // ldmxcsr
+  CHECK(DecodeBytes({0x66, 0x0F, 0xD7, 0xC0}).fpu_class == FpuClass::kSimd);  // pmovmskb eax, xmm0
+  // No FPU or SIMD state: no #NM.
+  CHECK(DecodeBytes({0x0F, 0xC3, 0x00}).fpu_class == FpuClass::kNone);              // movnti
+  CHECK(DecodeBytes({0x0F, 0x18, 0x00}).fpu_class == FpuClass::kNone);              // prefetchnta
+  CHECK(DecodeBytes({0x0F, 0xAE, 0xF8}).fpu_class == FpuClass::kNone);              // sfence
+  CHECK(DecodeBytes({0x0F, 0xAE, 0xE8}).fpu_class == FpuClass::kNone);              // lfence
+  CHECK(DecodeBytes({0x0F, 0xAE, 0x38}).fpu_class == FpuClass::kNone);              // clflush
+  CHECK(DecodeBytes({0xF3, 0x0F, 0xB8, 0xC0}).fpu_class == FpuClass::kNone);        // popcnt
+  CHECK(DecodeBytes({0xF2, 0x0F, 0x38, 0xF0, 0xC0}).fpu_class == FpuClass::kNone);  // crc32
+  CHECK(DecodeBytes({0xF3, 0x90}).fpu_class == FpuClass::kNone);                    // pause
+  CHECK(DecodeBytes({0x89, 0xD8}).fpu_class == FpuClass::kNone);
 }
 
 TEST_CASE("a truncated instruction is reported as incomplete") {

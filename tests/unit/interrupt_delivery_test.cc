@@ -14,17 +14,12 @@ namespace {
 
 namespace x86 = asmjit::x86;
 using testing::AssembleGuest;
-using testing::kHeaderBytes;
-using testing::kLoadAddress;
+using testing::Here;
 
 constexpr std::uint32_t kGdt = 0x300000, kGdtr = 0x300100, kIdt = 0x301000, kIdtr = 0x300110;
 constexpr std::uint32_t kStackTop = 0x380000;
 constexpr std::uint16_t kCodeSelector = 0x08;
 constexpr std::uint8_t kInterruptGate = 0x8E, kTrapGate = 0x8F, kNotPresentGate = 0x0E;
-
-std::uint32_t Here(x86::Assembler& a) {
-  return kLoadAddress + kHeaderBytes + static_cast<std::uint32_t>(a.offset());
-}
 
 struct Gate {
   std::uint8_t vector;

@@ -1,0 +1,49 @@
+// CR0.TS, CR0.EM and CR0.MP against natively run x87, MMX and SSE code (SDM
+// Vol. 3A 2.5, table 2-2; 13.4 for lazy FPU switching with #NM).
+//
+// Translated code runs those instructions on the host FPU as they are, and
+// the host's own CR0 never faults them. Units are therefore keyed on the
+// guest's CR0 bits that matter (translator::UnitMode): in the usual mode (TS
+// and EM clear) the instructions are copied and nothing is tested at run
+// time; in a mode where they fault the translator makes each of them a
+// callout that raises the fault here. Both sets of units stay cached, so a
+// kernel that sets TS on every task switch and clears it in its #NM handler
+// (lazy FPU switching) flips between them without retranslating. Changing
+// the mode empties the indirect-branch table, whose entries do not record
+// a mode.
+#include "runtime/vcpu.h"
+
+namespace bt::runtime {
+
+namespace {
+
+constexpr std::uint8_t kInvalidOpcode = 6, kDeviceNotAvailable = 7;
+
+}  // namespace
+
+std::uint32_t Vcpu::CurrentUnitMode() {
+  const std::uint32_t mode = translator::UnitMode(state_->cr0);
+  if (mode != indirect_mode_) {
+    ClearIndirectTable();
+    indirect_mode_ = mode;
+  }
+  return mode;
+}
+
+void Vcpu::OnCr0Changed(std::uint32_t old_cr0) {
+  if (translator::UnitMode(old_cr0) != translator::UnitMode(state_->cr0)) CurrentUnitMode();
+}
+
+bool Vcpu::RaiseFpuUnavailable(const decoder::DecodedInstruction& insn) {
+  // Units are keyed on CR0, so this unit's mode is CR0's. Should CR0 have
+  // changed without a return to the dispatcher, re-run the instruction from
+  // a unit of the right mode rather than fault wrongly.
+  if (!translator::FpuFaults(insn.fpu_class, translator::UnitMode(state_->cr0))) {
+    return ExitWith(std::nullopt, insn.eip);
+  }
+  const bool simd_emulated =
+      insn.fpu_class == decoder::FpuClass::kSimd && (state_->cr0 & translator::kCr0Em);
+  return RaiseFault(simd_emulated ? kInvalidOpcode : kDeviceNotAvailable, insn);
+}
+
+}  // namespace bt::runtime

@@ -1,0 +1,110 @@
+// rdmsr and wrmsr (SDM Vol. 2B; MSRs in Vol. 4, table 2-2): the MSRs a 32-bit
+// kernel uses on a CPU with what libbt's CPUID reports. Every other MSR, and
+// any access at CPL > 0, is #GP(0) as the SDM has it. Two follow from CPUID:
+// IA32_APIC_BASE (1BH) does not exist without CPUID.01H:EDX.APIC, and
+// IA32_EFER (C0000080H) not without NX, SYSCALL or long mode in leaf
+// 80000001H. QEMU answers some unknown MSRs with 0 instead of #GP.
+#include "runtime/vcpu.h"
+
+#include <x86intrin.h>
+
+namespace bt::runtime {
+
+using decoder::DecodedInstruction;
+using translator::kEax;
+using translator::kEcx;
+using translator::kEdx;
+
+namespace {
+
+constexpr std::uint8_t kGeneralProtection = 13;
+
+enum Msr : std::uint32_t {
+  kTimeStampCounter = 0x10,
+  kPlatformId = 0x17,  // read-only; Linux's microcode loader reads it
+  kBiosSignId = 0x8B,  // microcode revision; Linux writes 0, runs CPUID, reads
+  kSysenterCs = 0x174,
+  kSysenterEsp = 0x175,
+  kSysenterEip = 0x176,
+  kMiscEnable = 0x1A0,
+  kPat = 0x277,
+};
+
+// IA32_MISC_ENABLE bits a write may change, none of which affects libbt:
+// fast strings (0), automatic thermal control (3), limit CPUID maxval (22,
+// already true: the largest basic leaf is 1), xTPR disable (23), XD disable
+// (34; NX is not reported anyway). The rest are read-only or reserved, and a
+// write that changes them is #GP(0).
+constexpr std::uint64_t kMiscEnableWritable =
+    (1ull << 0) | (1ull << 3) | (1ull << 22) | (1ull << 23) | (1ull << 34);
+
+// Every entry of the PAT must be a defined memory type: UC, WC, WT, WP, WB
+// or UC- (0, 1, 4, 5, 6, 7); writing 2, 3 or 8-FFH is #GP(0) (SDM Vol. 3A,
+// "IA32_PAT MSR").
+bool ValidPat(std::uint64_t value) {
+  for (unsigned i = 0; i < 8; ++i) {
+    const unsigned type = value >> (8 * i) & 0xFF;
+    if (type == 2 || type == 3 || type > 7) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::uint64_t Vcpu::GuestTsc() const { return __rdtsc() + state_->msr.tsc_offset; }
+
+bool Vcpu::ReadMsr(const DecodedInstruction& insn) {
+  if ((state_->segment[translator::kCs].selector & 3) != 0) {
+    return RaiseFault(kGeneralProtection, insn, 0);
+  }
+  const translator::MsrState& msr = state_->msr;
+  std::uint64_t value = 0;
+  switch (state_->gpr[kEcx]) {
+    case kTimeStampCounter: value = GuestTsc(); break;
+    case kPlatformId: value = 0; break;  // platform ID 0 in bits 52:50
+    case kBiosSignId: value = 0; break;  // no microcode update loaded
+    case kSysenterCs: value = msr.sysenter_cs; break;
+    case kSysenterEsp: value = msr.sysenter_esp; break;
+    case kSysenterEip: value = msr.sysenter_eip; break;
+    case kMiscEnable: value = msr.misc_enable; break;
+    case kPat: value = msr.pat; break;
+    default: return RaiseFault(kGeneralProtection, insn, 0);
+  }
+  state_->gpr[kEax] = static_cast<std::uint32_t>(value);
+  state_->gpr[kEdx] = static_cast<std::uint32_t>(value >> 32);
+  return false;
+}
+
+bool Vcpu::WriteMsr(const DecodedInstruction& insn) {
+  if ((state_->segment[translator::kCs].selector & 3) != 0) {
+    return RaiseFault(kGeneralProtection, insn, 0);
+  }
+  translator::MsrState& msr = state_->msr;
+  const std::uint64_t value =
+      static_cast<std::uint64_t>(state_->gpr[kEdx]) << 32 | state_->gpr[kEax];
+  switch (state_->gpr[kEcx]) {
+    case kTimeStampCounter: msr.tsc_offset = value - __rdtsc(); break;
+    // Software writes 0 before CPUID loads the signature (SDM Vol. 3A,
+    // "Microcode Update Signature"); there is none to load.
+    case kBiosSignId: break;
+    // Bits 63:16 are unused but kept (SDM Vol. 4; QEMU keeps 15:0 only).
+    case kSysenterCs: msr.sysenter_cs = value; break;
+    // 32 bits wide on a processor without Intel 64, which is what CPUID says.
+    case kSysenterEsp: msr.sysenter_esp = static_cast<std::uint32_t>(value); break;
+    case kSysenterEip: msr.sysenter_eip = static_cast<std::uint32_t>(value); break;
+    case kMiscEnable:
+      if ((value ^ msr.misc_enable) & ~kMiscEnableWritable) {
+        return RaiseFault(kGeneralProtection, insn, 0);
+      }
+      msr.misc_enable = value;
+      break;
+    case kPat:
+      if (!ValidPat(value)) return RaiseFault(kGeneralProtection, insn, 0);
+      msr.pat = value;
+      break;
+    default: return RaiseFault(kGeneralProtection, insn, 0);
+  }
+  return false;
+}
+
+}  // namespace bt::runtime

@@ -1,0 +1,64 @@
+// sysenter and sysexit, the 32-bit fast system call (SDM Vol. 2B SYSENTER,
+// SYSEXIT): CS, SS, ESP and EIP come from the IA32_SYSENTER_* MSRs and
+// registers, with flat descriptors that the processor assumes without
+// reading the GDT.
+#include "runtime/vcpu.h"
+
+namespace bt::runtime {
+
+using decoder::DecodedInstruction;
+using translator::kCs;
+using translator::kSs;
+
+namespace {
+
+// libbt runs code at CPL 0 only so far. When CPL 3 works (the user-mode
+// address window, TSS stack switches on interrupts), setting this is all
+// sysexit needs.
+constexpr bool kUserModeSupported = false;
+
+constexpr std::uint8_t kGeneralProtection = 13;
+constexpr std::uint32_t kEflagsIf = 1u << 9, kEflagsRf = 1u << 16, kEflagsVm = 1u << 17;
+// The descriptor caches both instructions load: base 0, limit 4 GiB (G=1),
+// 32-bit; code type 11 (execute/read, accessed), data type 3 (read/write,
+// accessed); S and P set; DPL 0, or 3 with kDpl3.
+constexpr std::uint16_t kFlatCode = 0xC09B, kFlatData = 0xC093, kDpl3 = 3u << 5;
+constexpr std::uint32_t kFlatLimit = 0xFFFFFFFF;
+
+}  // namespace
+
+bool Vcpu::Sysenter(const DecodedInstruction& insn) {
+  const std::uint64_t sysenter_cs = state_->msr.sysenter_cs;
+  if (!(state_->cr0 & translator::kCr0Pe) || (sysenter_cs & 0xFFFC) == 0) {
+    return RaiseFault(kGeneralProtection, insn, 0);
+  }
+  // The RPL of IA32_SYSENTER_CS is ignored: CPL 0.
+  const auto code = static_cast<std::uint16_t>(sysenter_cs & 0xFFFC);
+  state_->SetEflags(state_->Eflags() & ~(kEflagsVm | kEflagsIf | kEflagsRf));
+  state_->segment[kCs] = {code, 0, kFlatLimit, kFlatCode};
+  state_->segment[kSs] = {static_cast<std::uint16_t>(code + 8), 0, kFlatLimit, kFlatData};
+  state_->gpr[translator::kEsp] = state_->msr.sysenter_esp;
+  return ExitWith(std::nullopt, state_->msr.sysenter_eip);
+}
+
+bool Vcpu::Sysexit(const DecodedInstruction& insn) {
+  const std::uint64_t sysenter_cs = state_->msr.sysenter_cs;
+  const unsigned cpl = state_->segment[kCs].selector & 3;
+  if (!(state_->cr0 & translator::kCr0Pe) || (sysenter_cs & 0xFFFC) == 0 || cpl != 0) {
+    return RaiseFault(kGeneralProtection, insn, 0);
+  }
+  if (!kUserModeSupported) {
+    return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
+                                        "sysexit to CPL 3: libbt runs CPL 0 code only so far:"),
+                    insn.eip);
+  }
+  // CPL 3 through the selectors' RPL: CPL is CS.selector & 3.
+  const auto code = static_cast<std::uint16_t>((sysenter_cs + 16) | 3);
+  state_->segment[kCs] = {code, 0, kFlatLimit, static_cast<std::uint16_t>(kFlatCode | kDpl3)};
+  state_->segment[kSs] = {static_cast<std::uint16_t>(code + 8), 0, kFlatLimit,
+                          static_cast<std::uint16_t>(kFlatData | kDpl3)};
+  state_->gpr[translator::kEsp] = state_->gpr[translator::kEcx];
+  return ExitWith(std::nullopt, state_->gpr[translator::kEdx]);
+}
+
+}  // namespace bt::runtime

@@ -1,0 +1,231 @@
+// System instructions that read or load the descriptor-table registers, the
+// machine status word and system segments, and that check selectors (SDM
+// Vol. 2): sgdt, sidt, sldt, str, smsw, lmsw, clts, lldt, ltr, lar, lsl,
+// verr, verw. CPUID reports no UMIP, so the stores work at any CPL.
+#include "runtime/vcpu.h"
+
+#include <cstring>
+
+namespace bt::runtime {
+
+using decoder::DecodedInstruction;
+using decoder::Kind;
+using translator::kCr0Pe;
+using translator::kCr0Ts;
+using translator::kCs;
+
+namespace {
+
+constexpr std::uint8_t kInvalidOpcode = 6, kSegmentNotPresent = 11, kGeneralProtection = 13;
+
+// System-segment and gate types (SDM Vol. 3A table 3-2).
+constexpr unsigned kTss16Available = 1, kLdtType = 2, kTss32Available = 9;
+constexpr std::uint16_t TypeBit(unsigned type) { return static_cast<std::uint16_t>(1u << type); }
+// Which system types lar and lsl accept: TSSs (available or busy) and LDTs
+// for both; call and task gates for lar only.
+constexpr std::uint16_t kLslSystemTypes =
+    TypeBit(1) | TypeBit(2) | TypeBit(3) | TypeBit(9) | TypeBit(0xB);
+constexpr std::uint16_t kLarSystemTypes = kLslSystemTypes | TypeBit(4) | TypeBit(5) | TypeBit(0xC);
+
+// A segment descriptor as it sits in the GDT or LDT (SDM Vol. 3A 3.4.5).
+struct Descriptor {
+  std::uint8_t bytes[8] = {};
+
+  unsigned type() const { return bytes[5] & 0x0F; }
+  bool system() const { return !(bytes[5] & 0x10); }
+  bool code() const { return !system() && (bytes[5] & 0x08); }
+  bool conforming() const { return code() && (bytes[5] & 0x04); }
+  unsigned dpl() const { return bytes[5] >> 5 & 3; }
+  bool present() const { return bytes[5] & 0x80; }
+  std::uint32_t high() const {
+    std::uint32_t value;
+    std::memcpy(&value, bytes + 4, 4);
+    return value;
+  }
+  std::uint32_t base() const {
+    return bytes[2] | bytes[3] << 8 | bytes[4] << 16 | static_cast<std::uint32_t>(bytes[7]) << 24;
+  }
+  // In bytes: a page-granular limit counts whole 4 KiB pages.
+  std::uint32_t limit() const {
+    const std::uint32_t limit = bytes[0] | bytes[1] << 8 | (bytes[6] & 0x0Fu) << 16;
+    return bytes[6] & 0x80 ? limit << 12 | 0xFFF : limit;
+  }
+  translator::SegmentState Cached(std::uint16_t selector) const {
+    return {selector, base(), limit(), static_cast<std::uint16_t>(bytes[5] | bytes[6] << 8)};
+  }
+};
+
+bool NullSelector(std::uint16_t selector) { return (selector & 0xFFFC) == 0; }
+
+}  // namespace
+
+bool Vcpu::OperandOutsideRam(const DecodedInstruction& insn) {
+  return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
+                                      "a memory operand outside RAM (MMIO is not emulated yet):"),
+                  insn.eip);
+}
+
+bool Vcpu::StoreSystemRegister(const DecodedInstruction& insn) {
+  const bool protected_mode = state_->cr0 & kCr0Pe;
+  std::uint32_t value = 0;
+  switch (insn.kind) {
+    case Kind::kSgdt:
+    case Kind::kSidt: {
+      // Limit, then the full 32-bit base whatever the operand size, as the
+      // current SDM's SGDT pseudocode has it (older editions, and QEMU,
+      // store 24 bits and a zero byte with a 16-bit operand size).
+      if (!insn.has_memory) return RaiseFault(kInvalidOpcode, insn);
+      const bool gdt = insn.kind == Kind::kSgdt;
+      const std::uint16_t limit = gdt ? state_->gdt_limit : state_->idt_limit;
+      const std::uint32_t base = gdt ? state_->gdt_base : state_->idt_base;
+      std::uint8_t operand[6];
+      std::memcpy(operand, &limit, 2);
+      std::memcpy(operand + 2, &base, 4);
+      if (!WriteGuest(state_->effective_address, operand, sizeof(operand))) {
+        return OperandOutsideRam(insn);
+      }
+      return false;
+    }
+    case Kind::kSldt:
+      if (!protected_mode) return RaiseFault(kInvalidOpcode, insn);
+      value = state_->ldtr.selector;
+      break;
+    case Kind::kStr:
+      if (!protected_mode) return RaiseFault(kInvalidOpcode, insn);
+      value = state_->tr.selector;
+      break;
+    case Kind::kSmsw: value = state_->cr0; break;
+    default: return false;
+  }
+  if (insn.has_memory) {
+    // Memory destinations are 16 bits whatever the operand size.
+    const auto word = static_cast<std::uint16_t>(value);
+    if (!WriteGuest(state_->effective_address, &word, 2)) return OperandOutsideRam(insn);
+    return false;
+  }
+  // A 32-bit register gets the selector zero-extended (P6 and later), and
+  // smsw all of CR0 (the SDM leaves bits 31:16 undefined; P6 and later and
+  // QEMU store CR0[31:16]).
+  WriteRegister(insn.rm_gpr, insn.operand_size, value);
+  return false;
+}
+
+bool Vcpu::LoadMachineStatusWord(const DecodedInstruction& insn) {
+  if ((state_->segment[kCs].selector & 3) != 0) {
+    return RaiseFault(kGeneralProtection, insn, 0);
+  }
+  const std::uint32_t old_cr0 = state_->cr0;
+  if (insn.kind == Kind::kClts) {
+    state_->cr0 &= ~kCr0Ts;
+  } else {
+    std::uint16_t source = 0;
+    if (insn.has_memory) {
+      if (!ReadGuest(state_->effective_address, &source, 2)) return OperandOutsideRam(insn);
+    } else {
+      source = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
+    }
+    // lmsw loads PE, MP, EM and TS, and can set PE but not clear it (SDM
+    // Vol. 2A LMSW).
+    state_->cr0 = (old_cr0 & ~0xFu) | (source & 0xFu) | (old_cr0 & kCr0Pe);
+  }
+  OnCr0Changed(old_cr0);
+  return ExitWith(std::nullopt, insn.next_eip());
+}
+
+// lldt and ltr (SDM Vol. 2A): a GDT descriptor of an LDT or an available
+// TSS (16- or 32-bit, as the SDM allows both), with #GP(selector) for any
+// other, #NP(selector) if not present; ltr marks the TSS busy.
+bool Vcpu::LoadSystemSegment(const DecodedInstruction& insn) {
+  if (!(state_->cr0 & kCr0Pe)) return RaiseFault(kInvalidOpcode, insn);
+  if ((state_->segment[kCs].selector & 3) != 0) {
+    return RaiseFault(kGeneralProtection, insn, 0);
+  }
+  std::uint16_t selector = 0;
+  if (insn.has_memory) {
+    if (!ReadGuest(state_->effective_address, &selector, 2)) return OperandOutsideRam(insn);
+  } else {
+    selector = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
+  }
+  const bool ltr = insn.kind == Kind::kLtr;
+  const std::uint32_t error_code = selector & 0xFFFCu;
+  if (NullSelector(selector)) {
+    if (ltr) return RaiseFault(kGeneralProtection, insn, 0);
+    state_->ldtr = {selector, 0, 0, 0};  // LDTR marked invalid
+    return false;
+  }
+  const std::uint32_t offset = selector & ~7u;
+  if ((selector & 4) || offset + 7 > state_->gdt_limit) {
+    return RaiseFault(kGeneralProtection, insn, error_code);
+  }
+  Descriptor descriptor;
+  if (!ReadGuest(state_->gdt_base + offset, descriptor.bytes, 8)) {
+    return OperandOutsideRam(insn);
+  }
+  const bool type_ok = descriptor.system() && (ltr ? descriptor.type() == kTss16Available ||
+                                                         descriptor.type() == kTss32Available
+                                                   : descriptor.type() == kLdtType);
+  if (!type_ok) return RaiseFault(kGeneralProtection, insn, error_code);
+  if (!descriptor.present()) return RaiseFault(kSegmentNotPresent, insn, error_code);
+  if (ltr) {
+    descriptor.bytes[5] |= 2;  // busy
+    WriteGuest(state_->gdt_base + offset + 5, &descriptor.bytes[5], 1);
+    state_->tr = descriptor.Cached(selector);
+  } else {
+    state_->ldtr = descriptor.Cached(selector);
+  }
+  return false;
+}
+
+// lar, lsl, verr and verw (SDM Vol. 2A/2B): they set ZF when the selector
+// names a descriptor of a type they accept that the CPL and RPL may use, and
+// clear it otherwise; they change no other flag and never fault on the
+// selector. Selectors with TI set are looked up in the LDT that lldt loaded.
+bool Vcpu::CheckSegment(const DecodedInstruction& insn) {
+  if (!(state_->cr0 & kCr0Pe)) return RaiseFault(kInvalidOpcode, insn);
+  std::uint16_t selector = 0;
+  if (insn.has_memory) {
+    if (!ReadGuest(state_->effective_address, &selector, 2)) return OperandOutsideRam(insn);
+  } else {
+    selector = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
+  }
+  const bool local = selector & 4;
+  const std::uint32_t table_base = local ? state_->ldtr.base : state_->gdt_base;
+  const std::uint32_t table_limit =
+      local ? (NullSelector(state_->ldtr.selector) ? 0 : state_->ldtr.limit) : state_->gdt_limit;
+  const std::uint32_t offset = selector & ~7u;
+  bool usable = !(local ? NullSelector(state_->ldtr.selector) : NullSelector(selector)) &&
+                offset + 7 <= table_limit;
+  Descriptor descriptor;
+  if (usable && !ReadGuest(table_base + offset, descriptor.bytes, 8)) {
+    return OperandOutsideRam(insn);
+  }
+  if (usable && !descriptor.conforming()) {
+    const unsigned cpl = state_->segment[kCs].selector & 3, rpl = selector & 3;
+    usable = descriptor.dpl() >= cpl && descriptor.dpl() >= rpl;
+  }
+  const unsigned type = descriptor.type();
+  const bool readable = descriptor.code() ? (type & 2) != 0 : true;
+  const bool writable = !descriptor.code() && (type & 2) != 0;
+  switch (insn.kind) {
+    case Kind::kLar:
+      usable = usable && (!descriptor.system() || (kLarSystemTypes & TypeBit(type)));
+      if (usable) {
+        // Type, S, DPL, P and AVL, L, D/B, G; bits 15:8 only for 16 bits.
+        const std::uint32_t mask = insn.operand_size == 2 ? 0xFF00u : 0x00F0FF00u;
+        WriteRegister(insn.reg_gpr, insn.operand_size, descriptor.high() & mask);
+      }
+      break;
+    case Kind::kLsl:
+      usable = usable && (!descriptor.system() || (kLslSystemTypes & TypeBit(type)));
+      if (usable) WriteRegister(insn.reg_gpr, insn.operand_size, descriptor.limit());
+      break;
+    case Kind::kVerr: usable = usable && !descriptor.system() && readable; break;
+    case Kind::kVerw: usable = usable && !descriptor.system() && writable; break;
+    default: break;
+  }
+  std::uint64_t& flags = state_->host_flags;
+  flags = usable ? flags | translator::kEflagsZf : flags & ~std::uint64_t{translator::kEflagsZf};
+  return false;
+}
+
+}  // namespace bt::runtime
