@@ -29,13 +29,7 @@ void EmitString(UnitBuilder& b, const DecodedInstruction& insn) {
   if (esi) {
     // An FS/GS source: ESI runs over linear addresses while the instruction
     // runs, and the base comes off again afterwards (or in the fault fix-up).
-    if (based) {
-      a.mov(kSegmentBase, StateField(offsetof(CpuState, segment) +
-                                         insn.based_segment * sizeof(SegmentState) +
-                                         offsetof(SegmentState, base),
-                                     4));
-      a.lea(x86::esi, x86::ptr(x86::rsi, kSegmentBase.r64()));
-    }
+    b.AddSegmentBase(insn, x86::esi);
     a.lea(x86::rsi, x86::ptr(kWindow, x86::rsi));
   }
   b.SetFixup(Fixup::kStringAccess, insn.based_segment);

@@ -44,6 +44,8 @@ class UnitBuilder {
   x86::Mem GuestMemory(const DecodedInstruction& instruction, unsigned size);
   // Computes the operand's 32-bit guest address into `dest` without flags.
   void EffectiveAddress(const DecodedInstruction& instruction, const x86::Gp& dest);
+  // For an FS/GS operand, adds the segment base to `dest` (nothing otherwise)
+  // and leaves the base in kSegmentBase.
   void AddSegmentBase(const DecodedInstruction& instruction, const x86::Gp& dest);
 
   // A direct exit to `target_eip` that the dispatcher may chain.
