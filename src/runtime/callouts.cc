@@ -1,6 +1,7 @@
 // The runtime's half of sensitive and privileged instructions: translated
 // code calls here (through the callout trampoline) with the guest registers
 // saved in CpuState; returning true leaves translated code.
+#include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 #include "translator/unit_builder.h"
 
@@ -16,8 +17,8 @@ using translator::kCs;
 
 namespace {
 
-constexpr std::uint32_t kCr0Pe = 1u << 0, kCr0Pg = 1u << 31;
-constexpr std::uint8_t kBreakpoint = 3, kInvalidOpcode = 6, kGeneralProtection = 13;
+using translator::kCr0Pe;
+using translator::kCr0Pg;
 // EFLAGS bits popf may change at CPL 0 (SDM Vol. 2B POPF): all but VM, RF
 // and the reserved bits.
 constexpr std::uint32_t kPopfMask = 0x00247FD5;
@@ -114,7 +115,6 @@ bool Vcpu::ExitWith(std::optional<StopInfo> stop, std::uint32_t eip) {
 // based ones only in FS and GS: anything else stops the run rather than run
 // with a wrong base or without limit checks.
 bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInstruction& insn) {
-  constexpr std::uint8_t kSegmentNotPresent = 11, kStackFault = 12;
   translator::SegmentState& segment = state_->segment[index];
   const unsigned cpl = state_->segment[kCs].selector & 3;
   const unsigned rpl = selector & 3;
@@ -130,17 +130,16 @@ bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInst
              insn.eip);
     return false;
   }
-  std::uint8_t descriptor[8];
+  Descriptor descriptor;
   const std::uint32_t offset = selector & ~7u;
   if (offset + 7 > state_->gdt_limit ||
-      !ReadGuest(state_->gdt_base + offset, descriptor, sizeof(descriptor))) {
+      !ReadGuest(state_->gdt_base + offset, descriptor.bytes, sizeof(descriptor.bytes))) {
     return !RaiseFault(kGeneralProtection, insn, error_code);
   }
-  const std::uint8_t access = descriptor[5];
-  const unsigned dpl = access >> 5 & 3;
-  const bool user_segment = access & 0x10, code = access & 0x08;
-  const bool conforming = code && (access & 0x04);
-  const bool readable_or_writable = access & 0x02;  // readable code, writable data
+  const unsigned dpl = descriptor.dpl();
+  const bool user_segment = !descriptor.system(), code = descriptor.code();
+  const bool conforming = descriptor.conforming();
+  const bool readable_or_writable = descriptor.readable_or_writable();
   bool allowed = false;
   switch (index) {
     case translator::kSs:
@@ -155,19 +154,15 @@ bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInst
       break;
   }
   if (!allowed) return !RaiseFault(kGeneralProtection, insn, error_code);
-  if (!(access & 0x80)) {
+  if (!descriptor.present()) {
     return !RaiseFault(index == translator::kSs ? kStackFault : kSegmentNotPresent, insn,
                        error_code);
   }
-  const std::uint32_t base = descriptor[2] | descriptor[3] << 8 | descriptor[4] << 16 |
-                             static_cast<std::uint32_t>(descriptor[7]) << 24;
-  std::uint32_t limit = descriptor[0] | descriptor[1] << 8 | (descriptor[6] & 0x0Fu) << 16;
-  if (descriptor[6] & 0x80) limit = limit << 12 | 0xFFF;
-  const bool big = descriptor[6] & 0x40;
+  const std::uint32_t base = descriptor.base(), limit = descriptor.limit();
   // Translated code adds FS and GS bases at run time; other segments must be
   // flat until segmentation is emulated in full.
   const bool base_supported = base == 0 || index == translator::kFs || index == translator::kGs;
-  if (!base_supported || limit != 0xFFFFFFFF || (index == kCs && !big)) {
+  if (!base_supported || limit != 0xFFFFFFFF || (index == kCs && !descriptor.big())) {
     char text[192];
     std::snprintf(text, sizeof(text),
                   "segment selector 0x%04x (base 0x%08x, limit 0x%08x) as a %s segment is "
@@ -177,12 +172,12 @@ bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInst
     return false;
   }
   // The processor marks the descriptor accessed.
-  if (!(access & 1)) {
-    const std::uint8_t accessed = access | 1;
-    WriteGuest(state_->gdt_base + offset + 5, &accessed, 1);
+  if (!(descriptor.bytes[5] & 1)) {
+    descriptor.bytes[5] |= 1;
+    WriteGuest(state_->gdt_base + offset + 5, &descriptor.bytes[5], 1);
   }
-  segment = {static_cast<std::uint16_t>(index == kCs ? (selector & ~3u) | cpl : selector), base,
-             limit, static_cast<std::uint16_t>((access | 1) | descriptor[6] << 8)};
+  segment = descriptor.Cached(
+      static_cast<std::uint16_t>(index == kCs ? (selector & ~3u) | cpl : selector));
   return true;
 }
 

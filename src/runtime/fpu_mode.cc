@@ -15,12 +15,6 @@
 
 namespace bt::runtime {
 
-namespace {
-
-constexpr std::uint8_t kInvalidOpcode = 6, kDeviceNotAvailable = 7;
-
-}  // namespace
-
 std::uint32_t Vcpu::CurrentUnitMode() {
   const std::uint32_t mode = translator::UnitMode(state_->cr0);
   if (mode != indirect_mode_) {

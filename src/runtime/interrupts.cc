@@ -3,6 +3,7 @@
 // IRET). Same-privilege transfers only so far: a gate into an inner ring
 // (which needs the TSS stack switch), task gates, real mode and returns to
 // an outer ring stop the run as unsupported rather than run wrongly.
+#include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
 #include <cstdio>
@@ -11,27 +12,25 @@ namespace bt::runtime {
 namespace {
 
 using Source = GuestEvent::Source;
+using translator::kCr0Pe;
 using translator::kCs;
+using translator::kEflagsIf;
+using translator::kEflagsIopl;
+using translator::kEflagsNt;
+using translator::kEflagsRf;
+using translator::kEflagsTf;
+using translator::kEflagsVm;
 using translator::kEsp;
 
-constexpr std::uint32_t kEflagsTf = 1u << 8, kEflagsIf = 1u << 9, kEflagsIopl = 3u << 12,
-                        kEflagsNt = 1u << 14, kEflagsRf = 1u << 16, kEflagsVm = 1u << 17;
 // What iret may change at CPL 0: CF PF AF ZF SF TF IF DF OF IOPL NT RF AC ID.
 constexpr std::uint32_t kIretChangeable = 0x00257FD5;
-constexpr std::uint32_t kCr0Pe = 1;
-
-constexpr std::uint8_t kDoubleFault = 8, kSegmentNotPresent = 11, kGeneralProtection = 13,
-                       kPageFault = 14;
 constexpr unsigned kMaxNestedFaults = 8;
 
-// Descriptor access byte (SDM Vol. 3, 3.4.5).
-constexpr std::uint8_t kPresent = 0x80, kCodeSegment = 0x18, kConforming = 0x04;
+// Gate types (SDM Vol. 3, 6.11).
 constexpr std::uint8_t kTaskGate = 0x05, kInterruptGate16 = 0x06, kTrapGate16 = 0x07,
                        kInterruptGate32 = 0x0E, kTrapGate32 = 0x0F;
 
 bool Contributory(std::uint8_t vector) { return vector == 0 || (vector >= 10 && vector <= 13); }
-
-unsigned Dpl(const std::uint8_t descriptor[8]) { return descriptor[5] >> 5 & 3; }
 
 // A fault raised while delivering or returning from `cause`.
 GuestEvent FaultDuring(const GuestEvent& cause, std::uint8_t vector, std::uint32_t error_code) {
@@ -100,7 +99,7 @@ std::optional<StopInfo> Vcpu::Deliver(GuestEvent event) {
 }
 
 Vcpu::Delivery Vcpu::ReadDescriptor(std::uint16_t selector, const GuestEvent& cause,
-                                    std::uint8_t descriptor[8], GuestEvent& nested) {
+                                    Descriptor& descriptor, GuestEvent& nested) {
   if (selector & 4) {
     pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction,
                              "a selector in the LDT; the LDT is not supported yet");
@@ -111,7 +110,7 @@ Vcpu::Delivery Vcpu::ReadDescriptor(std::uint16_t selector, const GuestEvent& ca
     nested = FaultDuring(cause, kGeneralProtection, selector & 0xFFFCu);
     return Delivery::kNestedFault;
   }
-  if (!ReadGuest(state_->gdt_base + offset, descriptor, 8)) {
+  if (!ReadGuest(state_->gdt_base + offset, descriptor.bytes, 8)) {
     pending_stop_ = MakeStop(StopReason::kHostError, "the GDT lies outside RAM");
     return Delivery::kStop;
   }
@@ -124,27 +123,23 @@ Vcpu::Delivery Vcpu::LoadCodeSegment(std::uint16_t selector, unsigned cpl, const
     nested = FaultDuring(cause, kGeneralProtection, 0);
     return Delivery::kNestedFault;
   }
-  std::uint8_t descriptor[8];
+  Descriptor descriptor;
   if (Delivery read = ReadDescriptor(selector, cause, descriptor, nested);
       read != Delivery::kDone) {
     return read;
   }
   const std::uint32_t error_code = selector & 0xFFFCu;
-  const bool conforming = descriptor[5] & kConforming;
-  if ((descriptor[5] & kCodeSegment) != kCodeSegment ||
-      (conforming ? Dpl(descriptor) > cpl : Dpl(descriptor) != cpl)) {
+  if (!descriptor.code() ||
+      (descriptor.conforming() ? descriptor.dpl() > cpl : descriptor.dpl() != cpl)) {
     nested = FaultDuring(cause, kGeneralProtection, error_code);
     return Delivery::kNestedFault;
   }
-  if (!(descriptor[5] & kPresent)) {
+  if (!descriptor.present()) {
     nested = FaultDuring(cause, kSegmentNotPresent, error_code);
     return Delivery::kNestedFault;
   }
-  const std::uint32_t base = descriptor[2] | descriptor[3] << 8 | descriptor[4] << 16 |
-                             static_cast<std::uint32_t>(descriptor[7]) << 24;
-  std::uint32_t limit = descriptor[0] | descriptor[1] << 8 | (descriptor[6] & 0x0Fu) << 16;
-  if (descriptor[6] & 0x80) limit = limit << 12 | 0xFFF;
-  if (base != 0 || limit != 0xFFFFFFFF || !(descriptor[6] & 0x40)) {
+  const std::uint32_t base = descriptor.base(), limit = descriptor.limit();
+  if (base != 0 || limit != 0xFFFFFFFF || !descriptor.big()) {
     char text[128];
     std::snprintf(text, sizeof(text),
                   "code segment 0x%04x (base 0x%08x, limit 0x%08x) is not flat 32-bit; only "
@@ -153,8 +148,7 @@ Vcpu::Delivery Vcpu::LoadCodeSegment(std::uint16_t selector, unsigned cpl, const
     pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction, text);
     return Delivery::kStop;
   }
-  state_->segment[kCs] = {static_cast<std::uint16_t>((selector & ~3u) | cpl), base, limit,
-                          static_cast<std::uint16_t>(descriptor[5] | descriptor[6] << 8)};
+  state_->segment[kCs] = descriptor.Cached(static_cast<std::uint16_t>((selector & ~3u) | cpl));
   return Delivery::kDone;
 }
 
@@ -169,41 +163,41 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
     nested = FaultDuring(event, kGeneralProtection, gate_error);
     return Delivery::kNestedFault;
   }
-  std::uint8_t gate[8];
-  if (!ReadGuest(state_->idt_base + event.vector * 8u, gate, sizeof(gate))) {
+  Descriptor gate;
+  if (!ReadGuest(state_->idt_base + event.vector * 8u, gate.bytes, sizeof(gate.bytes))) {
     pending_stop_ = MakeStop(StopReason::kHostError, "the IDT lies outside RAM");
     return Delivery::kStop;
   }
-  const std::uint8_t type = gate[5] & 0x1F;
+  // The type with the S bit, which is clear in gates.
+  const std::uint8_t type = gate.access() & 0x1F;
   const unsigned cpl = state_->segment[kCs].selector & 3;
   const bool software =
       event.source == Source::kSoftwareException || event.source == Source::kSoftwareInterrupt;
-  if (type == kTaskGate && (gate[5] & kPresent)) {
+  if (type == kTaskGate && gate.present()) {
     pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction,
                              "task gates in the IDT are not supported yet");
     return Delivery::kStop;
   }
   const bool interrupt_gate = type == kInterruptGate32 || type == kInterruptGate16;
   if ((!interrupt_gate && type != kTrapGate32 && type != kTrapGate16 && type != kTaskGate) ||
-      (software && Dpl(gate) < cpl)) {
+      (software && gate.dpl() < cpl)) {
     nested = FaultDuring(event, kGeneralProtection, gate_error);
     return Delivery::kNestedFault;
   }
-  if (!(gate[5] & kPresent)) {
+  if (!gate.present()) {
     nested = FaultDuring(event, kSegmentNotPresent, gate_error);
     return Delivery::kNestedFault;
   }
   const bool gate32 = type & 0x08;
-  const auto selector = static_cast<std::uint16_t>(gate[2] | gate[3] << 8);
-  std::uint32_t offset = gate[0] | gate[1] << 8;
-  if (gate32)
-    offset |= static_cast<std::uint32_t>(gate[6]) << 16 | static_cast<std::uint32_t>(gate[7]) << 24;
+  const auto selector = static_cast<std::uint16_t>(gate.bytes[2] | gate.bytes[3] << 8);
+  std::uint32_t offset = gate.bytes[0] | gate.bytes[1] << 8;
+  if (gate32) offset |= gate.high() & 0xFFFF0000u;
 
-  std::uint8_t code[8];
+  Descriptor code;
   if (Delivery read = ReadDescriptor(selector, event, code, nested); read != Delivery::kDone) {
     return read;
   }
-  if ((code[5] & kCodeSegment) == kCodeSegment && !(code[5] & kConforming) && Dpl(code) < cpl) {
+  if (code.code() && !code.conforming() && code.dpl() < cpl) {
     pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction,
                              "an interrupt into an inner privilege level (a TSS stack switch) is "
                              "not supported yet");

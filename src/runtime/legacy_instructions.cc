@@ -39,7 +39,6 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
   std::uint32_t& eax = state_->gpr[kEax];
   auto set_al = [&](std::uint32_t value) { eax = (eax & ~0xFFu) | (value & 0xFF); };
   const std::uint32_t al = eax & 0xFF;
-  constexpr std::uint8_t kDivideError = 0, kOverflow = 4, kBoundRange = 5;
 
   switch (opcode[0]) {
     case 0x27: {  // daa
@@ -115,9 +114,9 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
       set_al(flag(kCf) ? 0xFF : 0);
       return false;
     case 0xCE:  // into: a trap, reported after the instruction
-      if (flag(kOf)) return Raise({kOverflow, GuestEvent::Source::kSoftwareException, false, 0,
-                                    insn.next_eip(), insn.eip});
-      return false;
+      if (!flag(kOf)) return false;
+      return Raise({kOverflow, GuestEvent::Source::kSoftwareException, false, 0, insn.next_eip(),
+                    insn.eip});
     case 0x62: {  // bound
       std::uint32_t bounds[2] = {};
       if (!ReadGuest(state_->effective_address, &bounds[0], size) ||

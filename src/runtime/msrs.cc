@@ -17,8 +17,6 @@ using translator::kEdx;
 
 namespace {
 
-constexpr std::uint8_t kGeneralProtection = 13;
-
 enum Msr : std::uint32_t {
   kTimeStampCounter = 0x10,
   kPlatformId = 0x17,  // read-only; Linux's microcode loader reads it

@@ -17,8 +17,9 @@ namespace {
 // sysexit needs.
 constexpr bool kUserModeSupported = false;
 
-constexpr std::uint8_t kGeneralProtection = 13;
-constexpr std::uint32_t kEflagsIf = 1u << 9, kEflagsRf = 1u << 16, kEflagsVm = 1u << 17;
+using translator::kEflagsIf;
+using translator::kEflagsRf;
+using translator::kEflagsVm;
 // The descriptor caches both instructions load: base 0, limit 4 GiB (G=1),
 // 32-bit; code type 11 (execute/read, accessed), data type 3 (read/write,
 // accessed); S and P set; DPL 0, or 3 with kDpl3.

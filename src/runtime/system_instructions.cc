@@ -2,6 +2,7 @@
 // machine status word and system segments, and that check selectors (SDM
 // Vol. 2): sgdt, sidt, sldt, str, smsw, lmsw, clts, lldt, ltr, lar, lsl,
 // verr, verw. CPUID reports no UMIP, so the stores work at any CPL.
+#include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
 #include <cstring>
@@ -16,8 +17,6 @@ using translator::kCs;
 
 namespace {
 
-constexpr std::uint8_t kInvalidOpcode = 6, kSegmentNotPresent = 11, kGeneralProtection = 13;
-
 // System-segment and gate types (SDM Vol. 3A table 3-2).
 constexpr unsigned kTss16Available = 1, kLdtType = 2, kTss32Available = 9;
 constexpr std::uint16_t TypeBit(unsigned type) { return static_cast<std::uint16_t>(1u << type); }
@@ -26,34 +25,6 @@ constexpr std::uint16_t TypeBit(unsigned type) { return static_cast<std::uint16_
 constexpr std::uint16_t kLslSystemTypes =
     TypeBit(1) | TypeBit(2) | TypeBit(3) | TypeBit(9) | TypeBit(0xB);
 constexpr std::uint16_t kLarSystemTypes = kLslSystemTypes | TypeBit(4) | TypeBit(5) | TypeBit(0xC);
-
-// A segment descriptor as it sits in the GDT or LDT (SDM Vol. 3A 3.4.5).
-struct Descriptor {
-  std::uint8_t bytes[8] = {};
-
-  unsigned type() const { return bytes[5] & 0x0F; }
-  bool system() const { return !(bytes[5] & 0x10); }
-  bool code() const { return !system() && (bytes[5] & 0x08); }
-  bool conforming() const { return code() && (bytes[5] & 0x04); }
-  unsigned dpl() const { return bytes[5] >> 5 & 3; }
-  bool present() const { return bytes[5] & 0x80; }
-  std::uint32_t high() const {
-    std::uint32_t value;
-    std::memcpy(&value, bytes + 4, 4);
-    return value;
-  }
-  std::uint32_t base() const {
-    return bytes[2] | bytes[3] << 8 | bytes[4] << 16 | static_cast<std::uint32_t>(bytes[7]) << 24;
-  }
-  // In bytes: a page-granular limit counts whole 4 KiB pages.
-  std::uint32_t limit() const {
-    const std::uint32_t limit = bytes[0] | bytes[1] << 8 | (bytes[6] & 0x0Fu) << 16;
-    return bytes[6] & 0x80 ? limit << 12 | 0xFFF : limit;
-  }
-  translator::SegmentState Cached(std::uint16_t selector) const {
-    return {selector, base(), limit(), static_cast<std::uint16_t>(bytes[5] | bytes[6] << 8)};
-  }
-};
 
 bool NullSelector(std::uint16_t selector) { return (selector & 0xFFFC) == 0; }
 

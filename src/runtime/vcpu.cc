@@ -106,7 +106,7 @@ TranslationUnit* Vcpu::FindOrTranslate(std::uint32_t eip, bool one_shot) {
     char text[96];
     std::snprintf(text, sizeof(text), "execution at 0x%08x, where there is no RAM", eip);
     pending_stop_ = MakeStop(StopReason::kGuestException, text);
-    pending_stop_->vector = 14;
+    pending_stop_->vector = kPageFault;
     return nullptr;
   }
   if (unit->cached) {
@@ -419,13 +419,13 @@ bool Vcpu::HandleHostFault(platform::HostFault& fault) {
   if (!unit) return false;
   std::uint32_t vector;
   switch (fault.kind) {
-    case Kind::kDivideError: vector = 0; break;
-    case Kind::kBreakpoint: vector = 3; break;
-    case Kind::kInvalidOpcode: vector = 6; break;
-    case Kind::kGeneralProtection: vector = 13; break;
-    case Kind::kX87Error: vector = 16; break;
-    case Kind::kAlignmentCheck: vector = 17; break;
-    case Kind::kSimdError: vector = 19; break;
+    case Kind::kDivideError: vector = kDivideError; break;
+    case Kind::kBreakpoint: vector = kBreakpoint; break;
+    case Kind::kInvalidOpcode: vector = kInvalidOpcode; break;
+    case Kind::kGeneralProtection: vector = kGeneralProtection; break;
+    case Kind::kX87Error: vector = kX87Error; break;
+    case Kind::kAlignmentCheck: vector = kAlignmentCheck; break;
+    case Kind::kSimdError: vector = kSimdError; break;
     default: return false;
   }
   ++counters_.host_faults[Index(HostFaultCause::kGuestException)];

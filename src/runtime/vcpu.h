@@ -25,6 +25,7 @@
 
 namespace bt::runtime {
 
+struct Descriptor;
 using translator::CpuState;
 using translator::TranslationUnit;
 
@@ -55,6 +56,24 @@ struct GuestEvent {
   // The EIP a fault while delivering this event reports: the instruction
   // that caused it (int n, a fault) or that was interrupted.
   std::uint32_t fault_eip = 0;
+};
+
+// Exception vectors (SDM Vol. 3, table 6-1).
+enum ExceptionVector : std::uint8_t {
+  kDivideError = 0,
+  kBreakpoint = 3,
+  kOverflow = 4,
+  kBoundRange = 5,
+  kInvalidOpcode = 6,
+  kDeviceNotAvailable = 7,
+  kDoubleFault = 8,
+  kSegmentNotPresent = 11,
+  kStackFault = 12,
+  kGeneralProtection = 13,
+  kPageFault = 14,
+  kX87Error = 16,
+  kAlignmentCheck = 17,
+  kSimdError = 19,
 };
 
 // Exceptions that push an error code (SDM Vol. 3, table 6-1).
@@ -191,8 +210,8 @@ class Vcpu final : private translator::CodeSource {
   Delivery DeliverOnce(const GuestEvent& event, GuestEvent& nested);
   // Reads the descriptor `selector` names; a selector outside its table
   // gives #GP(selector) in `nested`.
-  Delivery ReadDescriptor(std::uint16_t selector, const GuestEvent& cause,
-                          std::uint8_t descriptor[8], GuestEvent& nested);
+  Delivery ReadDescriptor(std::uint16_t selector, const GuestEvent& cause, Descriptor& descriptor,
+                          GuestEvent& nested);
   // Checks a code-segment descriptor for a transfer at privilege `cpl`
   // (interrupt gates and iret) and loads CS from it.
   Delivery LoadCodeSegment(std::uint16_t selector, unsigned cpl, const GuestEvent& cause,

@@ -15,7 +15,9 @@ enum SegmentRegister : std::uint8_t { kEs, kCs, kSs, kDs, kFs, kGs };
 
 // EFLAGS bits (SDM Vol. 1, 3.4.3).
 constexpr std::uint32_t kEflagsCf = 1u << 0, kEflagsPf = 1u << 2, kEflagsAf = 1u << 4,
-                        kEflagsZf = 1u << 6, kEflagsSf = 1u << 7, kEflagsOf = 1u << 11;
+                        kEflagsZf = 1u << 6, kEflagsSf = 1u << 7, kEflagsTf = 1u << 8,
+                        kEflagsIf = 1u << 9, kEflagsOf = 1u << 11, kEflagsIopl = 3u << 12,
+                        kEflagsNt = 1u << 14, kEflagsRf = 1u << 16, kEflagsVm = 1u << 17;
 
 // CR0 bits (SDM Vol. 3A 2.5).
 constexpr std::uint32_t kCr0Pe = 1u << 0, kCr0Mp = 1u << 1, kCr0Em = 1u << 2, kCr0Ts = 1u << 3,
@@ -35,7 +37,6 @@ enum class ExitReason : std::uint32_t {
 // EFLAGS bits that live in host RFLAGS while translated code runs; the rest
 // (IF, IOPL, TF, AC, ID, VM, ...) are virtual and kept in `eflags_virtual`.
 constexpr std::uint32_t kHostFlagsMask = 0x0CD5;  // CF PF AF ZF SF DF OF
-constexpr std::uint32_t kEflagsIf = 1u << 9;
 
 struct SegmentState {
   std::uint16_t selector = 0;

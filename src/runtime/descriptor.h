@@ -1,0 +1,44 @@
+// A segment or gate descriptor as it sits in the GDT, LDT or IDT (SDM Vol. 3A
+// 3.4.5 and 6.11), as the runtime's segment loads, interrupt delivery and
+// system instructions read it.
+#pragma once
+
+#include "translator/cpu_state.h"
+
+#include <cstdint>
+#include <cstring>
+
+namespace bt::runtime {
+
+struct Descriptor {
+  std::uint8_t bytes[8] = {};
+
+  std::uint8_t access() const { return bytes[5]; }
+  unsigned type() const { return bytes[5] & 0x0F; }
+  bool system() const { return !(bytes[5] & 0x10); }
+  bool code() const { return !system() && (bytes[5] & 0x08); }
+  bool conforming() const { return code() && (bytes[5] & 0x04); }
+  // Readable for code, writable for data.
+  bool readable_or_writable() const { return bytes[5] & 0x02; }
+  unsigned dpl() const { return bytes[5] >> 5 & 3; }
+  bool present() const { return bytes[5] & 0x80; }
+  bool big() const { return bytes[6] & 0x40; }
+  std::uint32_t high() const {
+    std::uint32_t value;
+    std::memcpy(&value, bytes + 4, 4);
+    return value;
+  }
+  std::uint32_t base() const {
+    return bytes[2] | bytes[3] << 8 | bytes[4] << 16 | static_cast<std::uint32_t>(bytes[7]) << 24;
+  }
+  // In bytes: a page-granular limit counts whole 4 KiB pages.
+  std::uint32_t limit() const {
+    const std::uint32_t limit = bytes[0] | bytes[1] << 8 | (bytes[6] & 0x0Fu) << 16;
+    return bytes[6] & 0x80 ? limit << 12 | 0xFFF : limit;
+  }
+  translator::SegmentState Cached(std::uint16_t selector) const {
+    return {selector, base(), limit(), static_cast<std::uint16_t>(bytes[5] | bytes[6] << 8)};
+  }
+};
+
+}  // namespace bt::runtime
