@@ -34,24 +34,7 @@ fi
 [ -n "$btvm" ] || btvm=$build/btvm
 [ -n "$qemu" ] || qemu=$(command -v qemu-system-i386 || true)
 
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-runs=()
-failed=0
-
-# run NAME EXPECTED_STATUS COMMAND...: the guest runners exit with status 1
-# when the guest writes 0 to the debug-exit port.
-run() {
-  local name=$1 expected=$2 status=0
-  shift 2
-  echo "running $name: $*" >&2
-  "$@" >"$out/$name" || status=$?
-  if [ "$status" != "$expected" ]; then
-    echo "compare.sh: $name exited with status $status, expected $expected" >&2
-    failed=1
-  fi
-  runs+=("$name")
-}
+. "$root/bench/guest_runs.sh"
 
 run native 0 "$native"
 if [ -x "$btvm" ]; then
@@ -60,9 +43,7 @@ else
   echo "compare.sh: no btvm at $btvm, skipped" >&2
 fi
 if [ -n "$qemu" ] && [ -x "$qemu" ]; then
-  run qemu 1 "$qemu" -kernel "$guest" -display none -serial stdio \
-    -device isa-debug-exit,iobase=0xf4,iosize=4 -m 128 -no-reboot \
-    -monitor none
+  run_qemu "$qemu" "$guest"
 else
   echo "compare.sh: no QEMU${qemu:+ at $qemu}, skipped" >&2
 fi

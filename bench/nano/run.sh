@@ -48,33 +48,12 @@ if [ "$with_qemu" = 1 ]; then
   fi
 fi
 
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-runs=()
-failed=0
-
-# run NAME EXPECTED_STATUS COMMAND...: the guest runners exit with status 1
-# when the guest writes 0 (every check passed) to the debug-exit port.
-run() {
-  local name=$1 expected=$2 status=0
-  shift 2
-  echo "running $name: $*" >&2
-  "$@" >"$out/$name" 2>"$out/$name.err" || status=$?
-  if [ "$status" != "$expected" ]; then
-    echo "run.sh: $name exited with status $status, expected $expected" >&2
-    cat "$out/$name.err" >&2
-    grep '^FAIL' "$out/$name" >&2 || true
-    failed=1
-  fi
-  runs+=("$name")
-}
+. "$root/bench/guest_runs.sh"
 
 run native 0 "$native"
 run btvm 1 "$btvm" --kernel "$guest"
 if [ -n "$qemu" ]; then
-  run qemu 1 "$qemu" -kernel "$guest" -display none -serial stdio \
-    -device isa-debug-exit,iobase=0xf4,iosize=4 -m 128 -no-reboot \
-    -monitor none
+  run_qemu "$qemu" "$guest"
 fi
 
 # Lines look like "syscall 1453.91" (TSC cycles per operation), "in n/a" or
