@@ -18,6 +18,22 @@ constexpr std::size_t kCodeAlignment = 64;
 
 std::size_t AlignUp(std::size_t value) { return (value + 15) & ~std::size_t{15}; }
 
+// Near jumps, calls and returns: emitted by EmitControl, and always the end
+// of a unit's straight-line path.
+bool IsNearControlTransfer(Kind kind) {
+  switch (kind) {
+    case Kind::kJmpRelative:
+    case Kind::kJcc:
+    case Kind::kJecxz:
+    case Kind::kLoop:
+    case Kind::kCallRelative:
+    case Kind::kJmpIndirect:
+    case Kind::kCallIndirect:
+    case Kind::kRet: return true;
+    default: return false;
+  }
+}
+
 }  // namespace
 
 bool IsCallout(const DecodedInstruction& insn) {
@@ -68,15 +84,8 @@ bool IsCallout(const DecodedInstruction& insn) {
 }
 
 bool EndsUnit(const DecodedInstruction& insn) {
+  if (IsNearControlTransfer(insn.kind)) return true;
   switch (insn.kind) {
-    case Kind::kJmpRelative:
-    case Kind::kJcc:
-    case Kind::kJecxz:
-    case Kind::kLoop:
-    case Kind::kCallRelative:
-    case Kind::kJmpIndirect:
-    case Kind::kCallIndirect:
-    case Kind::kRet:
     case Kind::kJmpFar:
     // Callouts that can change the CPU mode, segment assumptions or
     // pending events, or that stop the run.
@@ -173,6 +182,10 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
 }
 
 void Translator::EmitInstruction(UnitBuilder& builder, const DecodedInstruction& insn) {
+  if (IsNearControlTransfer(insn.kind)) {
+    EmitControl(builder, insn);
+    return;
+  }
   switch (insn.kind) {
     case Kind::kIdent:
     case Kind::kIncDecShort: EmitIdent(builder, insn); return;
@@ -189,14 +202,6 @@ void Translator::EmitInstruction(UnitBuilder& builder, const DecodedInstruction&
         return;
       }
       break;
-    case Kind::kJmpRelative:
-    case Kind::kJcc:
-    case Kind::kJecxz:
-    case Kind::kLoop:
-    case Kind::kCallRelative:
-    case Kind::kJmpIndirect:
-    case Kind::kCallIndirect:
-    case Kind::kRet: EmitControl(builder, insn); return;
     case Kind::kStringEs: EmitString(builder, insn); return;
     default: break;
   }
