@@ -203,7 +203,6 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
                              "not supported yet");
     return Delivery::kStop;
   }
-  const std::uint16_t old_cs = state_->segment[kCs].selector;
   const translator::SegmentState saved_cs = state_->segment[kCs];
   if (Delivery loaded = LoadCodeSegment(selector, cpl, event, nested); loaded != Delivery::kDone) {
     return loaded;
@@ -221,7 +220,7 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
     esp -= size;
     return WriteGuest(esp, &value, size);
   };
-  if (!push(pushed_eflags) || !push(old_cs) || !push(event.return_eip) ||
+  if (!push(pushed_eflags) || !push(saved_cs.selector) || !push(event.return_eip) ||
       (event.has_error_code && !push(event.error_code))) {
     state_->segment[kCs] = saved_cs;
     pending_stop_ = MakeStop(StopReason::kHostError, "the interrupt stack lies outside RAM");
