@@ -179,7 +179,7 @@ struct TranslatorFixture {
     std::uint32_t eip = SyntheticCode::kBase;
     while (eip < SyntheticCode::kBase + SyntheticCode::kPages * 4096 - 64) {
       translator::TranslationUnit* unit = nullptr;
-      if (translator->Translate({eip, 0}, false, source, &unit) !=
+      if (translator->Translate({eip, 0, eip / 4096}, false, source, &unit) !=
           translator::Translator::Status::kOk) {
         break;
       }
@@ -217,7 +217,7 @@ void BM_CacheLookupHit(benchmark::State& state) {
   const std::vector<std::uint32_t> starts = fixture.TranslateAll();
   std::size_t i = 0;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(fixture.cache->Lookup({starts[i], 0}));
+    benchmark::DoNotOptimize(fixture.cache->Lookup({starts[i], 0, starts[i] / 4096}));
     i = (i + 7) % starts.size();
   }
   state.SetLabel(std::to_string(starts.size()) + " units cached");

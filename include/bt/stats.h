@@ -28,15 +28,17 @@ enum class CalloutKind : std::uint8_t {
   kMsr,             // rdmsr, wrmsr
   kFastSystemCall,  // sysenter, sysexit
   kFpuUnavailable,  // x87/MMX/SSE faulting because of CR0.TS or CR0.EM
+  kPaging,          // invlpg
   kCount,
 };
 
 enum class HostFaultCause : std::uint8_t {
-  kFirstTouch,      // window page mapped on first access
+  kShadowMiss,      // window page mapped: first touch, or a guest page walked
   kCodeWrite,       // write to a write-protected code page (SMC)
   kGuestException,  // host trap that is a guest exception (#DE, #GP, ...)
   kEventPoll,       // a stop or event request caught at a unit entry
   kStringWrap,      // a string instruction crossed the 4 GiB wrap
+  kGuestPageFault,  // an access the guest page tables refuse: a guest #PF
   kCount,
 };
 
@@ -56,6 +58,11 @@ struct Stats {
   std::uint64_t units_evicted = 0;
   std::uint64_t smc_invalidations = 0;  // units dropped because their code was written
   std::uint64_t dispatcher_entries = 0;
+  // The shadow page tables (guest paging): flushes of all pages (mode
+  // changes, overflow), of the non-global ones (CR3 loads), and invlpg.
+  std::uint64_t shadow_full_flushes = 0;
+  std::uint64_t shadow_cr3_flushes = 0;
+  std::uint64_t shadow_page_flushes = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(CalloutKind::kCount)> callouts{};
   std::array<std::uint64_t, static_cast<std::size_t>(HostFaultCause::kCount)> host_faults{};
   std::array<std::uint64_t, 8> exits{};  // indexed by StopReason

@@ -68,6 +68,7 @@ enum class Kind : std::uint8_t {
   kWrmsr,
   kSysenter,
   kSysexit,
+  kInvlpg,
   // Never from the decoder: the translator turns an x87/MMX/SSE instruction
   // into this when the unit's CR0 mode makes it fault (#NM, or #UD).
   kFpuUnavailable,

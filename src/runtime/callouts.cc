@@ -17,8 +17,6 @@ using translator::kCs;
 
 namespace {
 
-using translator::kCr0Pe;
-using translator::kCr0Pg;
 // EFLAGS bits popf may change at CPL 0 (SDM Vol. 2B POPF): all but VM, RF
 // and the reserved bits.
 constexpr std::uint32_t kPopfMask = 0x00247FD5;
@@ -38,6 +36,7 @@ CalloutKind KindOf(Kind kind) {
     case Kind::kSmsw:
     case Kind::kLmsw:
     case Kind::kClts: return CalloutKind::kControlRegister;
+    case Kind::kInvlpg: return CalloutKind::kPaging;
     case Kind::kLgdt:
     case Kind::kLidt:
     case Kind::kSgdt:
@@ -93,16 +92,6 @@ void Vcpu::WriteRegister(std::uint8_t reg, unsigned size, std::uint32_t value) {
   state_->gpr[reg] = size == 4 ? value : (state_->gpr[reg] & ~mask) | (value & mask);
 }
 
-bool Vcpu::ReadGuest(std::uint32_t address, void* data, std::size_t bytes) {
-  return parts_.memory.Read(address, data, bytes);
-}
-
-bool Vcpu::WriteGuest(std::uint32_t address, const void* data, std::size_t bytes) {
-  if (!parts_.memory.Write(address, data, bytes)) return false;
-  InvalidatePhysical(address, bytes);
-  return true;
-}
-
 bool Vcpu::ExitWith(std::optional<StopInfo> stop, std::uint32_t eip) {
   if (stop) pending_stop_ = std::move(stop);
   state_->eip = eip;
@@ -132,8 +121,9 @@ bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInst
   }
   Descriptor descriptor;
   const std::uint32_t offset = selector & ~7u;
-  if (offset + 7 > state_->gdt_limit ||
-      !ReadGuest(state_->gdt_base + offset, descriptor.bytes, sizeof(descriptor.bytes))) {
+  if (offset + 7 > state_->gdt_limit) return !RaiseFault(kGeneralProtection, insn, error_code);
+  if (!ReadGuest(state_->gdt_base + offset, descriptor.bytes, sizeof(descriptor.bytes))) {
+    if (access_fault_) return !RaiseAccessFault(insn);
     return !RaiseFault(kGeneralProtection, insn, error_code);
   }
   const unsigned dpl = descriptor.dpl();
@@ -191,6 +181,7 @@ void Vcpu::HoldInterruptsAfterStackLoad(unsigned segment) {
 
 bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
   ++counters_.callouts[static_cast<std::size_t>(KindOf(insn.kind))];
+  access_fault_.reset();
   const std::uint32_t next = insn.next_eip();
   const unsigned size = insn.operand_size;
   switch (insn.kind) {
@@ -246,28 +237,8 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       state_->gpr[insn.rm_gpr] = values[insn.special_register];
       return false;
     }
-    case Kind::kMovToCr: {
-      const std::uint32_t value = state_->gpr[insn.rm_gpr];
-      switch (insn.special_register) {
-        case 0:
-          if ((value & kCr0Pg) || !(value & kCr0Pe)) {
-            return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
-                                                "paging and real mode are not supported yet:"),
-                            insn.eip);
-          }
-          {
-            const std::uint32_t old_cr0 = state_->cr0;
-            state_->cr0 = value | 0x10;  // ET is hardwired on
-            OnCr0Changed(old_cr0);
-            break;
-          }
-        case 2: state_->cr2 = value; break;
-        case 3: state_->cr3 = value; break;
-        case 4: state_->cr4 = value; break;
-        default: return RaiseFault(kInvalidOpcode, insn);
-      }
-      return ExitWith(std::nullopt, next);
-    }
+    case Kind::kMovToCr: return LoadControlRegister(insn);
+    case Kind::kInvlpg: return Invlpg(insn);
     case Kind::kLgdt:
     case Kind::kLidt: {
       std::uint8_t operand[6];
@@ -387,6 +358,8 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     case Kind::kInvalid: return RaiseFault(kInvalidOpcode, insn);
     default: break;
   }
+  // The cases that break out of the switch on a failed guest access.
+  if (access_fault_) return RaiseAccessFault(insn);
   return ExitWith(
       MakeInstructionStop(StopReason::kUnsupportedInstruction, insn, "unsupported instruction"),
       insn.eip);

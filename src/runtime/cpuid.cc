@@ -1,23 +1,31 @@
 // CPUID describes exactly what libbt runs: the host's model, the
 // instruction-set features that IDENT translation passes through, and the
 // system features the runtime emulates (MSR: rdmsr/wrmsr with the MSRs of
-// msrs.cc; SEP: sysenter/sysexit), but none of those libbt does not emulate
-// yet (paging extensions, APIC, PAT) or cannot (AVX and other VEX/EVEX
-// encodings, long mode).
+// msrs.cc; SEP: sysenter/sysexit; PSE, PAE, PGE: the shadow MMU; PAT: the
+// MSR, whose memory types do not matter to a software MMU), but none of
+// those libbt does not emulate yet (APIC, NX) or cannot (AVX and other
+// VEX/EVEX encodings, long mode).
 #include "runtime/vcpu.h"
 
 #include <cpuid.h>
+
 #include <cstring>
 
 namespace bt::runtime {
 namespace {
 
 constexpr std::uint32_t kMaxBasicLeaf = 1;
-constexpr std::uint32_t kMaxExtendedLeaf = 0x80000004;
+constexpr std::uint32_t kMaxExtendedLeaf = 0x80000008;
 
-// Leaf 1 EDX: FPU, TSC, MSR, CX8, SEP, CMOV, MMX, FXSR, SSE, SSE2.
-constexpr std::uint32_t kLeaf1Edx = (1u << 0) | (1u << 4) | (1u << 5) | (1u << 8) | (1u << 11) |
-                                    (1u << 15) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
+// Leaf 1 EDX: FPU, PSE, TSC, MSR, PAE, CX8, SEP, PGE, CMOV, PAT, MMX, FXSR,
+// SSE, SSE2.
+constexpr std::uint32_t kLeaf1Edx = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) |
+                                    (1u << 8) | (1u << 11) | (1u << 13) | (1u << 15) | (1u << 16) |
+                                    (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
+// Leaf 80000008H EAX: 32 physical and 32 linear address bits. Without the
+// leaf, PAE would imply 36 physical bits (SDM Vol. 3A, 4.1.4), and guest
+// physical addresses above 4 GiB would not be reserved as the walker has.
+constexpr std::uint32_t kAddressSizes = 0x2020;
 // Leaf 1 ECX: SSE3, PCLMULQDQ off, SSSE3, CX16 off, SSE4.1, SSE4.2, POPCNT.
 constexpr std::uint32_t kLeaf1Ecx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 23);
 // Extended leaf 1 ECX: LAHF/SAHF, LZCNT (ABM).
@@ -44,6 +52,13 @@ void GuestCpuid(std::uint32_t leaf, std::uint32_t subleaf, std::uint32_t out[4])
     case 0x80000001:
       ecx &= kExtendedEcx;
       edx = 0;  // no NX, no long mode, no SYSCALL
+      break;
+    case 0x80000005:  // cache and TLB descriptions: none given
+    case 0x80000006:
+    case 0x80000007: eax = ebx = ecx = edx = 0; break;
+    case 0x80000008:
+      eax = kAddressSizes;
+      ebx = ecx = edx = 0;
       break;
     default: break;
   }

@@ -26,6 +26,7 @@ std::uint32_t Vcpu::CurrentUnitMode() {
 
 void Vcpu::OnCr0Changed(std::uint32_t old_cr0) {
   if (translator::UnitMode(old_cr0) != translator::UnitMode(state_->cr0)) CurrentUnitMode();
+  UpdatePagingMode();
 }
 
 bool Vcpu::RaiseFpuUnavailable(const decoder::DecodedInstruction& insn) {

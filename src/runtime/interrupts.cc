@@ -98,6 +98,16 @@ std::optional<StopInfo> Vcpu::Deliver(GuestEvent event) {
   }
 }
 
+Vcpu::Delivery Vcpu::AccessFailedDuring(const GuestEvent& cause, const char* outside_ram,
+                                        GuestEvent& nested) {
+  if (access_fault_) {
+    nested = PageFaultEvent(*access_fault_, cause.fault_eip);
+    return Delivery::kNestedFault;
+  }
+  pending_stop_ = MakeStop(StopReason::kHostError, outside_ram);
+  return Delivery::kStop;
+}
+
 Vcpu::Delivery Vcpu::ReadDescriptor(std::uint16_t selector, const GuestEvent& cause,
                                     Descriptor& descriptor, GuestEvent& nested) {
   if (selector & 4) {
@@ -111,8 +121,7 @@ Vcpu::Delivery Vcpu::ReadDescriptor(std::uint16_t selector, const GuestEvent& ca
     return Delivery::kNestedFault;
   }
   if (!ReadGuest(state_->gdt_base + offset, descriptor.bytes, 8)) {
-    pending_stop_ = MakeStop(StopReason::kHostError, "the GDT lies outside RAM");
-    return Delivery::kStop;
+    return AccessFailedDuring(cause, "the GDT lies outside RAM", nested);
   }
   return Delivery::kDone;
 }
@@ -165,8 +174,7 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
   }
   Descriptor gate;
   if (!ReadGuest(state_->idt_base + event.vector * 8u, gate.bytes, sizeof(gate.bytes))) {
-    pending_stop_ = MakeStop(StopReason::kHostError, "the IDT lies outside RAM");
-    return Delivery::kStop;
+    return AccessFailedDuring(event, "the IDT lies outside RAM", nested);
   }
   // The type with the S bit, which is clear in gates.
   const std::uint8_t type = gate.access() & 0x1F;
@@ -223,8 +231,7 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
   if (!push(pushed_eflags) || !push(saved_cs.selector) || !push(event.return_eip) ||
       (event.has_error_code && !push(event.error_code))) {
     state_->segment[kCs] = saved_cs;
-    pending_stop_ = MakeStop(StopReason::kHostError, "the interrupt stack lies outside RAM");
-    return Delivery::kStop;
+    return AccessFailedDuring(event, "the interrupt stack lies outside RAM", nested);
   }
   state_->gpr[kEsp] = esp;
   state_->eip = gate32 ? offset : offset & 0xFFFF;
@@ -247,6 +254,7 @@ bool Vcpu::Iret(const decoder::DecodedInstruction& insn) {
   std::uint32_t eip = 0, cs = 0, popped_flags = 0;
   if (!ReadGuest(esp, &eip, size) || !ReadGuest(esp + size, &cs, size) ||
       !ReadGuest(esp + 2 * size, &popped_flags, size)) {
+    if (access_fault_) return RaiseAccessFault(insn);
     return ExitWith(
         MakeInstructionStop(StopReason::kHostError, insn, "iret's stack lies outside RAM:"),
         insn.eip);

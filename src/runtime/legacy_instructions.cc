@@ -115,8 +115,8 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
       return false;
     case 0xCE:  // into: a trap, reported after the instruction
       if (!flag(kOf)) return false;
-      return Raise({kOverflow, GuestEvent::Source::kSoftwareException, false, 0, insn.next_eip(),
-                    insn.eip});
+      return Raise(
+          {kOverflow, GuestEvent::Source::kSoftwareException, false, 0, insn.next_eip(), insn.eip});
     case 0x62: {  // bound
       std::uint32_t bounds[2] = {};
       if (!ReadGuest(state_->effective_address, &bounds[0], size) ||
@@ -201,6 +201,7 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
     }
     default: break;
   }
+  if (access_fault_) return RaiseAccessFault(insn);
   return ExitWith(
       MakeInstructionStop(StopReason::kUnsupportedInstruction, insn, "unsupported instruction"),
       insn.eip);

@@ -8,8 +8,8 @@
 #include "devices/pit_8254.h"
 #include "devices/port_bus.h"
 #include "devices/uart_16550.h"
-#include "mmu/flat_address_space.h"
 #include "mmu/physical_memory.h"
+#include "mmu/shadow_mmu.h"
 #include "platform/host_memory.h"
 #include "runtime/multiboot_loader.h"
 #include "runtime/vcpu.h"
@@ -27,7 +27,7 @@ struct Machine::Impl {
   MachineConfig config;
   std::optional<mmu::PhysicalMemory> memory;
   std::optional<platform::AddressWindow> window;
-  std::unique_ptr<mmu::FlatAddressSpace> space;
+  std::unique_ptr<mmu::ShadowMmu> mmu;
   std::unique_ptr<translator::CodeCache> cache;
   translator::Trampolines trampolines;
   decoder::Decoder decoder;
@@ -60,7 +60,7 @@ Result<void> Machine::Impl::Build() {
   auto reserved = platform::AddressWindow::Reserve();
   if (!reserved) return Error{reserved.error()};
   window.emplace(std::move(reserved.value()));
-  space = std::make_unique<mmu::FlatAddressSpace>(*memory, *window);
+  mmu = std::make_unique<mmu::ShadowMmu>(*memory, *window);
 
   const std::size_t pages = memory->size() / mmu::PhysicalMemory::kPageSize;
   auto code_cache = translator::CodeCache::Create(config.translator.cache_bytes, pages);
@@ -103,7 +103,7 @@ Result<void> Machine::Impl::Build() {
   }
 
   auto cpu = runtime::Vcpu::Create(runtime::Vcpu::Parts{
-      *memory, *window, *space, ports, *cache, *translator, trampolines, decoder, pic, *pit});
+      *memory, *window, *mmu, ports, *cache, *translator, trampolines, decoder, pic, *pit});
   if (!cpu) return Error{cpu.error()};
   vcpu = std::move(cpu.value());
   pic.SetIntrListener(&runtime::Vcpu::OnInterruptRequest, vcpu.get());
@@ -252,6 +252,10 @@ Stats Machine::GetStats() const {
   stats.callouts = cpu.callouts;
   stats.host_faults = cpu.host_faults;
   stats.exits = cpu.exits;
+  const mmu::ShadowCounters& shadow = impl_->mmu->counters();
+  stats.shadow_full_flushes = shadow.full_flushes;
+  stats.shadow_cr3_flushes = shadow.cr3_flushes;
+  stats.shadow_page_flushes = shadow.page_flushes;
   return stats;
 }
 

@@ -74,6 +74,7 @@ std::string_view ToString(CalloutKind kind) {
     case CalloutKind::kCpuid: return "cpuid";
     case CalloutKind::kRdtsc: return "rdtsc";
     case CalloutKind::kControlRegister: return "control-register";
+    case CalloutKind::kPaging: return "paging";
     case CalloutKind::kDescriptorTable: return "descriptor-table";
     case CalloutKind::kSegmentLoad: return "segment-load";
     case CalloutKind::kFarJump: return "far-jump";
@@ -90,7 +91,8 @@ std::string_view ToString(CalloutKind kind) {
 
 std::string_view ToString(HostFaultCause cause) {
   switch (cause) {
-    case HostFaultCause::kFirstTouch: return "first-touch";
+    case HostFaultCause::kShadowMiss: return "shadow-miss";
+    case HostFaultCause::kGuestPageFault: return "guest-page-fault";
     case HostFaultCause::kCodeWrite: return "code-write";
     case HostFaultCause::kGuestException: return "guest-exception";
     case HostFaultCause::kEventPoll: return "event-poll";
@@ -134,6 +136,10 @@ std::string Stats::Format() const {
 
   out += "runtime:\n";
   AppendCount(out, "dispatcher entries", dispatcher_entries);
+  out += "shadow page tables:\n";
+  AppendCount(out, "full flushes", shadow_full_flushes);
+  AppendCount(out, "cr3 flushes", shadow_cr3_flushes);
+  AppendCount(out, "invlpg flushes", shadow_page_flushes);
   AppendNonZero<CalloutKind>(out, "callouts", callouts);
   AppendNonZero<HostFaultCause>(out, "host faults", host_faults);
   AppendNonZero<StopReason>(out, "exits", exits);

@@ -31,6 +31,7 @@ bool NullSelector(std::uint16_t selector) { return (selector & 0xFFFC) == 0; }
 }  // namespace
 
 bool Vcpu::OperandOutsideRam(const DecodedInstruction& insn) {
+  if (access_fault_) return RaiseAccessFault(insn);
   return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
                                       "a memory operand outside RAM (MMIO is not emulated yet):"),
                   insn.eip);

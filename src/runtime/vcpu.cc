@@ -17,6 +17,9 @@ constexpr std::uint32_t kPageSize = mmu::PhysicalMemory::kPageSize;
 // Host register (x86 encoding) holding each guest register.
 constexpr unsigned kHostRegisterOf[8] = {0, 1, 2, 3, 12, 5, 6, 7};
 constexpr unsigned kHostRsi = 6, kHostRdi = 7;
+// Filled slots of the indirect-branch table worth tracking: clearing the
+// whole table (a MiB) on every address-space switch would cost more.
+constexpr std::size_t kMaxTrackedIndirect = 4096;
 
 template <class E>
 constexpr std::size_t Index(E value) {
@@ -54,16 +57,23 @@ Vcpu::Vcpu(const Parts& parts, platform::PageMemory state_memory)
 
 Vcpu::~Vcpu() { parts_.cache.SetInvalidationListener(nullptr, nullptr); }
 
-const std::uint8_t* Vcpu::CodePage(std::uint32_t page_base, std::uint32_t* physical_page) {
-  if (!parts_.memory.Contains(page_base, kPageSize)) return nullptr;
-  *physical_page = page_base / kPageSize;
-  return parts_.memory.HostPointer(page_base);
+void Vcpu::ClearIndirectTable() {
+  if (indirect_filled_.size() < kMaxTrackedIndirect) {
+    for (std::uint32_t slot : indirect_filled_) indirect_[slot] = EmptyIndirectEntry();
+  } else {
+    for (std::size_t i = 0; i < translator::kIndirectEntries; ++i) {
+      indirect_[i] = EmptyIndirectEntry();
+    }
+  }
+  indirect_filled_.clear();
 }
 
-void Vcpu::ClearIndirectTable() {
-  for (std::size_t i = 0; i < translator::kIndirectEntries; ++i) {
-    indirect_[i] = EmptyIndirectEntry();
+void Vcpu::RememberIndirectTarget(TranslationUnit& unit) {
+  translator::IndirectEntry& entry = IndirectSlot(unit.key.eip);
+  if (indirect_filled_.size() < kMaxTrackedIndirect) {
+    indirect_filled_.push_back(static_cast<std::uint32_t>(&entry - indirect_));
   }
+  entry = {0u - unit.key.eip, 0, unit.code};
 }
 
 void Vcpu::ForgetUnit(const TranslationUnit& unit) {
@@ -73,25 +83,46 @@ void Vcpu::ForgetUnit(const TranslationUnit& unit) {
 
 void Vcpu::InvalidateCodePage(std::uint32_t page) {
   counters_.smc_invalidations += parts_.cache.InvalidatePage(page);
-  parts_.space.UnprotectCode(page);
+  parts_.mmu.UnprotectCode(page);
 }
 
 void Vcpu::InvalidatePhysical(std::uint64_t address, std::uint64_t bytes) {
   if (bytes == 0) return;
   for (std::uint64_t page = address / kPageSize; page <= (address + bytes - 1) / kPageSize;
        ++page) {
-    if (page >= parts_.space.page_count()) break;
+    if (page >= parts_.mmu.page_count()) break;
     InvalidateCodePage(static_cast<std::uint32_t>(page));
   }
 }
 
 TranslationUnit* Vcpu::FindOrTranslate(std::uint32_t eip, bool one_shot) {
-  const translator::UnitKey key{eip, CurrentUnitMode()};
+  access_fault_.reset();
+  auto no_code = [&] {
+    if (access_fault_) return;  // LookupFailed raises the fetch fault
+    char text[96];
+    std::snprintf(text, sizeof(text), "execution at 0x%08x, where there is no RAM", eip);
+    pending_stop_ = MakeStop(StopReason::kGuestException, text);
+    pending_stop_->vector = kPageFault;
+  };
+  std::uint32_t physical_page = 0;
+  if (!CodePage(eip & ~(kPageSize - 1), &physical_page)) {
+    if (access_fault_) access_fault_->address = eip;
+    no_code();
+    return nullptr;
+  }
+  const translator::UnitKey key{eip, CurrentUnitMode(), physical_page};
   if (!one_shot) {
     ++counters_.cache_lookups;
     if (TranslationUnit* unit = parts_.cache.Lookup(key)) {
-      ++counters_.cache_hits;
-      return unit;
+      // A unit whose last instruction runs into the next page found it
+      // where it is now only if that page is still mapped the same.
+      std::uint32_t next_page = 0;
+      if (unit->page_count == 1 || (CodePage((eip | (kPageSize - 1)) + 1, &next_page) &&
+                                    next_page == unit->physical_page[1])) {
+        ++counters_.cache_hits;
+        return unit;
+      }
+      InvalidateCodePage(unit->physical_page[1]);
     }
     ++counters_.cache_misses;
   }
@@ -103,15 +134,12 @@ TranslationUnit* Vcpu::FindOrTranslate(std::uint32_t eip, bool one_shot) {
     status = parts_.translator.Translate(key, one_shot, *this, &unit);
   }
   if (status != Translator::Status::kOk) {
-    char text[96];
-    std::snprintf(text, sizeof(text), "execution at 0x%08x, where there is no RAM", eip);
-    pending_stop_ = MakeStop(StopReason::kGuestException, text);
-    pending_stop_->vector = kPageFault;
+    no_code();
     return nullptr;
   }
   if (unit->cached) {
     for (unsigned i = 0; i < unit->page_count; ++i) {
-      parts_.space.ProtectCode(unit->physical_page[i]);
+      parts_.mmu.ProtectCode(unit->physical_page[i]);
     }
   }
   return unit;
@@ -254,8 +282,8 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
     TranslationUnit* unit = std::exchange(next_unit_, nullptr);
     if (!unit) unit = FindOrTranslate(state_->eip, std::exchange(one_shot_next_, false));
     if (!unit) {
-      stop = std::move(pending_stop_);
-      break;
+      stop = LookupFailed();
+      continue;
     }
     ++counters_.dispatcher_entries;
     stop = HandleExit(parts_.trampolines.enter(state_, unit->code));
@@ -273,6 +301,11 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
   return *stop;
 }
 
+std::optional<StopInfo> Vcpu::LookupFailed() {
+  if (!access_fault_) return std::move(pending_stop_);
+  return Deliver(PageFaultEvent(*access_fault_, state_->eip));
+}
+
 std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
   switch (reason) {
     case ExitReason::kBranch: {
@@ -283,9 +316,10 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       }
       const std::uint64_t flushes = parts_.cache.counters().flushes;
       TranslationUnit* target = FindOrTranslate(state_->eip, false);
-      if (!target) return std::move(pending_stop_);
+      if (!target) return LookupFailed();
       // A unit only chains to units of its own mode (see OnCr0Changed).
-      if (flushes == parts_.cache.counters().flushes && target->key.mode == link->owner->key.mode) {
+      if (flushes == parts_.cache.counters().flushes && target->key.mode == link->owner->key.mode &&
+          MayChain(*link->owner, *target)) {
         parts_.cache.Chain(*link, target);
       }
       next_unit_ = target;
@@ -294,10 +328,8 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
     case ExitReason::kIndirect: {
       state_->eip = state_->next_eip;
       TranslationUnit* target = FindOrTranslate(state_->eip, false);
-      if (!target) return std::move(pending_stop_);
-      if (parts_.translator.options().chaining) {
-        IndirectSlot(target->key.eip) = {0u - target->key.eip, 0, target->code};
-      }
+      if (!target) return LookupFailed();
+      if (parts_.translator.options().chaining) RememberIndirectTarget(*target);
       next_unit_ = target;
       break;
     }
@@ -314,8 +346,9 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       break;
     case ExitReason::kGuestFault: {
       const auto vector = static_cast<std::uint8_t>(state_->fault_vector);
-      return Deliver({vector, GuestEvent::Source::kException, ExceptionHasErrorCode(vector), 0,
-                      state_->eip, state_->eip});
+      const std::uint32_t error_code = vector == kPageFault ? host_page_fault_error_ : 0;
+      return Deliver({vector, GuestEvent::Source::kException, ExceptionHasErrorCode(vector),
+                      error_code, state_->eip, state_->eip});
     }
     case ExitReason::kSmcRestart: one_shot_next_ = true; break;
     case ExitReason::kStop: return std::move(pending_stop_);
@@ -365,6 +398,35 @@ bool Vcpu::HandleCodeWrite(platform::HostFault& fault, std::uint32_t page) {
   return true;
 }
 
+bool Vcpu::HandleWindowFault(platform::HostFault& fault, const TranslationUnit* unit,
+                             std::uint32_t linear) {
+  using Result = mmu::ShadowMmu::Miss::Result;
+  const mmu::ShadowMmu::Miss miss = parts_.mmu.HandleMiss(linear, fault.write);
+  const char* what = nullptr;
+  switch (miss.result) {
+    case Result::kMapped: ++counters_.host_faults[Index(HostFaultCause::kShadowMiss)]; return true;
+    case Result::kCodeWrite:
+      return HandleCodeWrite(fault, static_cast<std::uint32_t>(miss.physical / kPageSize));
+    case Result::kPageFault:
+      if (!unit) return false;
+      ++counters_.host_faults[Index(HostFaultCause::kGuestPageFault)];
+      state_->cr2 = linear;
+      host_page_fault_error_ = miss.error_code;
+      ExitFromFault(fault, *unit, ExitReason::kGuestFault, kPageFault);
+      return true;
+    case Result::kNoRam: what = "where there is no RAM (MMIO is not emulated yet)"; break;
+    case Result::kTableOutsideRam: what = "whose page tables lie outside RAM"; break;
+    case Result::kHostError: what = "which the host refused to map"; break;
+  }
+  if (!unit) return false;
+  char text[160];
+  std::snprintf(text, sizeof(text), "access to guest linear address 0x%08x (physical 0x%llx), %s",
+                linear, static_cast<unsigned long long>(miss.physical), what);
+  ExitFromFault(fault, *unit, ExitReason::kStop, 0);
+  pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction, text);
+  return true;
+}
+
 bool Vcpu::HandleHostFault(platform::HostFault& fault) {
   using Kind = platform::HostFault::Kind;
   const auto* rip = reinterpret_cast<const std::uint8_t*>(fault.rip);
@@ -379,25 +441,10 @@ bool Vcpu::HandleHostFault(platform::HostFault& fault) {
       return true;
     }
     if (parts_.window.Contains(fault.address)) {
-      const auto address = static_cast<std::uint32_t>(
-          fault.address - reinterpret_cast<std::uintptr_t>(parts_.window.base()));
-      const std::uint32_t page = address / kPageSize;
-      if (page < parts_.space.page_count() && !parts_.space.IsMapped(page)) {
-        ++counters_.host_faults[Index(HostFaultCause::kFirstTouch)];
-        return parts_.space.MapOnFault(address);
-      }
-      if (page < parts_.space.page_count() && fault.write && parts_.space.IsCodePage(page)) {
-        return HandleCodeWrite(fault, page);
-      }
-      if (!unit || page < parts_.space.page_count()) return false;
-      char text[112];
-      std::snprintf(text, sizeof(text),
-                    "access to guest address 0x%08x, where there is no RAM (MMIO is not "
-                    "emulated yet)",
-                    address);
-      ExitFromFault(fault, *unit, ExitReason::kStop, 0);
-      pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction, text);
-      return true;
+      return HandleWindowFault(
+          fault, unit,
+          static_cast<std::uint32_t>(fault.address -
+                                     reinterpret_cast<std::uintptr_t>(parts_.window.base())));
     }
     if (parts_.window.InGuard(fault.address) && unit &&
         unit->FaultEntryAt(rip).fixup == Fixup::kStringAccess) {

@@ -7,8 +7,8 @@
 #include "devices/pic_8259.h"
 #include "devices/pit_8254.h"
 #include "devices/port_bus.h"
-#include "mmu/flat_address_space.h"
 #include "mmu/physical_memory.h"
+#include "mmu/shadow_mmu.h"
 #include "platform/host_fault.h"
 #include "platform/host_memory.h"
 #include "translator/code_cache.h"
@@ -58,6 +58,13 @@ struct GuestEvent {
   std::uint32_t fault_eip = 0;
 };
 
+// A guest page fault found by a software walk: the linear address (CR2) and
+// the error code.
+struct LinearFault {
+  std::uint32_t address = 0;
+  std::uint32_t error_code = 0;
+};
+
 // Exception vectors (SDM Vol. 3, table 6-1).
 enum ExceptionVector : std::uint8_t {
   kDivideError = 0,
@@ -86,7 +93,7 @@ class Vcpu final : private translator::CodeSource {
   struct Parts {
     mmu::PhysicalMemory& memory;
     platform::AddressWindow& window;
-    mmu::FlatAddressSpace& space;
+    mmu::ShadowMmu& mmu;
     devices::PortBus& ports;
     translator::CodeCache& cache;
     translator::Translator& translator;
@@ -127,8 +134,8 @@ class Vcpu final : private translator::CodeSource {
   // the inline indirect-branch table to the new mode at once; the
   // dispatcher's next lookup would notice a missed change too, and units
   // never chain across modes, so the exit is what makes the new mode take
-  // effect at the next instruction. Later CR0 dependencies (PG, WP, CD)
-  // belong here as well.
+  // effect at the next instruction. PG and WP reshape the shadow MMU
+  // (UpdatePagingMode).
   void OnCr0Changed(std::uint32_t old_cr0);
 
  private:
@@ -146,6 +153,15 @@ class Vcpu final : private translator::CodeSource {
     return {0, 0, parts_.trampolines.exit_indirect};
   }
   void ClearIndirectTable();
+  // Fills the indirect-branch table's slot for `unit`.
+  void RememberIndirectTarget(TranslationUnit& unit);
+  // May `owner`'s exit jump straight into `target`? With paging, only if
+  // the target's code lies in the owner's pages, whose mapping was checked
+  // when the owner was entered, so the jump cannot bypass a change of
+  // address space.
+  bool MayChain(const TranslationUnit& owner, const TranslationUnit& target) const;
+  // The lookup of the unit at EIP failed: deliver the fetch fault, or stop.
+  std::optional<StopInfo> LookupFailed();
   void ForgetUnit(const TranslationUnit& unit);
   // Drops the translations of guest-physical `page` and lets the guest
   // write it again.
@@ -171,6 +187,10 @@ class Vcpu final : private translator::CodeSource {
   static bool OnHostFault(void* self, platform::HostFault& fault);
   bool HandleHostFault(platform::HostFault& fault);
   bool HandleCodeWrite(platform::HostFault& fault, std::uint32_t page);
+  // A host fault at `linear` in the guest window: a shadow miss, a code
+  // write or a guest #PF.
+  bool HandleWindowFault(platform::HostFault& fault, const TranslationUnit* unit,
+                         std::uint32_t linear);
   void ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit,
                      translator::ExitReason reason, std::uint32_t vector);
 
@@ -185,7 +205,8 @@ class Vcpu final : private translator::CodeSource {
                   std::uint32_t error_code = 0);
   bool Iret(const decoder::DecodedInstruction& insn);
   // System instructions (system_instructions.cc).
-  // Stops the run at `insn`, whose memory operand lies outside RAM.
+  // Ends the callout of `insn`, whose memory operand faulted (#PF) or lies
+  // outside RAM (the run stops).
   bool OperandOutsideRam(const decoder::DecodedInstruction& insn);
   bool StoreSystemRegister(const decoder::DecodedInstruction& insn);    // sgdt sidt sldt str smsw
   bool LoadMachineStatusWord(const decoder::DecodedInstruction& insn);  // lmsw clts
@@ -208,6 +229,25 @@ class Vcpu final : private translator::CodeSource {
   enum class Delivery : std::uint8_t { kDone, kNestedFault, kStop };
   std::optional<StopInfo> Deliver(GuestEvent event);
   Delivery DeliverOnce(const GuestEvent& event, GuestEvent& nested);
+  // Paging (paging.cc): control-register loads, invlpg, guest #PF.
+  bool LoadControlRegister(const decoder::DecodedInstruction& insn);
+  bool Invlpg(const decoder::DecodedInstruction& insn);
+  // Hands the paging control registers to the MMU; drops what depended on
+  // the old linear-to-physical mapping.
+  void UpdatePagingMode();
+  void OnAddressSpaceChanged();
+  // A #PF event for `fault` at the instruction at `eip`; sets CR2.
+  GuestEvent PageFaultEvent(const LinearFault& fault, std::uint32_t eip);
+  // Ends the callout of `insn` with the #PF its last guest access found.
+  bool RaiseAccessFault(const decoder::DecodedInstruction& insn);
+  // Copies between `data` and guest linear memory, through the page tables
+  // when paging is on. False if the access faults (then access_fault_
+  // holds the #PF) or reaches no RAM.
+  bool AccessGuest(std::uint32_t address, void* data, std::size_t bytes, bool write);
+
+  // A guest access failed while delivering `cause`: a #PF in `nested`, or
+  // a stop for an access outside RAM.
+  Delivery AccessFailedDuring(const GuestEvent& cause, const char* outside_ram, GuestEvent& nested);
   // Reads the descriptor `selector` names; a selector outside its table
   // gives #GP(selector) in `nested`.
   Delivery ReadDescriptor(std::uint16_t selector, const GuestEvent& cause, Descriptor& descriptor,
@@ -232,6 +272,13 @@ class Vcpu final : private translator::CodeSource {
   VcpuCounters counters_;
   std::optional<StopInfo> pending_stop_;
   std::optional<GuestEvent> pending_event_;
+  // The #PF the last VMM access or code fetch found, if it faulted.
+  std::optional<LinearFault> access_fault_;
+  // The error code of a #PF found by a host fault in translated code.
+  std::uint32_t host_page_fault_error_ = 0;
+  // Slots of the indirect-branch table filled since it was last cleared;
+  // past kMaxTrackedIndirect, the table is cleared whole.
+  std::vector<std::uint32_t> indirect_filled_;
   std::uint32_t intercepted_exceptions_ = 0;
   bool one_shot_next_ = false;
   bool halted_ = false;

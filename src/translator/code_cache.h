@@ -76,7 +76,8 @@ class CodeCache {
  private:
   struct KeyHash {
     std::size_t operator()(const UnitKey& key) const {
-      return (key.eip * 0x9E3779B1u) ^ (key.eip >> 12) ^ (key.mode * 0x85EBCA6Bu);
+      return (key.eip * 0x9E3779B1u) ^ (key.eip >> 12) ^ (key.mode * 0x85EBCA6Bu) ^
+             (key.physical_page * 0xC2B2AE35u);
     }
   };
   struct KeyOf {

@@ -73,6 +73,9 @@ using PageList =
 struct UnitKey {
   std::uint32_t eip;
   std::uint32_t mode;  // UnitMode(): CPU state the code depends on
+  // Where the page of `eip` is in guest-physical memory: with paging, one
+  // linear address holds different code in different address spaces.
+  std::uint32_t physical_page;
   bool operator==(const UnitKey&) const = default;
 };
 

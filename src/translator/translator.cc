@@ -74,6 +74,7 @@ bool IsCallout(const DecodedInstruction& insn) {
     case Kind::kWrmsr:
     case Kind::kSysenter:
     case Kind::kSysexit:
+    case Kind::kInvlpg:
     case Kind::kFpuUnavailable:
     case Kind::kLegacy:
     case Kind::kInvalid:
@@ -94,6 +95,7 @@ bool EndsUnit(const DecodedInstruction& insn) {
     case Kind::kHlt:
     case Kind::kSti:
     case Kind::kMovToCr:
+    case Kind::kInvlpg:  // the linear-to-physical mapping
     case Kind::kMovToSegment:
     case Kind::kInt3:
     case Kind::kInt:
@@ -149,9 +151,12 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
       std::uint32_t next_physical = 0;
       const std::uint8_t* next = source.CodePage(eip + in_page, &next_physical);
       if (next) std::memcpy(straddle + in_page, next, 15 - in_page);
-      if (!Decode(eip, straddle, next ? 15 : in_page, key.mode, insn) && run.count > 0) break;
+      // An instruction cut short by a page that cannot be fetched ends the
+      // unit before it; as the first instruction, it makes no unit, and the
+      // runtime raises the fetch fault.
+      const bool complete = Decode(eip, straddle, next ? 15 : in_page, key.mode, insn);
+      if (!complete && (run.count > 0 || !next)) break;
       if (insn.length > in_page) {
-        if (run.count > 0 && !next) break;
         run.pages[run.page_count++] = next_physical;
         ++run.count;
         run.open = !EndsUnit(insn);

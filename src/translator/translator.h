@@ -15,7 +15,8 @@ namespace bt::translator {
 class CodeSource {
  public:
   // The 4 KiB guest page at linear address `page_base` as VMM-readable
-  // bytes, and its guest-physical page number; null if it has no RAM.
+  // bytes, and its guest-physical page number; null if it has no RAM or
+  // cannot be fetched (the source then knows which fault to raise).
   virtual const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) = 0;
 
  protected:

@@ -2,20 +2,13 @@
 #
 #   cmake -DBTVM=<btvm> -DGUEST=<guest.elf> [-DARGS="<btvm options>"]
 #         [-DQEMU=<qemu-system-i386>] [-DTIMEOUT=<seconds>] -P run_guest.cmake
-#   cmake -DQEMU_ONLY=1 -DQEMU=<qemu-system-i386> -DGUEST=<guest.elf>
-#         [-DTIMEOUT=<seconds>] -P run_guest.cmake
 #
 # btvm must exit with status 1 (the guest wrote 0 to the debug-exit port) and
 # print PASS as its last line. QEMU must print the same bytes on its serial
-# port. With QEMU_ONLY (guests btvm cannot run yet) there is no btvm run and
-# no BTVM is needed: QEMU itself must exit with status 1 and print PASS last.
+# port.
 cmake_minimum_required(VERSION 3.20)
 
-set(required BTVM GUEST)
-if(QEMU_ONLY)
-  set(required QEMU GUEST)
-endif()
-foreach(var IN LISTS required)
+foreach(var BTVM GUEST)
   if(NOT ${var})
     message(FATAL_ERROR "run_guest.cmake: -D${var}=... is required")
   endif()
@@ -31,19 +24,17 @@ function(fail what)
   message(FATAL_ERROR "${what}")
 endfunction()
 
-if(NOT QEMU_ONLY)
-  execute_process(COMMAND "${BTVM}" --kernel "${GUEST}" ${btvm_args}
-    OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc
-    TIMEOUT ${TIMEOUT})
-  message("--- btvm ${ARGS} ---\n${out}")
+execute_process(COMMAND "${BTVM}" --kernel "${GUEST}" ${btvm_args}
+  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc
+  TIMEOUT ${TIMEOUT})
+message("--- btvm ${ARGS} ---\n${out}")
 
-  if(rc STREQUAL "1")
-    if(NOT out MATCHES "(^|\n)PASS\n?$")
-      fail("btvm: the guest exited with 0 but did not print PASS last")
-    endif()
-  else()
-    fail("btvm: exit status ${rc}, expected 1 (guest wrote 0 to port 0xf4)")
+if(rc STREQUAL "1")
+  if(NOT out MATCHES "(^|\n)PASS\n?$")
+    fail("btvm: the guest exited with 0 but did not print PASS last")
   endif()
+else()
+  fail("btvm: exit status ${rc}, expected 1 (guest wrote 0 to port 0xf4)")
 endif()
 
 if(NOT QEMU)
@@ -51,9 +42,6 @@ if(NOT QEMU)
 endif()
 find_program(qemu_path NAMES "${QEMU}")
 if(NOT qemu_path)
-  if(QEMU_ONLY)
-    fail("qemu: ${QEMU} not found")
-  endif()
   message("qemu: ${QEMU} not found, comparison skipped")
   return()
 endif()
@@ -66,12 +54,6 @@ execute_process(COMMAND "${qemu_path}" -kernel "${GUEST}" -display none
 message("--- qemu ---\n${out}")
 if(NOT rc STREQUAL "1")
   fail("qemu: exit status ${rc}, expected 1")
-endif()
-if(QEMU_ONLY)
-  if(NOT out MATCHES "(^|\n)PASS\n?$")
-    fail("qemu: the guest exited with 0 but did not print PASS last")
-  endif()
-  return()
 endif()
 if(NOT out STREQUAL btvm_out)
   fail("qemu: serial output differs from btvm's")

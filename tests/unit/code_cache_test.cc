@@ -11,7 +11,7 @@ namespace {
 TranslationUnit* MakeUnit(CodeCache& cache, std::uint32_t eip, std::uint32_t page) {
   constexpr std::size_t kCode = 16;
   auto* unit = new (cache.AllocateMetadata(sizeof(TranslationUnit))) TranslationUnit();
-  unit->key = {eip, 0};
+  unit->key = {eip, 0, eip / 4096};
   unit->page_count = 1;
   unit->physical_page[0] = page;
   unit->code = cache.AllocateCode(kCode, 16);
@@ -39,9 +39,10 @@ TEST_CASE("units are found by key and by host address") {
   REQUIRE(cache);
   TranslationUnit* a = MakeUnit(**cache, 0x1000, 1);
   TranslationUnit* b = MakeUnit(**cache, 0x2000, 2);
-  CHECK((*cache)->Lookup({0x1000, 0}) == a);
-  CHECK((*cache)->Lookup({0x2000, 0}) == b);
-  CHECK((*cache)->Lookup({0x2000, 1}) == nullptr);
+  CHECK((*cache)->Lookup({0x1000, 0, 0x1000 / 4096}) == a);
+  CHECK((*cache)->Lookup({0x2000, 0, 0x2000 / 4096}) == b);
+  CHECK((*cache)->Lookup({0x2000, 1, 2}) == nullptr);  // another mode
+  CHECK((*cache)->Lookup({0x2000, 0, 7}) == nullptr);  // other code at the same EIP
   CHECK((*cache)->UnitAt(b->code + 3) == b);
   CHECK((*cache)->UnitAt(a->code + a->code_size - 1) == a);
   CHECK((*cache)->UnitAt(a->code - 1) == nullptr);
@@ -62,8 +63,8 @@ TEST_CASE("chaining patches the jump and invalidation undoes it") {
   CHECK(JumpDisplacement(from) == 0);  // back to the slow path
   CHECK(from->exits[0].target == nullptr);
   CHECK((*cache)->counters().chains_broken == 1);
-  CHECK((*cache)->Lookup({0x2000, 0}) == nullptr);
-  CHECK((*cache)->Lookup({0x1000, 0}) == from);
+  CHECK((*cache)->Lookup({0x2000, 0, 0x2000 / 4096}) == nullptr);
+  CHECK((*cache)->Lookup({0x1000, 0, 0x1000 / 4096}) == from);
   CHECK_FALSE((*cache)->PageHasCode(2));
   CHECK((*cache)->PageHasCode(1));
 }
@@ -85,7 +86,7 @@ TEST_CASE("a flush empties the cache and counts the evictions") {
   MakeUnit(**cache, 0x1000, 1);
   MakeUnit(**cache, 0x2000, 1);
   (*cache)->Flush();
-  CHECK((*cache)->Lookup({0x1000, 0}) == nullptr);
+  CHECK((*cache)->Lookup({0x1000, 0, 0x1000 / 4096}) == nullptr);
   CHECK((*cache)->counters().units_evicted == 2);
   CHECK((*cache)->counters().flushes == 1);
   CHECK((*cache)->bytes_used() == empty);

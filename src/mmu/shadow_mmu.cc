@@ -1,0 +1,255 @@
+#include "mmu/shadow_mmu.h"
+
+#include <algorithm>
+
+namespace bt::mmu {
+
+using platform::Protection;
+
+namespace {
+
+constexpr std::uint32_t kCr0Wp = 1u << 16;
+constexpr std::uint32_t kCr4Pse = 1u << 4, kCr4Pae = 1u << 5, kCr4Pge = 1u << 7;
+// Forgotten pages this close together are unmapped by one host call that
+// also covers the unshadowed pages between them.
+constexpr std::uint32_t kMaxUnmapGap = 64;
+
+}  // namespace
+
+ShadowMmu::ShadowMmu(PhysicalMemory& memory, platform::AddressWindow& window)
+    : memory_(memory),
+      window_(window),
+      code_(memory.size() / kPageSize),
+      entries_(std::make_unique<std::uint32_t[]>(kLinearPages)),
+      alias_next_(std::make_unique<std::uint32_t[]>(kLinearPages)),
+      alias_head_(memory.size() / kPageSize),
+      large_in_region_(kLinearPages >> kRegionShift) {}
+
+bool ShadowMmu::SetMode(const PagingMode& mode) {
+  const PagingMode old = mode_;
+  mode_ = mode;
+  const bool was_paging = old.cr0 & kCr0Pg;
+  if (((old.cr0 ^ mode.cr0) & (kCr0Pg | kCr0Wp)) != 0 ||
+      ((old.cr4 ^ mode.cr4) & (kCr4Pse | kCr4Pae | kCr4Pge)) != 0 ||
+      old.nx_enabled != mode.nx_enabled) {
+    if (was_paging || paging()) {
+      FlushAll();
+      return true;
+    }
+    return false;
+  }
+  return false;
+}
+
+bool ShadowMmu::LoadCr3(std::uint32_t cr3) {
+  mode_.cr3 = cr3;
+  if (!paging()) return false;
+  FlushNonGlobal();
+  return true;
+}
+
+void ShadowMmu::FlushPage(std::uint32_t linear) {
+  if (!paging()) return;
+  const std::uint32_t page = linear / kPageSize;
+  // invlpg drops the whole TLB entry: for a large guest page, every 4 KiB
+  // piece of it that is shadowed.
+  const std::uint32_t large_pages = (mode_.cr4 & kCr4Pae) ? 512 : 1024;
+  const std::uint32_t first = page & ~(large_pages - 1);
+  bool large = false;
+  for (std::uint32_t region = first >> kRegionShift; region < (first + large_pages) >> kRegionShift;
+       ++region) {
+    large = large || large_in_region_[region] != 0;
+  }
+  scratch_.clear();
+  if (large) {
+    for (std::uint32_t piece = first; piece < first + large_pages; ++piece) {
+      if ((entries_[piece] & (kShadowed | kLarge)) == (kShadowed | kLarge)) {
+        Forget(piece);
+        scratch_.push_back(piece);
+      }
+    }
+  }
+  if (entries_[page] & kShadowed) {
+    Forget(page);
+    scratch_.push_back(page);
+  }
+  if (scratch_.empty()) return;
+  ++counters_.page_flushes;
+  std::sort(scratch_.begin(), scratch_.end());
+  UnmapPages(scratch_);
+}
+
+Protection ShadowMmu::ProtectionOf(std::uint32_t entry) const {
+  return (entry & kMayWrite) && !code_[entry & kPhysicalMask] ? Protection::kReadWrite
+                                                              : Protection::kRead;
+}
+
+void ShadowMmu::Record(std::uint32_t page, std::uint32_t physical_page, bool may_write, bool global,
+                       bool large) {
+  if (entries_[page] & kShadowed) {
+    Unlink(page);
+    if (entries_[page] & kLarge) --large_in_region_[page >> kRegionShift];
+  } else {
+    shadowed_.push_back(page);
+  }
+  if (large) ++large_in_region_[page >> kRegionShift];
+  entries_[page] = kShadowed | (may_write ? kMayWrite : 0) | (global ? kGlobal : 0) |
+                   (large ? kLarge : 0) | physical_page;
+  alias_next_[page] = alias_head_[physical_page];
+  alias_head_[physical_page] = page + 1;
+}
+
+void ShadowMmu::Unlink(std::uint32_t page) {
+  std::uint32_t* link = &alias_head_[entries_[page] & kPhysicalMask];
+  while (*link != page + 1) link = &alias_next_[*link - 1];
+  *link = alias_next_[page];
+}
+
+void ShadowMmu::Forget(std::uint32_t page) {
+  Unlink(page);
+  if (entries_[page] & kLarge) --large_in_region_[page >> kRegionShift];
+  entries_[page] = 0;
+}
+
+bool ShadowMmu::MapRun(std::uint32_t first_page, std::uint32_t count) {
+  const std::uint64_t offset = std::uint64_t{first_page} * kPageSize;
+  if (!window_.Map(static_cast<std::uint32_t>(offset), memory_.shared(), offset,
+                   std::size_t{count} * kPageSize, Protection::kReadWrite)) {
+    return false;
+  }
+  for (std::uint32_t page = first_page; page < first_page + count; ++page) {
+    Record(page, page, true, true, false);
+    if (code_[page]) window_.Protect(page * kPageSize, kPageSize, Protection::kRead);
+  }
+  return true;
+}
+
+ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write) {
+  using Result = Miss::Result;
+  const std::uint32_t page = linear / kPageSize;
+  const std::uint32_t old = entries_[page];
+  if (!paging()) {
+    if (page >= page_count()) return {Result::kNoRam, 0, linear};
+    if (old & kShadowed) {
+      if (write && code_[page]) return {Result::kCodeWrite, 0, linear};
+      return {window_.Protect(page * kPageSize, kPageSize, ProtectionOf(old)) ? Result::kMapped
+                                                                              : Result::kHostError};
+    }
+    const std::uint32_t first = page / kRunPages * kRunPages;
+    ++counters_.misses;
+    return {MapRun(first, std::min(kRunPages, page_count() - first)) ? Result::kMapped
+                                                                     : Result::kHostError};
+  }
+
+  const Translation translation =
+      Walk(memory_, mode_, linear, write ? Access::kWrite : Access::kRead, false);
+  switch (translation.status) {
+    case Translation::Status::kOk: break;
+    case Translation::Status::kPageFault: return {Result::kPageFault, translation.error_code, 0};
+    case Translation::Status::kTableOutsideRam: return {Result::kTableOutsideRam, 0, 0};
+  }
+  if (!memory_.Contains(translation.physical, 1)) {
+    return {Result::kNoRam, 0, translation.physical};
+  }
+  const auto physical_page = static_cast<std::uint32_t>(translation.physical / kPageSize);
+  if (!(old & kShadowed) && shadowed_.size() >= kMaxShadowedPages) FlushAll();
+  Record(page, physical_page, translation.writable && translation.dirty,
+         translation.global && (mode_.cr4 & kCr4Pge), translation.page_size > kPageSize);
+  const Protection protection = ProtectionOf(entries_[page]);
+  const bool mapped =
+      (old & kShadowed) && (old & kPhysicalMask) == physical_page
+          ? window_.Protect(page * kPageSize, kPageSize, protection)
+          : window_.Map(page * kPageSize, memory_.shared(),
+                        std::uint64_t{physical_page} * kPageSize, kPageSize, protection);
+  if (!mapped) {
+    Forget(page);
+    return {Result::kHostError, 0, translation.physical};
+  }
+  ++counters_.misses;
+  if (write && code_[physical_page]) return {Result::kCodeWrite, 0, translation.physical};
+  return {Result::kMapped, 0, translation.physical};
+}
+
+Translation ShadowMmu::Translate(std::uint32_t linear, Access access) {
+  if (paging()) return Walk(memory_, mode_, linear, access, false);
+  Translation identity;
+  identity.physical = linear;
+  identity.writable = true;
+  identity.dirty = true;
+  return identity;
+}
+
+void ShadowMmu::ProtectCode(std::uint32_t physical_page) {
+  if (code_[physical_page]) return;
+  code_[physical_page] = true;
+  for (std::uint32_t alias = alias_head_[physical_page]; alias != 0;
+       alias = alias_next_[alias - 1]) {
+    if (entries_[alias - 1] & kMayWrite) {
+      window_.Protect((alias - 1) * kPageSize, kPageSize, Protection::kRead);
+    }
+  }
+}
+
+void ShadowMmu::UnprotectCode(std::uint32_t physical_page) {
+  if (!code_[physical_page]) return;
+  code_[physical_page] = false;
+  for (std::uint32_t alias = alias_head_[physical_page]; alias != 0;
+       alias = alias_next_[alias - 1]) {
+    if (entries_[alias - 1] & kMayWrite) {
+      window_.Protect((alias - 1) * kPageSize, kPageSize, Protection::kReadWrite);
+    }
+  }
+}
+
+void ShadowMmu::FlushAll() {
+  ++counters_.full_flushes;
+  window_.Unmap(0, platform::AddressWindow::kSize);
+  for (std::uint32_t page : shadowed_) {
+    if (entries_[page] & kShadowed) {
+      alias_head_[entries_[page] & kPhysicalMask] = 0;
+      entries_[page] = 0;
+    }
+  }
+  shadowed_.clear();
+  std::fill(large_in_region_.begin(), large_in_region_.end(), 0);
+}
+
+void ShadowMmu::FlushNonGlobal() {
+  ++counters_.cr3_flushes;
+  scratch_.clear();
+  std::size_t kept = 0;
+  for (std::uint32_t page : shadowed_) {
+    const std::uint32_t entry = entries_[page];
+    if (!(entry & kShadowed)) continue;
+    if (entry & kGlobal) {
+      shadowed_[kept++] = page;
+    } else {
+      Forget(page);
+      scratch_.push_back(page);
+    }
+  }
+  shadowed_.resize(kept);
+  std::sort(scratch_.begin(), scratch_.end());
+  UnmapPages(scratch_);
+}
+
+void ShadowMmu::UnmapPages(const std::vector<std::uint32_t>& pages) {
+  std::size_t i = 0;
+  while (i < pages.size()) {
+    const std::uint32_t start = pages[i];
+    std::uint32_t end = start + 1;
+    for (++i; i < pages.size(); ++i) {
+      const std::uint32_t next = pages[i];
+      if (next - end > kMaxUnmapGap) break;
+      bool gap_clear = true;
+      for (std::uint32_t page = end; page < next && gap_clear; ++page) {
+        gap_clear = !(entries_[page] & kShadowed);
+      }
+      if (!gap_clear) break;
+      end = next + 1;
+    }
+    window_.Unmap(start * kPageSize, std::size_t{end - start} * kPageSize);
+  }
+}
+
+}  // namespace bt::mmu

@@ -1,0 +1,128 @@
+// The guest's linear address space as the host MMU sees it: the guest
+// window, filled on host faults (shadow misses).
+//
+// With paging off, linear = physical and a miss maps a run of pages at once.
+// With paging on, the window is a shadow of the guest page tables: a linear
+// page the guest touched is a host mapping of its physical page with the
+// rights the guest's entries give, read-only while the guest dirty bit is
+// clear so that the first write sets it. Like a TLB, the shadow changes on a
+// miss, a CR3 load, invlpg or a change of paging mode, never because the
+// guest edited a table (SDM Vol. 3A, 4.10.4). Physical pages that hold
+// translated code are read-only in every linear alias, found through a
+// reverse map, so that writes to them fault and can invalidate translations.
+#pragma once
+
+#include "mmu/page_walker.h"
+#include "mmu/physical_memory.h"
+#include "platform/host_memory.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace bt::mmu {
+
+struct ShadowCounters {
+  std::uint64_t misses = 0;        // host faults resolved by a new mapping
+  std::uint64_t full_flushes = 0;  // paging-mode changes and overflows
+  std::uint64_t cr3_flushes = 0;   // CR3 loads (global pages stay)
+  std::uint64_t page_flushes = 0;  // invlpg of a shadowed page
+};
+
+class ShadowMmu {
+ public:
+  static constexpr std::uint32_t kPageSize = PhysicalMemory::kPageSize;
+  // Pages mapped per miss with paging off: fewer host faults.
+  static constexpr std::uint32_t kRunPages = 16;
+  // Each shadowed page may cost the host a memory mapping, and Linux allows
+  // about 65,000 per process: past this many the shadow starts over, as a
+  // full TLB would evict.
+  static constexpr std::size_t kMaxShadowedPages = 24576;
+
+  struct Miss {
+    enum class Result : std::uint8_t {
+      kMapped,           // the access can be retried
+      kCodeWrite,        // a write to `physical`, a page with translated code
+      kPageFault,        // the guest takes #PF with `error_code`
+      kNoRam,            // `physical` has no RAM behind it
+      kTableOutsideRam,  // a guest paging structure lies outside RAM
+      kHostError,        // the host refused the mapping
+    };
+    Result result = Result::kMapped;
+    std::uint32_t error_code = 0;
+    std::uint64_t physical = 0;
+  };
+
+  ShadowMmu(PhysicalMemory& memory, platform::AddressWindow& window);
+
+  const PagingMode& mode() const { return mode_; }
+  bool paging() const { return mode_.cr0 & kCr0Pg; }
+  // Takes new paging control registers; returns true if linear-to-physical
+  // translations may have changed (so cached lookups keyed by linear
+  // address must go). A CR3 load drops the non-global pages, any other
+  // change all of them.
+  bool SetMode(const PagingMode& mode);
+  // A CR3 load, even of the same value; returns what SetMode does.
+  bool LoadCr3(std::uint32_t cr3);
+  // invlpg: drops the translation of the page holding `linear`.
+  void FlushPage(std::uint32_t linear);
+
+  // A host fault at window address `linear`, a `write` or not.
+  Miss HandleMiss(std::uint32_t linear, bool write);
+  // The translation of `linear` for the VMM's own accesses and instruction
+  // fetch, setting accessed and dirty bits as the guest CPU would.
+  Translation Translate(std::uint32_t linear, Access access);
+
+  bool IsCodePage(std::uint32_t physical_page) const { return code_[physical_page]; }
+  // Makes every linear alias of `physical_page` read-only (it holds
+  // translated code), or writable again where the guest allows.
+  void ProtectCode(std::uint32_t physical_page);
+  void UnprotectCode(std::uint32_t physical_page);
+
+  // Guest-physical pages of RAM.
+  std::uint32_t page_count() const { return static_cast<std::uint32_t>(code_.size()); }
+  const ShadowCounters& counters() const { return counters_; }
+
+ private:
+  static constexpr std::uint32_t kCr0Pg = 1u << 31;
+  static constexpr std::uint32_t kLinearPages = 1u << 20;
+  // A linear page's shadow entry: the physical page and what it may do.
+  static constexpr std::uint32_t kShadowed = 1u << 31, kMayWrite = 1u << 30, kGlobal = 1u << 29,
+                                 kLarge = 1u << 28,  // part of a 2 or 4 MiB guest page
+      kPhysicalMask = kLinearPages - 1;
+  // Large guest pages are counted per 2 MiB of linear space, so that invlpg
+  // finds every shadowed piece of one without a search in the usual case.
+  static constexpr unsigned kRegionShift = 9;
+
+  // Records `page` as shadowing `physical_page`; the caller maps it.
+  void Record(std::uint32_t page, std::uint32_t physical_page, bool may_write, bool global,
+              bool large);
+  // Takes `page` off its physical page's alias list.
+  void Unlink(std::uint32_t page);
+  // Forgets `page`; the caller unmaps it.
+  void Forget(std::uint32_t page);
+  platform::Protection ProtectionOf(std::uint32_t entry) const;
+  bool MapRun(std::uint32_t first_page, std::uint32_t count);
+  void FlushAll();
+  void FlushNonGlobal();
+  // Unmaps sorted, forgotten pages, one host call per cluster.
+  void UnmapPages(const std::vector<std::uint32_t>& pages);
+
+  PhysicalMemory& memory_;
+  platform::AddressWindow& window_;
+  PagingMode mode_;
+  std::vector<bool> code_;  // per physical page
+  // Per linear page: its entry, and the next linear page (plus one) that
+  // shadows the same physical page; per physical page: the first such.
+  std::unique_ptr<std::uint32_t[]> entries_;
+  std::unique_ptr<std::uint32_t[]> alias_next_;
+  std::vector<std::uint32_t> alias_head_;
+  std::vector<std::uint16_t> large_in_region_;
+  // Linear pages recorded since the last full flush; forgotten ones and
+  // repeats included (FlushPage does not search this).
+  std::vector<std::uint32_t> shadowed_;
+  std::vector<std::uint32_t> scratch_;
+  ShadowCounters counters_;
+};
+
+}  // namespace bt::mmu

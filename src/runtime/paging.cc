@@ -1,0 +1,156 @@
+// The vCPU's side of paging: loads of CR0/CR3/CR4 and invlpg, which reshape
+// the shadow MMU; guest memory accesses by the VMM's own code, through the
+// guest page tables; and the guest #PF those and instruction fetch raise.
+//
+// Translations are keyed by the physical page of their code and reached by
+// chains within their own pages (see MayChain), so an address-space switch
+// needs no retranslation. The indirect-branch table is keyed by linear EIP
+// alone and is emptied whenever linear-to-physical translations may change.
+#include "runtime/vcpu.h"
+
+namespace bt::runtime {
+
+using decoder::DecodedInstruction;
+using translator::kCr0Pe;
+using translator::kCr0Pg;
+
+namespace {
+
+constexpr std::uint32_t kPageSize = mmu::PhysicalMemory::kPageSize;
+constexpr std::uint32_t kCr0Nw = 1u << 29, kCr0Cd = 1u << 30;
+// CR4 bits the guest may set (SDM Vol. 3A, 2.5), as CPUID reports the
+// features behind them: TSD, DE, PSE, PAE, PGE, PCE, OSFXSR, OSXMMEXCPT.
+constexpr std::uint32_t kCr4Supported =
+    (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 7) | (1u << 8) | (1u << 9) | (1u << 10);
+
+}  // namespace
+
+void Vcpu::UpdatePagingMode() {
+  const bool was_paging = parts_.mmu.paging();
+  if (!parts_.mmu.SetMode({state_->cr0, state_->cr3, state_->cr4, false})) return;
+  // Chains made under one paging mode assumed its mapping of every page
+  // they cross; turning paging on or off invalidates all of them.
+  if (was_paging != parts_.mmu.paging()) parts_.cache.Flush();
+  OnAddressSpaceChanged();
+}
+
+void Vcpu::OnAddressSpaceChanged() { ClearIndirectTable(); }
+
+bool Vcpu::LoadControlRegister(const DecodedInstruction& insn) {
+  const std::uint32_t value = state_->gpr[insn.rm_gpr];
+  switch (insn.special_register) {
+    case 0: {
+      if (((value & kCr0Pg) && !(value & kCr0Pe)) || ((value & kCr0Nw) && !(value & kCr0Cd))) {
+        return RaiseFault(kGeneralProtection, insn, 0);
+      }
+      if (!(value & kCr0Pe)) {
+        return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
+                                            "real mode is not supported yet:"),
+                        insn.eip);
+      }
+      const std::uint32_t old_cr0 = state_->cr0;
+      state_->cr0 = value | 0x10;  // ET is hardwired on
+      OnCr0Changed(old_cr0);
+      break;
+    }
+    case 2: state_->cr2 = value; break;
+    case 3:
+      state_->cr3 = value;
+      if (parts_.mmu.LoadCr3(value)) OnAddressSpaceChanged();
+      break;
+    case 4:
+      if (value & ~kCr4Supported) return RaiseFault(kGeneralProtection, insn, 0);
+      state_->cr4 = value;
+      UpdatePagingMode();
+      break;
+    default: return RaiseFault(kInvalidOpcode, insn);
+  }
+  return ExitWith(std::nullopt, insn.next_eip());
+}
+
+bool Vcpu::Invlpg(const DecodedInstruction& insn) {
+  parts_.mmu.FlushPage(state_->effective_address);
+  OnAddressSpaceChanged();
+  return ExitWith(std::nullopt, insn.next_eip());
+}
+
+GuestEvent Vcpu::PageFaultEvent(const LinearFault& fault, std::uint32_t eip) {
+  state_->cr2 = fault.address;
+  return {kPageFault, GuestEvent::Source::kException, true, fault.error_code, eip, eip};
+}
+
+bool Vcpu::RaiseAccessFault(const DecodedInstruction& insn) {
+  return Raise(PageFaultEvent(*access_fault_, insn.eip));
+}
+
+bool Vcpu::AccessGuest(std::uint32_t address, void* data, std::size_t bytes, bool write) {
+  access_fault_.reset();
+  // At most two pages: check both before touching either, so that an
+  // access faulting on its second page changes nothing.
+  struct Piece {
+    std::uint64_t physical;
+    std::size_t bytes;
+  } pieces[2];
+  unsigned count = 0;
+  std::uint32_t linear = address;
+  for (std::size_t left = bytes; left > 0; ++count) {
+    const std::size_t in_page = std::min<std::size_t>(left, kPageSize - linear % kPageSize);
+    const mmu::Translation translation =
+        parts_.mmu.Translate(linear, write ? mmu::Access::kWrite : mmu::Access::kRead);
+    if (translation.status == mmu::Translation::Status::kPageFault) {
+      access_fault_ = LinearFault{linear, translation.error_code};
+      return false;
+    }
+    if (translation.status != mmu::Translation::Status::kOk || count == 2 ||
+        !parts_.memory.Contains(translation.physical, in_page)) {
+      return false;
+    }
+    pieces[count] = {translation.physical, in_page};
+    left -= in_page;
+    linear += static_cast<std::uint32_t>(in_page);
+  }
+  auto* bytes_at = static_cast<std::uint8_t*>(data);
+  for (unsigned i = 0; i < count; ++i) {
+    if (write) {
+      parts_.memory.Write(pieces[i].physical, bytes_at, pieces[i].bytes);
+      InvalidatePhysical(pieces[i].physical, pieces[i].bytes);
+    } else {
+      parts_.memory.Read(pieces[i].physical, bytes_at, pieces[i].bytes);
+    }
+    bytes_at += pieces[i].bytes;
+  }
+  return true;
+}
+
+bool Vcpu::ReadGuest(std::uint32_t address, void* data, std::size_t bytes) {
+  return AccessGuest(address, data, bytes, false);
+}
+
+bool Vcpu::WriteGuest(std::uint32_t address, const void* data, std::size_t bytes) {
+  return AccessGuest(address, const_cast<void*>(data), bytes, true);
+}
+
+const std::uint8_t* Vcpu::CodePage(std::uint32_t page_base, std::uint32_t* physical_page) {
+  const mmu::Translation translation = parts_.mmu.Translate(page_base, mmu::Access::kExecute);
+  if (translation.status == mmu::Translation::Status::kPageFault) {
+    access_fault_ = LinearFault{page_base, translation.error_code};
+    return nullptr;
+  }
+  const std::uint64_t physical = translation.physical & ~std::uint64_t{kPageSize - 1};
+  if (translation.status != mmu::Translation::Status::kOk ||
+      !parts_.memory.Contains(physical, kPageSize)) {
+    return nullptr;
+  }
+  *physical_page = static_cast<std::uint32_t>(physical / kPageSize);
+  return parts_.memory.HostPointer(physical);
+}
+
+bool Vcpu::MayChain(const TranslationUnit& owner, const TranslationUnit& target) const {
+  if (!parts_.mmu.paging()) return true;
+  return (owner.key.eip ^ target.key.eip) < kPageSize &&
+         owner.key.physical_page == target.key.physical_page &&
+         (target.page_count == 1 ||
+          (owner.page_count == 2 && owner.physical_page[1] == target.physical_page[1]));
+}
+
+}  // namespace bt::runtime

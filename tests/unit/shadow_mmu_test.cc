@@ -1,0 +1,209 @@
+#include "mmu/shadow_mmu.h"
+
+#include <doctest/doctest.h>
+#include <setjmp.h>
+#include <signal.h>
+
+#include <optional>
+
+namespace bt::mmu {
+namespace {
+
+// Probes whether a host address can be read, or written, by catching the
+// fault.
+sigjmp_buf g_probe;
+void OnProbeFault(int) { siglongjmp(g_probe, 1); }
+
+bool Accessible(volatile std::uint8_t* address, bool write) {
+  struct sigaction action {
+  }, old{};
+  action.sa_handler = OnProbeFault;
+  sigaction(SIGSEGV, &action, &old);
+  volatile bool ok = false;  // must survive siglongjmp
+  if (sigsetjmp(g_probe, 1) == 0) {
+    const std::uint8_t value = *address;
+    if (write) *address = value;
+    ok = true;
+  }
+  sigaction(SIGSEGV, &old, nullptr);
+  return ok;
+}
+bool Readable(volatile std::uint8_t* address) { return Accessible(address, false); }
+bool Writable(volatile std::uint8_t* address) { return Accessible(address, true); }
+
+using MissResult = ShadowMmu::Miss::Result;
+
+struct MmuFixture {
+  MmuFixture() {
+    REQUIRE(memory);
+    REQUIRE(window);
+    mmu.emplace(*memory, *window);
+  }
+  std::uint8_t* At(std::uint32_t linear) { return window->base() + linear; }
+  bt::Result<PhysicalMemory> memory = PhysicalMemory::Create(1u << 20);
+  bt::Result<platform::AddressWindow> window = platform::AddressWindow::Reserve();
+  std::optional<ShadowMmu> mmu;
+};
+
+TEST_CASE("with paging off, window pages appear on a miss, a run at a time, backed by RAM") {
+  MmuFixture f;
+  CHECK_FALSE(Readable(f.At(0x21000)));
+  CHECK(f.mmu->HandleMiss(0x21000 + 12, false).result == MissResult::kMapped);
+  CHECK(Writable(f.At(0x20000)));  // the whole 64 KiB run
+  CHECK(Writable(f.At(0x2F000)));
+  CHECK_FALSE(Readable(f.At(0x30000)));
+  f.At(0x21010)[0] = 0x5A;
+  CHECK(f.memory->HostPointer(0x21010)[0] == 0x5A);
+  const ShadowMmu::Miss outside = f.mmu->HandleMiss(2u << 20, false);
+  CHECK(outside.result == MissResult::kNoRam);
+  CHECK(outside.physical == (2u << 20));
+}
+
+TEST_CASE("code pages are read-only in the window until unprotected, and writes to them say so") {
+  MmuFixture f;
+  f.mmu->ProtectCode(0x41);  // before the run is mapped
+  REQUIRE(f.mmu->HandleMiss(0x40000, false).result == MissResult::kMapped);
+  CHECK_FALSE(Writable(f.At(0x41000)));
+  CHECK(Writable(f.At(0x42000)));
+  CHECK(f.mmu->HandleMiss(0x41004, true).result == MissResult::kCodeWrite);
+  f.mmu->UnprotectCode(0x41);
+  CHECK(Writable(f.At(0x41000)));
+  f.mmu->ProtectCode(0x42);  // after
+  CHECK_FALSE(Writable(f.At(0x42000)));
+  CHECK(f.mmu->IsCodePage(0x42));
+}
+
+// Guest page tables for 32-bit paging in guest RAM: a directory at 0x1000
+// and one table at 0x2000 for linear [4 MiB, 8 MiB).
+class GuestTables {
+ public:
+  static constexpr std::uint32_t kDirectory = 0x1000, kTable = 0x2000;
+  static constexpr std::uint32_t kPresent = 1, kWritable = 2, kAccessed = 0x20, kDirty = 0x40,
+                                 kLarge = 0x80, kGlobal = 0x100;
+
+  explicit GuestTables(PhysicalMemory& memory) : memory_(memory) {
+    Set(kDirectory + 1 * 4, kTable | kPresent | kWritable);
+  }
+  void Map(std::uint32_t linear, std::uint32_t physical, std::uint32_t flags) {
+    Set(kTable + ((linear >> 12) & 0x3FF) * 4, physical | flags);
+  }
+  std::uint32_t Pte(std::uint32_t linear) const {
+    std::uint32_t value = 0;
+    memory_.Read(kTable + ((linear >> 12) & 0x3FF) * 4, &value, 4);
+    return value;
+  }
+  void Set(std::uint32_t address, std::uint32_t value) { memory_.Write(address, &value, 4); }
+  static PagingMode Mode(std::uint32_t cr4 = 0) { return {0x80010011u, kDirectory, cr4, false}; }
+
+ private:
+  PhysicalMemory& memory_;
+};
+
+TEST_CASE("with paging on, a miss walks the guest tables: #PF, A and D bits, write after D") {
+  MmuFixture f;
+  GuestTables tables(*f.memory);
+  tables.Map(0x400000, 0x10000, GuestTables::kPresent | GuestTables::kWritable);
+  CHECK(f.mmu->SetMode(GuestTables::Mode()));
+
+  const ShadowMmu::Miss missing = f.mmu->HandleMiss(0x401234, true);
+  CHECK(missing.result == MissResult::kPageFault);
+  CHECK(missing.error_code == 0x2);  // not present, write
+
+  CHECK(f.mmu->HandleMiss(0x400010, false).result == MissResult::kMapped);
+  CHECK((tables.Pte(0x400000) & GuestTables::kAccessed) != 0);
+  CHECK((tables.Pte(0x400000) & GuestTables::kDirty) == 0);
+  CHECK(Readable(f.At(0x400000)));
+  CHECK_FALSE(Writable(f.At(0x400000)));  // read-only until D is set
+  f.memory->HostPointer(0x10000)[5] = 0x77;
+  CHECK(f.At(0x400000)[5] == 0x77);
+
+  CHECK(f.mmu->HandleMiss(0x400010, true).result == MissResult::kMapped);
+  CHECK((tables.Pte(0x400000) & GuestTables::kDirty) != 0);
+  CHECK(Writable(f.At(0x400000)));
+}
+
+TEST_CASE("a code page is read-only through every alias, and writable again after") {
+  MmuFixture f;
+  GuestTables tables(*f.memory);
+  const std::uint32_t rw_dirty =
+      GuestTables::kPresent | GuestTables::kWritable | GuestTables::kDirty;
+  tables.Map(0x400000, 0x10000, rw_dirty);
+  tables.Map(0x7FF000, 0x10000, rw_dirty);
+  f.mmu->SetMode(GuestTables::Mode());
+  REQUIRE(f.mmu->HandleMiss(0x400000, true).result == MissResult::kMapped);
+  REQUIRE(f.mmu->HandleMiss(0x7FF000, true).result == MissResult::kMapped);
+  f.mmu->ProtectCode(0x10);
+  CHECK_FALSE(Writable(f.At(0x400000)));
+  CHECK_FALSE(Writable(f.At(0x7FF000)));
+  const ShadowMmu::Miss write = f.mmu->HandleMiss(0x7FF008, true);
+  CHECK(write.result == MissResult::kCodeWrite);
+  CHECK(write.physical == 0x10008);
+  f.mmu->UnprotectCode(0x10);
+  CHECK(Writable(f.At(0x400000)));
+  CHECK(Writable(f.At(0x7FF000)));
+}
+
+TEST_CASE("CR3 loads drop non-global pages, invlpg one page, mode changes all") {
+  MmuFixture f;
+  GuestTables tables(*f.memory);
+  tables.Map(0x400000, 0x10000, GuestTables::kPresent);
+  tables.Map(0x401000, 0x11000, GuestTables::kPresent | GuestTables::kGlobal);
+  tables.Map(0x402000, 0x12000, GuestTables::kPresent);
+  f.mmu->SetMode(GuestTables::Mode(1u << 7));  // CR4.PGE
+  for (std::uint32_t linear : {0x400000u, 0x401000u, 0x402000u}) {
+    REQUIRE(f.mmu->HandleMiss(linear, false).result == MissResult::kMapped);
+  }
+  CHECK(f.mmu->LoadCr3(GuestTables::kDirectory));
+  CHECK_FALSE(Readable(f.At(0x400000)));
+  CHECK(Readable(f.At(0x401000)));  // global
+  CHECK_FALSE(Readable(f.At(0x402000)));
+
+  f.mmu->FlushPage(0x401FFF);
+  CHECK_FALSE(Readable(f.At(0x401000)));
+
+  REQUIRE(f.mmu->HandleMiss(0x401000, false).result == MissResult::kMapped);
+  CHECK(f.mmu->SetMode(GuestTables::Mode()));  // PGE off flushes globals too
+  CHECK_FALSE(Readable(f.At(0x401000)));
+  CHECK(f.mmu->counters().cr3_flushes == 1);
+  CHECK(f.mmu->counters().page_flushes == 1);
+}
+
+TEST_CASE("a linear page remapped to another frame after invlpg shows the new frame") {
+  MmuFixture f;
+  GuestTables tables(*f.memory);
+  tables.Map(0x400000, 0x10000, GuestTables::kPresent);
+  f.mmu->SetMode(GuestTables::Mode());
+  f.memory->HostPointer(0x10000)[0] = 1;
+  f.memory->HostPointer(0x11000)[0] = 2;
+  REQUIRE(f.mmu->HandleMiss(0x400000, false).result == MissResult::kMapped);
+  CHECK(f.At(0x400000)[0] == 1);
+  tables.Map(0x400000, 0x11000, GuestTables::kPresent);
+  CHECK(f.At(0x400000)[0] == 1);  // a stale TLB entry, as hardware may keep
+  f.mmu->FlushPage(0x400000);
+  REQUIRE(f.mmu->HandleMiss(0x400000, false).result == MissResult::kMapped);
+  CHECK(f.At(0x400000)[0] == 2);
+  // The old frame holds code: only aliases of it are protected.
+  f.mmu->ProtectCode(0x10);
+  CHECK(f.mmu->HandleMiss(0x400000, true).result == MissResult::kPageFault);  // read-only PTE
+}
+
+TEST_CASE("the window is 4 GiB aligned with guard space on both sides") {
+  auto window = platform::AddressWindow::Reserve();
+  REQUIRE(window);
+  const auto base = reinterpret_cast<std::uintptr_t>(window->base());
+  CHECK(base % platform::AddressWindow::kSize == 0);
+  CHECK(window->Contains(base + 0xFFFFFFFF));
+  CHECK_FALSE(window->Contains(base + platform::AddressWindow::kSize));
+  CHECK(window->InGuard(base + platform::AddressWindow::kSize + 8));
+  CHECK(window->InGuard(base - 8));
+  CHECK_FALSE(window->InGuard(base + 8));
+}
+
+TEST_CASE("guest RAM sizes outside what the machine supports are refused") {
+  CHECK_FALSE(PhysicalMemory::Create(4096));
+  CHECK_FALSE(PhysicalMemory::Create((1u << 20) + 1));
+  CHECK_FALSE(PhysicalMemory::Create(std::uint64_t{4} << 30));
+}
+
+}  // namespace
+}  // namespace bt::mmu
