@@ -19,15 +19,13 @@
 //   cr3       a mov to CR3 switching between two address spaces, then a
 //             read of each of 4 pages of the working set.
 //
-// The last three need guest paging and are built only with NANO_WITH_PAGING
-// (CMake option BT_NANO_WITH_PAGING); otherwise the guest prints them as
-// "n/a (needs paging)". Natively they are n/a.
+// The last three need guest paging; natively they are n/a.
 //
 // Output, one line each (run.sh reads it):
 //   tsc_hz <TSC ticks per second>   native: against clock_gettime; guest:
 //                                   against the PIT (a cross-check only)
 //   <name> <TSC cycles per operation, two decimals>
-//   <name> n/a [(reason)]
+//   <name> n/a
 // Each benchmark grows its iteration count (2x to 16x a step, aimed by the
 // last run's time) until one run takes kMinCycles, then reports the fastest
 // of kRuns runs of that count; the ramp doubles as warm-up (translation,
@@ -246,8 +244,7 @@ static uint64_t measure_tsc_hz(void) {
 #define NANO_DIVZERO_TRAPS 1
 #define NANO_SYSCALL_TRAPS 1
 
-// ---- Paging (guest only, behind NANO_WITH_PAGING) ----
-#if NANO_WITH_PAGING
+// ---- Paging (guest only) ----
 
 // 32-bit paging with 4 KiB pages (SDM Vol. 3A 4.3). [0, 16 MiB) maps onto
 // itself in both address spaces (the image, loaded at 1 MiB, lies there);
@@ -370,24 +367,13 @@ static void cr3_loop(uint32_t n) {
 #define NANO_PGFAULT_LOOP pgfault_loop
 #define NANO_PTEMOD_LOOP ptemod_loop
 #define NANO_CR3_LOOP cr3_loop
-#define NANO_PAGING_MISSING ""
 
-#else  // !NANO_WITH_PAGING
-
-static void paging_setup(void) {}
-
-#define NANO_PAGING_MISSING "needs paging"
-
-#endif  // NANO_WITH_PAGING
 #endif  // BT_GUEST_NATIVE
 
 #ifndef NANO_PGFAULT_LOOP
 #define NANO_PGFAULT_LOOP 0
 #define NANO_PTEMOD_LOOP 0
 #define NANO_CR3_LOOP 0
-#endif
-#ifndef NANO_PAGING_MISSING
-#define NANO_PAGING_MISSING ""
 #endif
 
 // ---- Driver ----
@@ -396,18 +382,17 @@ struct benchmark {
   const char *name;
   void (*loop)(uint32_t n);  // 0: not available in this build
   uint32_t traps_per_op;     // handler runs nano_trap_count must show
-  const char *missing;       // why loop is 0 ("" prints a bare n/a)
   int needs_paging;
 };
 
 static const struct benchmark benchmarks[] = {
-    {"syscall", nano_syscall_loop, NANO_SYSCALL_TRAPS, "", 0},
-    {"in", NANO_IN_LOOP, 0, "", 0},
-    {"call/ret", nano_call_ret_loop, 0, "", 0},
-    {"divzero", nano_divzero_loop, NANO_DIVZERO_TRAPS, "", 0},
-    {"pgfault", NANO_PGFAULT_LOOP, 1, NANO_PAGING_MISSING, 1},
-    {"ptemod", NANO_PTEMOD_LOOP, 0, NANO_PAGING_MISSING, 1},
-    {"cr3", NANO_CR3_LOOP, 0, NANO_PAGING_MISSING, 1},
+    {"syscall", nano_syscall_loop, NANO_SYSCALL_TRAPS, 0},
+    {"in", NANO_IN_LOOP, 0, 0},
+    {"call/ret", nano_call_ret_loop, 0, 0},
+    {"divzero", nano_divzero_loop, NANO_DIVZERO_TRAPS, 0},
+    {"pgfault", NANO_PGFAULT_LOOP, 1, 1},
+    {"ptemod", NANO_PTEMOD_LOOP, 0, 1},
+    {"cr3", NANO_CR3_LOOP, 0, 1},
 };
 
 static uint64_t timed_run(const struct benchmark *b, uint32_t n) {
@@ -423,11 +408,7 @@ static uint64_t timed_run(const struct benchmark *b, uint32_t n) {
 
 static void run(const struct benchmark *b) {
   if (!b->loop) {
-    if (*b->missing) {
-      guest_printf("%s n/a (%s)\n", b->name, b->missing);
-    } else {
-      guest_printf("%s n/a\n", b->name);
-    }
+    guest_printf("%s n/a\n", b->name);
     return;
   }
   uint32_t n = 16;

@@ -56,8 +56,8 @@ if [ -n "$qemu" ]; then
   run_qemu "$qemu" "$guest"
 fi
 
-# Lines look like "syscall 1453.91" (TSC cycles per operation), "in n/a" or
-# "pgfault n/a (needs paging)", and "tsc_hz 2596145310".
+# Lines look like "syscall 1453.91" (TSC cycles per operation), "in n/a"
+# and "tsc_hz 2596145310".
 awk -v names="${runs[*]}" '
   BEGIN {
     n = split(names, run, " ")
@@ -65,20 +65,10 @@ awk -v names="${runs[*]}" '
   }
   { r = file_run[FILENAME] }
   $1 == "tsc_hz" && NF == 2 { hz[r] = $2 + 0; next }
-  NF >= 2 && ($2 ~ /^[0-9]+(\.[0-9]+)?$/ || $2 == "n/a") {
+  NF == 2 && ($2 ~ /^[0-9]+(\.[0-9]+)?$/ || $2 == "n/a") {
     b = $1
     if (!(b in seen)) { seen[b] = 1; order[++count] = b }
-    if ($2 == "n/a") {
-      value[r, b] = "n/a"
-      if (NF > 2) {
-        reason = $0; sub(/^[^ ]+ n\/a /, "", reason)
-        key = run[r] ": n/a " reason
-        if (!(key in note)) note_order[++notes] = key
-        note[key] = note[key] " " b
-      }
-    } else {
-      value[r, b] = $2 + 0
-    }
+    value[r, b] = $2 == "n/a" ? "n/a" : $2 + 0
   }
   function cell(r, b) {
     if (!((r, b) in value)) return "missing"
@@ -105,7 +95,6 @@ awk -v names="${runs[*]}" '
       }
       printf "\n"
     }
-    for (k = 1; k <= notes; k++) printf "%s:%s\n", note_order[k], note[note_order[k]]
     exit bad
   }
 ' "${runs[@]/#/$out/}" || failed=1
