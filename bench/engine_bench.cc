@@ -161,6 +161,7 @@ class SyntheticCode final : public translator::CodeSource {
     *physical_page = (page_base - kBase) / 4096;
     return bytes_.data() + (page_base - kBase);
   }
+  bool ResolvesMemory(std::uint32_t) override { return false; }
 
  private:
   std::vector<std::uint8_t> bytes_;

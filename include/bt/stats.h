@@ -29,6 +29,7 @@ enum class CalloutKind : std::uint8_t {
   kFastSystemCall,  // sysenter, sysexit
   kFpuUnavailable,  // x87/MMX/SSE faulting because of CR0.TS or CR0.EM
   kPaging,          // invlpg
+  kResolvedMemory,  // memory operands resolved by the runtime (adaptive translation)
   kCount,
 };
 
@@ -57,6 +58,10 @@ struct Stats {
   std::uint64_t cache_flushes = 0;  // whole-cache evictions
   std::uint64_t units_evicted = 0;
   std::uint64_t smc_invalidations = 0;  // units dropped because their code was written
+  // Instructions retranslated to have their memory operand resolved by the
+  // runtime after repeated faults (adaptive translation), and back.
+  std::uint64_t adaptive_resolved = 0;
+  std::uint64_t adaptive_reverted = 0;
   std::uint64_t dispatcher_entries = 0;
   // The shadow page tables (guest paging): flushes of all pages (mode
   // changes, overflow), of the non-global ones (CR3 loads), and invlpg.

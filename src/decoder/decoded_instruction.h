@@ -72,6 +72,12 @@ enum class Kind : std::uint8_t {
   // Never from the decoder: the translator turns an x87/MMX/SSE instruction
   // into this when the unit's CR0 mode makes it fault (#NM, or #UD).
   kFpuUnavailable,
+  // Never from the decoder: the callout before an instruction whose memory
+  // operand the runtime resolves itself (adaptive translation, see
+  // runtime/adaptive.cc), and the one after it where the host cannot
+  // restore the guest window's GS base inline.
+  kResolveMemory,
+  kReleaseMemory,
   kLegacy,       // no 64-bit encoding (BCD, bound, les, far call, ...): done in C++
   kInvalid,      // #UD: ud2, undefined encodings, features we hide
   kUnsupported,  // valid, but libbt cannot run it yet
@@ -91,8 +97,10 @@ struct MemoryOperand {
   std::uint8_t index = kNoRegister;
   std::uint8_t scale = 1;
   std::int32_t displacement = 0;
-  bool address16 = false;  // 16-bit addressing through a 0x67 prefix
-  bool agen = false;       // lea: the address is computed, not accessed
+  bool address16 = false;   // 16-bit addressing through a 0x67 prefix
+  bool agen = false;        // lea: the address is computed, not accessed
+  bool written = false;     // ModRM operands: written (perhaps also read)
+  std::uint16_t bytes = 0;  // ModRM operands: the size of the access
 };
 
 struct DecodedInstruction {

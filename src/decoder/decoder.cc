@@ -324,9 +324,9 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
       }
       case ZYDIS_OPERAND_TYPE_MEMORY: {
         Gpr base = ClassifyGpr(op.mem.base), index = ClassifyGpr(op.mem.index);
-        const bool based = op.mem.type != ZYDIS_MEMOP_TYPE_AGEN &&
-                           (op.mem.segment == ZYDIS_REGISTER_FS ||
-                            op.mem.segment == ZYDIS_REGISTER_GS);
+        const bool based =
+            op.mem.type != ZYDIS_MEMOP_TYPE_AGEN &&
+            (op.mem.segment == ZYDIS_REGISTER_FS || op.mem.segment == ZYDIS_REGISTER_GS);
         if (based) out.based_segment = op.mem.segment == ZYDIS_REGISTER_FS ? kFsNumber : kGsNumber;
         // Only ModRM and moffs operands have a way to add a segment base so far.
         if (based && op.visibility != ZYDIS_OPERAND_VISIBILITY_EXPLICIT) implicit_based = true;
@@ -344,6 +344,8 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
           out.memory.displacement = static_cast<std::int32_t>(op.mem.disp.value);
           out.memory.address16 = insn.address_width == 16;
           out.memory.agen = op.mem.type == ZYDIS_MEMOP_TYPE_AGEN;
+          out.memory.bytes = static_cast<std::uint16_t>(op.size / 8);
+          out.memory.written = (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
         } else {
           out.moffs = true;
           out.memory.displacement = static_cast<std::int32_t>(op.mem.disp.value);
@@ -373,9 +375,10 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
   // FS/GS-based hidden operands: string sources add the base around the
   // host string instruction; xlat and maskmov have no such path yet.
   if (implicit_based) {
-    const bool lods = out.kind == Kind::kIdent && insn.address_width == 32 &&
-                      (insn.mnemonic == ZYDIS_MNEMONIC_LODSB || insn.mnemonic == ZYDIS_MNEMONIC_LODSW ||
-                       insn.mnemonic == ZYDIS_MNEMONIC_LODSD);
+    const bool lods =
+        out.kind == Kind::kIdent && insn.address_width == 32 &&
+        (insn.mnemonic == ZYDIS_MNEMONIC_LODSB || insn.mnemonic == ZYDIS_MNEMONIC_LODSW ||
+         insn.mnemonic == ZYDIS_MNEMONIC_LODSD);
     if (lods) {
       out.kind = Kind::kStringEs;
     } else if (out.kind != Kind::kStringEs) {

@@ -44,5 +44,8 @@ namespace bt::platform {
 // Points the calling thread's GS base at `base` (the guest window), so that
 // gs:-prefixed guest accesses in translated code land in the window.
 bool SetThreadGsBase(std::uint64_t base);
+// True when user code may run wrgsbase itself (the kernel enabled FSGSBASE):
+// then changing the GS base costs an instruction instead of a system call.
+bool UserModeGsBase();
 
 }  // namespace bt::platform

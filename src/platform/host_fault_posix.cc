@@ -104,13 +104,24 @@ void SetThreadFaultHandler(HostFaultHandler handler, void* context) {
 }  // namespace bt::platform
 
 #include <asm/prctl.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 namespace bt::platform {
 
+bool UserModeGsBase() {
+  constexpr unsigned long kHwcap2FsGsBase = 1ul << 1;  // HWCAP2_FSGSBASE
+  static const bool available = (getauxval(AT_HWCAP2) & kHwcap2FsGsBase) != 0;
+  return available;
+}
+
 bool SetThreadGsBase(std::uint64_t base) {
   // glibc on x86-64 keeps TLS in FS, so GS is free for the guest window.
+  if (UserModeGsBase()) {
+    __asm__ volatile("wrgsbase %0" : : "r"(base) : "memory");
+    return true;
+  }
   return syscall(SYS_arch_prctl, ARCH_SET_GS, base) == 0;
 }
 

@@ -37,6 +37,8 @@ CalloutKind KindOf(Kind kind) {
     case Kind::kLmsw:
     case Kind::kClts: return CalloutKind::kControlRegister;
     case Kind::kInvlpg: return CalloutKind::kPaging;
+    case Kind::kResolveMemory:
+    case Kind::kReleaseMemory: return CalloutKind::kResolvedMemory;
     case Kind::kLgdt:
     case Kind::kLidt:
     case Kind::kSgdt:
@@ -239,6 +241,8 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     }
     case Kind::kMovToCr: return LoadControlRegister(insn);
     case Kind::kInvlpg: return Invlpg(insn);
+    case Kind::kResolveMemory: return ResolveMemory(insn);
+    case Kind::kReleaseMemory: return ReleaseMemory();
     case Kind::kLgdt:
     case Kind::kLidt: {
       std::uint8_t operand[6];

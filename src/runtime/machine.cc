@@ -248,6 +248,8 @@ Stats Machine::GetStats() const {
   stats.cache_hits = cpu.cache_hits;
   stats.cache_misses = cpu.cache_misses;
   stats.smc_invalidations = cpu.smc_invalidations;
+  stats.adaptive_resolved = cpu.adaptive_resolved;
+  stats.adaptive_reverted = cpu.adaptive_reverted;
   stats.dispatcher_entries = cpu.dispatcher_entries;
   stats.callouts = cpu.callouts;
   stats.host_faults = cpu.host_faults;

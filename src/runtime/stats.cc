@@ -75,6 +75,7 @@ std::string_view ToString(CalloutKind kind) {
     case CalloutKind::kRdtsc: return "rdtsc";
     case CalloutKind::kControlRegister: return "control-register";
     case CalloutKind::kPaging: return "paging";
+    case CalloutKind::kResolvedMemory: return "resolved-memory";
     case CalloutKind::kDescriptorTable: return "descriptor-table";
     case CalloutKind::kSegmentLoad: return "segment-load";
     case CalloutKind::kFarJump: return "far-jump";
@@ -140,6 +141,8 @@ std::string Stats::Format() const {
   AppendCount(out, "full flushes", shadow_full_flushes);
   AppendCount(out, "cr3 flushes", shadow_cr3_flushes);
   AppendCount(out, "invlpg flushes", shadow_page_flushes);
+  AppendCount(out, "adaptively resolved", adaptive_resolved);
+  AppendCount(out, "adaptively reverted", adaptive_reverted);
   AppendNonZero<CalloutKind>(out, "callouts", callouts);
   AppendNonZero<HostFaultCause>(out, "host faults", host_faults);
   AppendNonZero<StopReason>(out, "exits", exits);

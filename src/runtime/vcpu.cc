@@ -402,6 +402,10 @@ bool Vcpu::HandleWindowFault(platform::HostFault& fault, const TranslationUnit* 
                              std::uint32_t linear) {
   using Result = mmu::ShadowMmu::Miss::Result;
   const mmu::ShadowMmu::Miss miss = parts_.mmu.HandleMiss(linear, fault.write);
+  const auto* rip = reinterpret_cast<const std::uint8_t*>(fault.rip);
+  if (unit && (miss.result == Result::kMapped || miss.result == Result::kPageFault)) {
+    NoteMemoryFault(unit->FaultEntryAt(rip).guest_eip, linear);
+  }
   const char* what = nullptr;
   switch (miss.result) {
     case Result::kMapped: ++counters_.host_faults[Index(HostFaultCause::kShadowMiss)]; return true;
@@ -431,6 +435,9 @@ bool Vcpu::HandleHostFault(platform::HostFault& fault) {
   using Kind = platform::HostFault::Kind;
   const auto* rip = reinterpret_cast<const std::uint8_t*>(fault.rip);
   if (!parts_.cache.ContainsCode(rip)) return false;
+  // A resolved operand (adaptive.cc) cannot fault, but its instruction can
+  // (#GP, #AC...): the guest window's GS base must come back.
+  if (std::exchange(memory_resolved_, false)) platform::SetThreadGsBase(state_->window_base);
   const TranslationUnit* unit = parts_.cache.UnitAt(rip);
 
   if (fault.kind == Kind::kPageFault) {

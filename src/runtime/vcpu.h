@@ -22,6 +22,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 
 namespace bt::runtime {
 
@@ -35,6 +36,8 @@ struct VcpuCounters {
   std::uint64_t cache_misses = 0;
   std::uint64_t dispatcher_entries = 0;
   std::uint64_t smc_invalidations = 0;
+  std::uint64_t adaptive_resolved = 0;
+  std::uint64_t adaptive_reverted = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(CalloutKind::kCount)> callouts{};
   std::array<std::uint64_t, static_cast<std::size_t>(HostFaultCause::kCount)> host_faults{};
   std::array<std::uint64_t, 8> exits{};
@@ -143,6 +146,29 @@ class Vcpu final : private translator::CodeSource {
 
   // CodeSource
   const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) override;
+  bool ResolvesMemory(std::uint32_t eip) override;
+
+  // Adaptive translation of memory operands (adaptive.cc).
+  struct AdaptiveRecord {
+    std::uint32_t recent_pages[4] = {~0u, ~0u, ~0u, ~0u};  // linear pages faulted on
+    std::uint8_t next_recent = 0;
+    std::uint8_t reverts = 0;
+    std::uint16_t repeats = 0;  // faults on one of recent_pages
+    bool resolved = false;
+    std::uint32_t runs = 0;  // resolved runs without #PF in `generation`
+    std::uint64_t generation = 0;
+  };
+  // Decodes the instruction at linear `eip`; false if it cannot be fetched.
+  bool DecodeAt(std::uint32_t eip, decoder::DecodedInstruction& insn);
+  // A host fault in the window at `linear`, from the instruction at `eip`.
+  void NoteMemoryFault(std::uint32_t eip, std::uint32_t linear);
+  // Drops the translations of the page holding `eip`, so that it is
+  // translated again with its current adaptive choices.
+  void RetranslatePageOf(std::uint32_t eip);
+  // Changes with every CR3 load and full shadow flush.
+  std::uint64_t AddressSpaceGeneration() const;
+  bool ResolveMemory(const decoder::DecodedInstruction& insn);  // kResolveMemory
+  bool ReleaseMemory();                                         // kReleaseMemory
 
   TranslationUnit* FindOrTranslate(std::uint32_t eip, bool one_shot);
   translator::IndirectEntry& IndirectSlot(std::uint32_t eip) {
@@ -276,6 +302,10 @@ class Vcpu final : private translator::CodeSource {
   std::optional<LinearFault> access_fault_;
   // The error code of a #PF found by a host fault in translated code.
   std::uint32_t host_page_fault_error_ = 0;
+  // Instructions that faulted in the window, by EIP (adaptive.cc).
+  std::unordered_map<std::uint32_t, AdaptiveRecord> adaptive_;
+  // GS may point into the VMM's mapping of guest RAM (ResolveMemory).
+  bool memory_resolved_ = false;
   // Slots of the indirect-branch table filled since it was last cleared;
   // past kMaxTrackedIndirect, the table is cleared whole.
   std::vector<std::uint32_t> indirect_filled_;

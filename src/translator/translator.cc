@@ -131,6 +131,14 @@ bool Translator::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_
   return complete;
 }
 
+bool MayResolveMemory(const DecodedInstruction& insn) {
+  return insn.kind == Kind::kIdent && insn.has_memory && !insn.memory.agen;
+}
+
+bool Translator::ResolvesMemory(const DecodedInstruction& insn, CodeSource& source) {
+  return MayResolveMemory(insn) && source.ResolvesMemory(insn.eip);
+}
+
 Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& source) {
   std::uint32_t eip = key.eip;
   Run run;
@@ -158,6 +166,7 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
       if (!complete && (run.count > 0 || !next)) break;
       if (insn.length > in_page) {
         run.pages[run.page_count++] = next_physical;
+        resolved_[run.count] = ResolvesMemory(insn, source);
         ++run.count;
         run.open = !EndsUnit(insn);
         eip = insn.next_eip();
@@ -166,6 +175,7 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
     } else {
       Decode(eip, page + offset, 15, key.mode, insn);
     }
+    resolved_[run.count] = ResolvesMemory(insn, source);
     ++run.count;
     if (insn.kind == Kind::kJcc && side_exits < kMaxSideExits) {
       ++side_exits;
@@ -225,6 +235,7 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   unsigned exit_count = 2;
   for (unsigned i = 0; i < count; ++i) {
     if (IsCallout(decoded_[i]) || decoded_[i].uses_high_byte) ++record_count;
+    if (resolved_[i]) record_count += 2;
     if (decoded_[i].kind == Kind::kJcc) ++exit_count;
   }
   const std::uint32_t fault_capacity = 3 * count + 2;
@@ -263,6 +274,10 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
     guest_bytes += insn.length;
     if (inner && insn.kind == Kind::kJcc) {
       builder.EmitConditionalExit(insn.condition, insn.branch_target);
+    } else if (resolved_[i]) {
+      builder.EmitResolveMemory(insn);
+      EmitIdent(builder, insn);
+      builder.EmitReleaseMemory(insn);
     } else if (!(inner && insn.kind == Kind::kJmpRelative)) {  // followed jumps vanish
       EmitInstruction(builder, insn);
     }

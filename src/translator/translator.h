@@ -11,6 +11,10 @@
 
 namespace bt::translator {
 
+// Whether the translator can have the runtime resolve the memory operand of
+// `insn` (a ModRM operand of an instruction it otherwise copies).
+bool MayResolveMemory(const decoder::DecodedInstruction& insn);
+
 // Where the translator reads guest code from.
 class CodeSource {
  public:
@@ -18,6 +22,9 @@ class CodeSource {
   // bytes, and its guest-physical page number; null if it has no RAM or
   // cannot be fetched (the source then knows which fault to raise).
   virtual const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) = 0;
+  // Should the memory operand of the instruction at `eip` be resolved by
+  // the runtime before it runs (adaptive translation)?
+  virtual bool ResolvesMemory(std::uint32_t eip) = 0;
 
  protected:
   ~CodeSource() = default;
@@ -56,7 +63,7 @@ class Translator {
   // conditional branches (side exits) and follows forward direct jumps
   // within its page.
   struct Run {
-    unsigned count = 0;  // instructions in decoded_
+    unsigned count = 0;  // instructions in decoded_ (and resolved_)
     std::uint32_t pages[2] = {};
     std::uint8_t page_count = 0;
     bool open = false;  // falls through to `continuation` at its end
@@ -64,6 +71,7 @@ class Translator {
   };
 
   Run DecodeRun(UnitKey key, unsigned limit, CodeSource& source);
+  static bool ResolvesMemory(const DecodedInstruction& insn, CodeSource& source);
   // Decodes one instruction as a unit of `mode` (UnitKey::mode) runs it.
   bool Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t available,
               std::uint32_t mode, DecodedInstruction& insn) const;
@@ -75,6 +83,8 @@ class Translator {
   Options options_;
   TranslatorCounters counters_;
   DecodedInstruction decoded_[kMaxInstructions];
+  // Per decoded_ entry: the runtime resolves its memory operand.
+  bool resolved_[kMaxInstructions];
   FaultMapEntry fault_map_[3 * kMaxInstructions + 2];
 };
 

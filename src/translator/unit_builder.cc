@@ -1,5 +1,7 @@
 #include "translator/unit_builder.h"
 
+#include "platform/host_fault.h"
+
 #include <cassert>
 #include <cstring>
 
@@ -7,6 +9,7 @@ namespace bt::translator {
 
 using asmjit::Imm;
 using asmjit::Label;
+using decoder::Kind;
 using decoder::kNoRegister;
 
 UnitBuilder::UnitBuilder(const Trampolines& trampolines, TranslationUnit* unit,
@@ -142,6 +145,22 @@ void UnitBuilder::EmitCallout(const DecodedInstruction& insn) {
   if (insn.has_memory) EffectiveAddress(insn, kScratch);
   assembler_.mov(x86::r11, Imm(reinterpret_cast<std::uint64_t>(record)));
   assembler_.call(Imm(reinterpret_cast<std::uint64_t>(trampolines_.callout)));
+}
+
+void UnitBuilder::EmitResolveMemory(const DecodedInstruction& insn) {
+  DecodedInstruction resolve = insn;
+  resolve.kind = Kind::kResolveMemory;
+  EmitCallout(resolve);
+}
+
+void UnitBuilder::EmitReleaseMemory(const DecodedInstruction& insn) {
+  if (platform::UserModeGsBase()) {
+    assembler_.wrgsbase(kWindow);
+    return;
+  }
+  DecodedInstruction release = insn;
+  release.kind = Kind::kReleaseMemory;
+  EmitCallout(release);
 }
 
 namespace {

@@ -58,6 +58,11 @@ class UnitBuilder {
   // Calls the runtime for `instruction`; the address of its memory operand,
   // if any, is passed in r14d.
   void EmitCallout(const DecodedInstruction& instruction);
+  // Around an instruction whose memory operand the runtime resolves: a
+  // callout that points GS so that the operand lands in the VMM's mapping
+  // of guest RAM, and afterwards GS back at the guest window.
+  void EmitResolveMemory(const DecodedInstruction& instruction);
+  void EmitReleaseMemory(const DecodedInstruction& instruction);
   // Copies raw host bytes.
   void Embed(const std::uint8_t* bytes, std::size_t size) { assembler_.embed(bytes, size); }
 

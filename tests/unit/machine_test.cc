@@ -1,6 +1,7 @@
 // bt::Machine end to end with small assembled guests: precise guest faults,
 // register state after a fault, the ways a run stops, and CPUID.
 #include "tests/support/assembled_guest.h"
+#include "tests/support/intercepting_machine.h"
 
 #include <bt/machine.h>
 
@@ -19,16 +20,8 @@ namespace x86 = asmjit::x86;
 using testing::AssembleGuest;
 using testing::Here;
 
-// These guests have no IDT: every exception stops the run, where the tests
-// look at it.
 std::unique_ptr<Machine> Boot(const std::vector<std::uint8_t>& image) {
-  MachineConfig config;
-  config.ram_bytes = 16u << 20;
-  config.boot.kernel_image = image;
-  config.intercepted_exceptions = ~0u;
-  auto machine = Machine::Create(config);
-  REQUIRE(machine);
-  return std::move(machine.value());
+  return testing::BootIntercepting(image);
 }
 
 TEST_CASE("#UD stops at the instruction with the registers it found") {

@@ -1,0 +1,154 @@
+// Adaptive translation of memory operands (after VMware's binary translator,
+// Adams and Agesen, ASPLOS 2006).
+//
+// An instruction whose memory operand keeps faulting on pages it faulted on
+// before (a page the guest maps and unmaps again with invlpg, or that every
+// CR3 load drops from the shadow) costs a host fault and a host mapping
+// call each time, several microseconds. After a few such faults its page is
+// retranslated with the instruction "resolved": a callout walks the guest
+// page tables for the operand (raising #PF itself, without a host fault),
+// then points GS so that the operand lands in the VMM's own mapping of the
+// physical page, and the instruction still runs natively. The instruction
+// goes back to the plain translation when it runs many times in a row within
+// one address space without a guest #PF, where a shadow mapping is cheaper
+// than a callout per run; an instruction that flips too often stays plain.
+//
+// Writes to pages holding translated code, and operands split over pages
+// that are not contiguous in guest-physical memory, take the guest window
+// as before, where host faults handle them.
+#include "runtime/vcpu.h"
+
+#include <cstring>
+
+namespace bt::runtime {
+
+namespace {
+
+constexpr std::uint32_t kPageSize = mmu::PhysicalMemory::kPageSize;
+// Faults on a recently faulted page before an instruction is resolved; the
+// count doubles with every return to the plain translation.
+constexpr unsigned kRepeatFaultsToResolve = 3;
+constexpr unsigned kMaxReverts = 3;
+// Runs without a guest #PF, within one address space, after which a
+// resolved instruction goes back to the plain translation.
+constexpr std::uint32_t kRunsToRevert = 64;
+// Beyond this many instructions tracked, the tracking starts over.
+constexpr std::size_t kMaxTracked = 1u << 16;
+
+}  // namespace
+
+bool Vcpu::ResolvesMemory(std::uint32_t eip) {
+  const auto found = adaptive_.find(eip);
+  return found != adaptive_.end() && found->second.resolved;
+}
+
+std::uint64_t Vcpu::AddressSpaceGeneration() const {
+  const mmu::ShadowCounters& shadow = parts_.mmu.counters();
+  return shadow.cr3_flushes + shadow.full_flushes;
+}
+
+void Vcpu::RetranslatePageOf(std::uint32_t eip) {
+  const mmu::Translation code = parts_.mmu.Translate(eip, mmu::Access::kExecute);
+  if (code.status != mmu::Translation::Status::kOk || code.physical >= parts_.memory.size()) {
+    return;
+  }
+  parts_.cache.InvalidatePage(static_cast<std::uint32_t>(code.physical / kPageSize));
+}
+
+bool Vcpu::DecodeAt(std::uint32_t eip, decoder::DecodedInstruction& insn) {
+  std::uint8_t bytes[15];
+  std::uint32_t physical_page = 0;
+  const std::uint32_t in_page = std::min<std::uint32_t>(sizeof(bytes), kPageSize - eip % kPageSize);
+  const std::uint8_t* code = CodePage(eip - eip % kPageSize, &physical_page);
+  if (!code) return false;
+  std::memcpy(bytes, code + eip % kPageSize, in_page);
+  const std::uint8_t* next =
+      in_page < sizeof(bytes) ? CodePage(eip + in_page, &physical_page) : nullptr;
+  if (next) std::memcpy(bytes + in_page, next, sizeof(bytes) - in_page);
+  return parts_.decoder.Decode(eip, bytes, next ? sizeof(bytes) : in_page, insn);
+}
+
+void Vcpu::NoteMemoryFault(std::uint32_t eip, std::uint32_t linear) {
+  if (!parts_.mmu.paging()) return;
+  if (adaptive_.size() >= kMaxTracked && !adaptive_.contains(eip)) adaptive_.clear();
+  AdaptiveRecord& record = adaptive_[eip];
+  if (record.resolved || record.reverts >= kMaxReverts) return;
+  const std::uint32_t page = linear / kPageSize;
+  const auto end = std::end(record.recent_pages);
+  if (std::find(std::begin(record.recent_pages), end, page) != end) {
+    ++record.repeats;
+  } else {
+    record.recent_pages[record.next_recent++ % std::size(record.recent_pages)] = page;
+  }
+  if (record.repeats < kRepeatFaultsToResolve << record.reverts) return;
+  decoder::DecodedInstruction insn;
+  if (!DecodeAt(eip, insn) || !translator::MayResolveMemory(insn)) {
+    record.reverts = kMaxReverts;  // string instructions and the like: never
+    return;
+  }
+  record.resolved = true;
+  record.generation = AddressSpaceGeneration();
+  record.runs = 0;
+  ++counters_.adaptive_resolved;
+  RetranslatePageOf(eip);
+}
+
+bool Vcpu::ResolveMemory(const decoder::DecodedInstruction& insn) {
+  const std::uint32_t linear = state_->effective_address;
+  const std::uint32_t bytes = std::max<std::uint32_t>(insn.memory.bytes, 1);
+  const mmu::Access access = insn.memory.written ? mmu::Access::kWrite : mmu::Access::kRead;
+  const auto tracked = adaptive_.find(insn.eip);
+  AdaptiveRecord* record = tracked == adaptive_.end() ? nullptr : &tracked->second;
+
+  // Both pages of a split operand are checked before either is used.
+  std::uint64_t physical[2] = {};
+  const std::uint32_t first_bytes = std::min(bytes, kPageSize - linear % kPageSize);
+  const std::uint32_t pieces[2][2] = {{linear, first_bytes},
+                                      {linear + first_bytes, bytes - first_bytes}};
+  for (unsigned i = 0; i < 2 && pieces[i][1] != 0; ++i) {
+    const mmu::Translation translation = parts_.mmu.Translate(pieces[i][0], access);
+    if (translation.status == mmu::Translation::Status::kPageFault) {
+      if (record) record->runs = 0;
+      return Raise(PageFaultEvent({pieces[i][0], translation.error_code}, insn.eip));
+    }
+    if (translation.status != mmu::Translation::Status::kOk ||
+        !parts_.memory.Contains(translation.physical, pieces[i][1])) {
+      return false;  // the window's host fault reports it
+    }
+    physical[i] = translation.physical;
+    if (access == mmu::Access::kWrite &&
+        parts_.mmu.IsCodePage(static_cast<std::uint32_t>(translation.physical / kPageSize))) {
+      return false;  // self-modifying code: the window's host fault handles it
+    }
+  }
+  if (first_bytes < bytes && physical[1] != physical[0] + first_bytes) return false;
+
+  if (record) {
+    const std::uint64_t generation = AddressSpaceGeneration();
+    if (record->generation != generation) {
+      record->generation = generation;
+      record->runs = 0;
+    }
+    if (++record->runs >= kRunsToRevert) {
+      record->resolved = false;
+      record->repeats = 0;
+      ++record->reverts;
+      ++counters_.adaptive_reverted;
+      RetranslatePageOf(insn.eip);
+    }
+  }
+  // GS + linear lands on the operand's host address; the addition wraps
+  // like the address arithmetic of the instruction itself.
+  memory_resolved_ = true;
+  platform::SetThreadGsBase(
+      reinterpret_cast<std::uint64_t>(parts_.memory.HostPointer(physical[0])) - linear);
+  return false;
+}
+
+bool Vcpu::ReleaseMemory() {
+  memory_resolved_ = false;
+  platform::SetThreadGsBase(state_->window_base);
+  return false;
+}
+
+}  // namespace bt::runtime
