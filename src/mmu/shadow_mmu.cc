@@ -16,14 +16,24 @@ constexpr std::uint32_t kMaxUnmapGap = 64;
 
 }  // namespace
 
-ShadowMmu::ShadowMmu(PhysicalMemory& memory, platform::AddressWindow& window)
+Result<std::unique_ptr<ShadowMmu>> ShadowMmu::Create(PhysicalMemory& memory) {
+  auto supervisor = platform::AddressWindow::Reserve();
+  if (!supervisor) return Error{supervisor.error()};
+  auto user = platform::AddressWindow::Reserve();
+  if (!user) return Error{user.error()};
+  return std::unique_ptr<ShadowMmu>(
+      new ShadowMmu(memory, std::move(supervisor.value()), std::move(user.value())));
+}
+
+ShadowMmu::ShadowMmu(PhysicalMemory& memory, platform::AddressWindow supervisor,
+                     platform::AddressWindow user)
     : memory_(memory),
-      window_(window),
+      windows_{std::move(supervisor), std::move(user)},
       code_(memory.size() / kPageSize),
-      entries_(std::make_unique<std::uint32_t[]>(kLinearPages)),
-      alias_next_(std::make_unique<std::uint32_t[]>(kLinearPages)),
+      entries_(std::make_unique<std::uint32_t[]>(kShadowPages)),
+      alias_next_(std::make_unique<std::uint32_t[]>(kShadowPages)),
       alias_head_(memory.size() / kPageSize),
-      large_in_region_(kLinearPages >> kRegionShift) {}
+      large_in_region_(kShadowPages >> kRegionShift) {}
 
 bool ShadowMmu::SetMode(const PagingMode& mode) {
   const PagingMode old = mode_;
@@ -50,28 +60,30 @@ bool ShadowMmu::LoadCr3(std::uint32_t cr3) {
 
 void ShadowMmu::FlushPage(std::uint32_t linear) {
   if (!paging()) return;
-  const std::uint32_t page = linear / kPageSize;
   // invlpg drops the whole TLB entry: for a large guest page, every 4 KiB
   // piece of it that is shadowed.
   const std::uint32_t large_pages = (mode_.cr4 & kCr4Pae) ? 512 : 1024;
-  const std::uint32_t first = page & ~(large_pages - 1);
-  bool large = false;
-  for (std::uint32_t region = first >> kRegionShift; region < (first + large_pages) >> kRegionShift;
-       ++region) {
-    large = large || large_in_region_[region] != 0;
-  }
   scratch_.clear();
-  if (large) {
-    for (std::uint32_t piece = first; piece < first + large_pages; ++piece) {
-      if ((entries_[piece] & (kShadowed | kLarge)) == (kShadowed | kLarge)) {
-        Forget(piece);
-        scratch_.push_back(piece);
+  for (std::uint32_t view = 0; view < 2; ++view) {
+    const std::uint32_t page = view << kViewShift | linear / kPageSize;
+    const std::uint32_t first = page & ~(large_pages - 1);
+    bool large = false;
+    for (std::uint32_t region = first >> kRegionShift;
+         region < (first + large_pages) >> kRegionShift; ++region) {
+      large = large || large_in_region_[region] != 0;
+    }
+    if (large) {
+      for (std::uint32_t piece = first; piece < first + large_pages; ++piece) {
+        if ((entries_[piece] & (kShadowed | kLarge)) == (kShadowed | kLarge)) {
+          Forget(piece);
+          scratch_.push_back(piece);
+        }
       }
     }
-  }
-  if (entries_[page] & kShadowed) {
-    Forget(page);
-    scratch_.push_back(page);
+    if (entries_[page] & kShadowed) {
+      Forget(page);
+      scratch_.push_back(page);
+    }
   }
   if (scratch_.empty()) return;
   ++counters_.page_flushes;
@@ -112,37 +124,45 @@ void ShadowMmu::Forget(std::uint32_t page) {
 }
 
 bool ShadowMmu::MapRun(std::uint32_t first_page, std::uint32_t count) {
+  platform::AddressWindow& window = windows_[Index(View::kSupervisor)];
   const std::uint64_t offset = std::uint64_t{first_page} * kPageSize;
-  if (!window_.Map(static_cast<std::uint32_t>(offset), memory_.shared(), offset,
-                   std::size_t{count} * kPageSize, Protection::kReadWrite)) {
+  if (!window.Map(static_cast<std::uint32_t>(offset), memory_.shared(), offset,
+                  std::size_t{count} * kPageSize, Protection::kReadWrite)) {
     return false;
   }
   for (std::uint32_t page = first_page; page < first_page + count; ++page) {
     Record(page, page, true, true, false);
-    if (code_[page]) window_.Protect(page * kPageSize, kPageSize, Protection::kRead);
+    if (code_[page]) window.Protect(AddressOf(page), kPageSize, Protection::kRead);
   }
   return true;
 }
 
-ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write) {
+ShadowMmu::Miss ShadowMmu::MapFlat(std::uint32_t linear, bool write) {
   using Result = Miss::Result;
   const std::uint32_t page = linear / kPageSize;
-  const std::uint32_t old = entries_[page];
-  if (!paging()) {
-    if (page >= page_count()) return {Result::kNoRam, 0, linear};
-    if (old & kShadowed) {
-      if (write && code_[page]) return {Result::kCodeWrite, 0, linear};
-      return {window_.Protect(page * kPageSize, kPageSize, ProtectionOf(old)) ? Result::kMapped
-                                                                              : Result::kHostError};
-    }
-    const std::uint32_t first = page / kRunPages * kRunPages;
-    ++counters_.misses;
-    return {MapRun(first, std::min(kRunPages, page_count() - first)) ? Result::kMapped
-                                                                     : Result::kHostError};
+  if (page >= page_count()) return {Result::kNoRam, 0, linear};
+  if (entries_[page] & kShadowed) {
+    if (write && code_[page]) return {Result::kCodeWrite, 0, linear};
+    return {WindowOf(page).Protect(AddressOf(page), kPageSize, ProtectionOf(entries_[page]))
+                ? Result::kMapped
+                : Result::kHostError};
   }
+  const std::uint32_t first = page / kRunPages * kRunPages;
+  ++counters_.misses;
+  return {MapRun(first, std::min(kRunPages, page_count() - first)) ? Result::kMapped
+                                                                   : Result::kHostError};
+}
 
+ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write, View view) {
+  using Result = Miss::Result;
+  // With paging off, code at every level runs in the supervisor view.
+  if (!paging()) {
+    return view == View::kSupervisor ? MapFlat(linear, write) : Miss{Result::kNoRam, 0, linear};
+  }
+  const std::uint32_t page = Index(view) << kViewShift | linear / kPageSize;
+  const std::uint32_t old = entries_[page];
   const Translation translation =
-      Walk(memory_, mode_, linear, write ? Access::kWrite : Access::kRead, false);
+      Walk(memory_, mode_, linear, write ? Access::kWrite : Access::kRead, view == View::kUser);
   switch (translation.status) {
     case Translation::Status::kOk: break;
     case Translation::Status::kPageFault: return {Result::kPageFault, translation.error_code, 0};
@@ -158,9 +178,9 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write) {
   const Protection protection = ProtectionOf(entries_[page]);
   const bool mapped =
       (old & kShadowed) && (old & kPhysicalMask) == physical_page
-          ? window_.Protect(page * kPageSize, kPageSize, protection)
-          : window_.Map(page * kPageSize, memory_.shared(),
-                        std::uint64_t{physical_page} * kPageSize, kPageSize, protection);
+          ? WindowOf(page).Protect(AddressOf(page), kPageSize, protection)
+          : WindowOf(page).Map(AddressOf(page), memory_.shared(),
+                               std::uint64_t{physical_page} * kPageSize, kPageSize, protection);
   if (!mapped) {
     Forget(page);
     return {Result::kHostError, 0, translation.physical};
@@ -170,8 +190,8 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write) {
   return {Result::kMapped, 0, translation.physical};
 }
 
-Translation ShadowMmu::Translate(std::uint32_t linear, Access access) {
-  if (paging()) return Walk(memory_, mode_, linear, access, false);
+Translation ShadowMmu::Translate(std::uint32_t linear, Access access, View view) {
+  if (paging()) return Walk(memory_, mode_, linear, access, view == View::kUser);
   Translation identity;
   identity.physical = linear;
   identity.writable = true;
@@ -185,7 +205,7 @@ void ShadowMmu::ProtectCode(std::uint32_t physical_page) {
   for (std::uint32_t alias = alias_head_[physical_page]; alias != 0;
        alias = alias_next_[alias - 1]) {
     if (entries_[alias - 1] & kMayWrite) {
-      window_.Protect((alias - 1) * kPageSize, kPageSize, Protection::kRead);
+      WindowOf(alias - 1).Protect(AddressOf(alias - 1), kPageSize, Protection::kRead);
     }
   }
 }
@@ -196,14 +216,14 @@ void ShadowMmu::UnprotectCode(std::uint32_t physical_page) {
   for (std::uint32_t alias = alias_head_[physical_page]; alias != 0;
        alias = alias_next_[alias - 1]) {
     if (entries_[alias - 1] & kMayWrite) {
-      window_.Protect((alias - 1) * kPageSize, kPageSize, Protection::kReadWrite);
+      WindowOf(alias - 1).Protect(AddressOf(alias - 1), kPageSize, Protection::kReadWrite);
     }
   }
 }
 
 void ShadowMmu::FlushAll() {
   ++counters_.full_flushes;
-  window_.Unmap(0, platform::AddressWindow::kSize);
+  for (platform::AddressWindow& window : windows_) window.Unmap(0, platform::AddressWindow::kSize);
   for (std::uint32_t page : shadowed_) {
     if (entries_[page] & kShadowed) {
       alias_head_[entries_[page] & kPhysicalMask] = 0;
@@ -240,7 +260,7 @@ void ShadowMmu::UnmapPages(const std::vector<std::uint32_t>& pages) {
     std::uint32_t end = start + 1;
     for (++i; i < pages.size(); ++i) {
       const std::uint32_t next = pages[i];
-      if (next - end > kMaxUnmapGap) break;
+      if (next - end > kMaxUnmapGap || (next >> kViewShift) != (start >> kViewShift)) break;
       bool gap_clear = true;
       for (std::uint32_t page = end; page < next && gap_clear; ++page) {
         gap_clear = !(entries_[page] & kShadowed);
@@ -248,7 +268,7 @@ void ShadowMmu::UnmapPages(const std::vector<std::uint32_t>& pages) {
       if (!gap_clear) break;
       end = next + 1;
     }
-    window_.Unmap(start * kPageSize, std::size_t{end - start} * kPageSize);
+    WindowOf(start).Unmap(AddressOf(start), std::size_t{end - start} * kPageSize);
   }
 }
 

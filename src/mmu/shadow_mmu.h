@@ -1,5 +1,8 @@
-// The guest's linear address space as the host MMU sees it: the guest
-// window, filled on host faults (shadow misses).
+// The guest's linear address space as the host MMU sees it: two guest
+// windows, filled on host faults (shadow misses). The supervisor view holds
+// what code at CPL 0-2 may reach, the user view only the guest's user pages
+// (U/S set all the way), so that at CPL 3 (GS on the user view) a U/S
+// violation is a host fault as on hardware.
 //
 // With paging off, linear = physical and a miss maps a run of pages at once.
 // With paging on, the window is a shadow of the guest page tables: a linear
@@ -9,12 +12,15 @@
 // miss, a CR3 load, invlpg or a change of paging mode, never because the
 // guest edited a table (SDM Vol. 3A, 4.10.4). Physical pages that hold
 // translated code are read-only in every linear alias, found through a
-// reverse map, so that writes to them fault and can invalidate translations.
+// reverse map over both views, so that writes to them fault and can
+// invalidate translations.
 #pragma once
 
 #include "mmu/page_walker.h"
 #include "mmu/physical_memory.h"
 #include "platform/host_memory.h"
+
+#include <bt/result.h>
 
 #include <cstdint>
 #include <memory>
@@ -28,6 +34,9 @@ struct ShadowCounters {
   std::uint64_t cr3_flushes = 0;   // CR3 loads (global pages stay)
   std::uint64_t page_flushes = 0;  // invlpg of a shadowed page
 };
+
+// Which guest window: what supervisor or user-mode code sees.
+enum class View : std::uint8_t { kSupervisor, kUser };
 
 class ShadowMmu {
  public:
@@ -53,7 +62,15 @@ class ShadowMmu {
     std::uint64_t physical = 0;
   };
 
-  ShadowMmu(PhysicalMemory& memory, platform::AddressWindow& window);
+  // Reserves both windows.
+  static Result<std::unique_ptr<ShadowMmu>> Create(PhysicalMemory& memory);
+
+  platform::AddressWindow& window(View view) { return windows_[Index(view)]; }
+  // The view code at privilege level `cpl` runs in: with paging off there
+  // is nothing the supervisor view hides, so every level uses it.
+  View ViewFor(unsigned cpl) const {
+    return paging() && cpl == 3 ? View::kUser : View::kSupervisor;
+  }
 
   const PagingMode& mode() const { return mode_; }
   bool paging() const { return mode_.cr0 & kCr0Pg; }
@@ -67,11 +84,12 @@ class ShadowMmu {
   // invlpg: drops the translation of the page holding `linear`.
   void FlushPage(std::uint32_t linear);
 
-  // A host fault at window address `linear`, a `write` or not.
-  Miss HandleMiss(std::uint32_t linear, bool write);
+  // A host fault at address `linear` of `view`'s window, a `write` or not.
+  Miss HandleMiss(std::uint32_t linear, bool write, View view);
   // The translation of `linear` for the VMM's own accesses and instruction
-  // fetch, setting accessed and dirty bits as the guest CPU would.
-  Translation Translate(std::uint32_t linear, Access access);
+  // fetch by code in `view`, setting accessed and dirty bits as the guest
+  // CPU would.
+  Translation Translate(std::uint32_t linear, Access access, View view);
 
   bool IsCodePage(std::uint32_t physical_page) const { return code_[physical_page]; }
   // Makes every linear alias of `physical_page` read-only (it holds
@@ -86,6 +104,9 @@ class ShadowMmu {
  private:
   static constexpr std::uint32_t kCr0Pg = 1u << 31;
   static constexpr std::uint32_t kLinearPages = 1u << 20;
+  // Shadowed pages are numbered across views: view << 20 | linear page.
+  static constexpr std::uint32_t kViewShift = 20, kShadowPages = 2 * kLinearPages;
+  static constexpr unsigned Index(View view) { return static_cast<unsigned>(view); }
   // A linear page's shadow entry: the physical page and what it may do.
   static constexpr std::uint32_t kShadowed = 1u << 31, kMayWrite = 1u << 30, kGlobal = 1u << 29,
                                  kLarge = 1u << 28,  // part of a 2 or 4 MiB guest page
@@ -94,6 +115,11 @@ class ShadowMmu {
   // finds every shadowed piece of one without a search in the usual case.
   static constexpr unsigned kRegionShift = 9;
 
+  ShadowMmu(PhysicalMemory& memory, platform::AddressWindow supervisor,
+            platform::AddressWindow user);
+  // `page` is a shadow page number (kViewShift).
+  platform::AddressWindow& WindowOf(std::uint32_t page) { return windows_[page >> kViewShift]; }
+  static std::uint32_t AddressOf(std::uint32_t page) { return page << 12; }
   // Records `page` as shadowing `physical_page`; the caller maps it.
   void Record(std::uint32_t page, std::uint32_t physical_page, bool may_write, bool global,
               bool large);
@@ -107,18 +133,19 @@ class ShadowMmu {
   void FlushNonGlobal();
   // Unmaps sorted, forgotten pages, one host call per cluster.
   void UnmapPages(const std::vector<std::uint32_t>& pages);
+  Miss MapFlat(std::uint32_t linear, bool write);
 
   PhysicalMemory& memory_;
-  platform::AddressWindow& window_;
+  platform::AddressWindow windows_[2];
   PagingMode mode_;
   std::vector<bool> code_;  // per physical page
-  // Per linear page: its entry, and the next linear page (plus one) that
+  // Per shadow page: its entry, and the next shadow page (plus one) that
   // shadows the same physical page; per physical page: the first such.
   std::unique_ptr<std::uint32_t[]> entries_;
   std::unique_ptr<std::uint32_t[]> alias_next_;
   std::vector<std::uint32_t> alias_head_;
   std::vector<std::uint16_t> large_in_region_;
-  // Linear pages recorded since the last full flush; forgotten ones and
+  // Shadow pages recorded since the last full flush; forgotten ones and
   // repeats included (FlushPage does not search this).
   std::vector<std::uint32_t> shadowed_;
   std::vector<std::uint32_t> scratch_;

@@ -48,7 +48,7 @@ std::uint64_t Vcpu::AddressSpaceGeneration() const {
 }
 
 void Vcpu::RetranslatePageOf(std::uint32_t eip) {
-  const mmu::Translation code = parts_.mmu.Translate(eip, mmu::Access::kExecute);
+  const mmu::Translation code = parts_.mmu.Translate(eip, mmu::Access::kExecute, CurrentView());
   if (code.status != mmu::Translation::Status::kOk || code.physical >= parts_.memory.size()) {
     return;
   }
@@ -106,7 +106,7 @@ bool Vcpu::ResolveMemory(const decoder::DecodedInstruction& insn) {
   const std::uint32_t pieces[2][2] = {{linear, first_bytes},
                                       {linear + first_bytes, bytes - first_bytes}};
   for (unsigned i = 0; i < 2 && pieces[i][1] != 0; ++i) {
-    const mmu::Translation translation = parts_.mmu.Translate(pieces[i][0], access);
+    const mmu::Translation translation = parts_.mmu.Translate(pieces[i][0], access, CurrentView());
     if (translation.status == mmu::Translation::Status::kPageFault) {
       if (record) record->runs = 0;
       return Raise(PageFaultEvent({pieces[i][0], translation.error_code}, insn.eip));

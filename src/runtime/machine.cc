@@ -26,7 +26,6 @@ namespace bt {
 struct Machine::Impl {
   MachineConfig config;
   std::optional<mmu::PhysicalMemory> memory;
-  std::optional<platform::AddressWindow> window;
   std::unique_ptr<mmu::ShadowMmu> mmu;
   std::unique_ptr<translator::CodeCache> cache;
   translator::Trampolines trampolines;
@@ -57,10 +56,9 @@ Result<void> Machine::Impl::Build() {
   auto ram = mmu::PhysicalMemory::Create(config.ram_bytes);
   if (!ram) return Error{ram.error()};
   memory.emplace(std::move(ram.value()));
-  auto reserved = platform::AddressWindow::Reserve();
-  if (!reserved) return Error{reserved.error()};
-  window.emplace(std::move(reserved.value()));
-  mmu = std::make_unique<mmu::ShadowMmu>(*memory, *window);
+  auto shadow = mmu::ShadowMmu::Create(*memory);
+  if (!shadow) return Error{shadow.error()};
+  mmu = std::move(shadow.value());
 
   const std::size_t pages = memory->size() / mmu::PhysicalMemory::kPageSize;
   auto code_cache = translator::CodeCache::Create(config.translator.cache_bytes, pages);
@@ -102,8 +100,8 @@ Result<void> Machine::Impl::Build() {
     }
   }
 
-  auto cpu = runtime::Vcpu::Create(runtime::Vcpu::Parts{
-      *memory, *window, *mmu, ports, *cache, *translator, trampolines, decoder, pic, *pit});
+  auto cpu = runtime::Vcpu::Create(runtime::Vcpu::Parts{*memory, *mmu, ports, *cache, *translator,
+                                                        trampolines, decoder, pic, *pit});
   if (!cpu) return Error{cpu.error()};
   vcpu = std::move(cpu.value());
   pic.SetIntrListener(&runtime::Vcpu::OnInterruptRequest, vcpu.get());

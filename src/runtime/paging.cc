@@ -30,8 +30,21 @@ void Vcpu::UpdatePagingMode() {
   if (!parts_.mmu.SetMode({state_->cr0, state_->cr3, state_->cr4, false})) return;
   // Chains made under one paging mode assumed its mapping of every page
   // they cross; turning paging on or off invalidates all of them.
-  if (was_paging != parts_.mmu.paging()) parts_.cache.Flush();
+  if (was_paging != parts_.mmu.paging()) {
+    parts_.cache.Flush();
+    OnPrivilegeChanged();
+  }
   OnAddressSpaceChanged();
+}
+
+void Vcpu::OnPrivilegeChanged() {
+  const auto base = reinterpret_cast<std::uint64_t>(parts_.mmu.window(CurrentView()).base());
+  if (base == state_->window_base) return;
+  state_->window_base = base;
+  platform::SetThreadGsBase(base);
+  // The indirect-branch table does not record the view its units were
+  // entered from: user code must not reach supervisor pages through it.
+  if (CurrentView() == mmu::View::kUser) ClearIndirectTable();
 }
 
 void Vcpu::OnAddressSpaceChanged() { ClearIndirectTable(); }
@@ -95,8 +108,8 @@ bool Vcpu::AccessGuest(std::uint32_t address, void* data, std::size_t bytes, boo
   std::uint32_t linear = address;
   for (std::size_t left = bytes; left > 0; ++count) {
     const std::size_t in_page = std::min<std::size_t>(left, kPageSize - linear % kPageSize);
-    const mmu::Translation translation =
-        parts_.mmu.Translate(linear, write ? mmu::Access::kWrite : mmu::Access::kRead);
+    const mmu::Translation translation = parts_.mmu.Translate(
+        linear, write ? mmu::Access::kWrite : mmu::Access::kRead, mmu::View::kSupervisor);
     if (translation.status == mmu::Translation::Status::kPageFault) {
       access_fault_ = LinearFault{linear, translation.error_code};
       return false;
@@ -131,7 +144,8 @@ bool Vcpu::WriteGuest(std::uint32_t address, const void* data, std::size_t bytes
 }
 
 const std::uint8_t* Vcpu::CodePage(std::uint32_t page_base, std::uint32_t* physical_page) {
-  const mmu::Translation translation = parts_.mmu.Translate(page_base, mmu::Access::kExecute);
+  const mmu::Translation translation =
+      parts_.mmu.Translate(page_base, mmu::Access::kExecute, CurrentView());
   if (translation.status == mmu::Translation::Status::kPageFault) {
     access_fault_ = LinearFault{page_base, translation.error_code};
     return nullptr;

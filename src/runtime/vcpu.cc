@@ -41,7 +41,8 @@ Vcpu::Vcpu(const Parts& parts, platform::PageMemory state_memory)
       state_(new (state_memory_.data()) CpuState()),
       indirect_(reinterpret_cast<translator::IndirectEntry*>(state_memory_.data() +
                                                              translator::kIndirectTableOffset)) {
-  state_->window_base = reinterpret_cast<std::uint64_t>(parts_.window.base());
+  state_->window_base =
+      reinterpret_cast<std::uint64_t>(parts_.mmu.window(mmu::View::kSupervisor).base());
   state_->callout_handler = reinterpret_cast<std::uint64_t>(&Vcpu::OnCallout);
   state_->runtime = reinterpret_cast<std::uint64_t>(this);
   // FNINIT/reset values: FCW 0x037F, MXCSR 0x1F80 (SDM Vol. 1, 10.5.1).
@@ -399,9 +400,9 @@ bool Vcpu::HandleCodeWrite(platform::HostFault& fault, std::uint32_t page) {
 }
 
 bool Vcpu::HandleWindowFault(platform::HostFault& fault, const TranslationUnit* unit,
-                             std::uint32_t linear) {
+                             std::uint32_t linear, mmu::View view) {
   using Result = mmu::ShadowMmu::Miss::Result;
-  const mmu::ShadowMmu::Miss miss = parts_.mmu.HandleMiss(linear, fault.write);
+  const mmu::ShadowMmu::Miss miss = parts_.mmu.HandleMiss(linear, fault.write, view);
   const auto* rip = reinterpret_cast<const std::uint8_t*>(fault.rip);
   if (unit && (miss.result == Result::kMapped || miss.result == Result::kPageFault)) {
     NoteMemoryFault(unit->FaultEntryAt(rip).guest_eip, linear);
@@ -447,25 +448,26 @@ bool Vcpu::HandleHostFault(platform::HostFault& fault) {
       ExitFromFault(fault, *unit, ExitReason::kEventPoll, 0);
       return true;
     }
-    if (parts_.window.Contains(fault.address)) {
-      return HandleWindowFault(
-          fault, unit,
-          static_cast<std::uint32_t>(fault.address -
-                                     reinterpret_cast<std::uintptr_t>(parts_.window.base())));
-    }
-    if (parts_.window.InGuard(fault.address) && unit &&
-        unit->FaultEntryAt(rip).fixup == Fixup::kStringAccess) {
-      // A string instruction ran off the window: wrap like a 32-bit address.
-      ++counters_.host_faults[Index(HostFaultCause::kStringWrap)];
-      const auto base = reinterpret_cast<std::uint64_t>(parts_.window.base());
-      for (unsigned reg : {kHostRsi, kHostRdi}) {
-        if (fault.gpr[reg] >= base + platform::AddressWindow::kSize) {
-          fault.gpr[reg] -= platform::AddressWindow::kSize;
-        } else if (fault.gpr[reg] < base) {
-          fault.gpr[reg] += platform::AddressWindow::kSize;
-        }
+    for (const mmu::View view : {mmu::View::kSupervisor, mmu::View::kUser}) {
+      const platform::AddressWindow& window = parts_.mmu.window(view);
+      const auto base = reinterpret_cast<std::uint64_t>(window.base());
+      if (window.Contains(fault.address)) {
+        return HandleWindowFault(fault, unit, static_cast<std::uint32_t>(fault.address - base),
+                                 view);
       }
-      return true;
+      if (window.InGuard(fault.address) && unit &&
+          unit->FaultEntryAt(rip).fixup == Fixup::kStringAccess) {
+        // A string instruction ran off the window: wrap like a 32-bit address.
+        ++counters_.host_faults[Index(HostFaultCause::kStringWrap)];
+        for (unsigned reg : {kHostRsi, kHostRdi}) {
+          if (fault.gpr[reg] >= base + platform::AddressWindow::kSize) {
+            fault.gpr[reg] -= platform::AddressWindow::kSize;
+          } else if (fault.gpr[reg] < base) {
+            fault.gpr[reg] += platform::AddressWindow::kSize;
+          }
+        }
+        return true;
+      }
     }
     return false;
   }

@@ -95,7 +95,6 @@ class Vcpu final : private translator::CodeSource {
  public:
   struct Parts {
     mmu::PhysicalMemory& memory;
-    platform::AddressWindow& window;
     mmu::ShadowMmu& mmu;
     devices::PortBus& ports;
     translator::CodeCache& cache;
@@ -216,7 +215,7 @@ class Vcpu final : private translator::CodeSource {
   // A host fault at `linear` in the guest window: a shadow miss, a code
   // write or a guest #PF.
   bool HandleWindowFault(platform::HostFault& fault, const TranslationUnit* unit,
-                         std::uint32_t linear);
+                         std::uint32_t linear, mmu::View view);
   void ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit,
                      translator::ExitReason reason, std::uint32_t vector);
 
@@ -261,6 +260,13 @@ class Vcpu final : private translator::CodeSource {
   // Hands the paging control registers to the MMU; drops what depended on
   // the old linear-to-physical mapping.
   void UpdatePagingMode();
+  // Puts GS on the guest window of the current privilege level's view
+  // (after every change of CPL or of CR0.PG).
+  void OnPrivilegeChanged();
+  // The view code at the current privilege level runs in.
+  mmu::View CurrentView() const {
+    return parts_.mmu.ViewFor(state_->segment[translator::kCs].selector & 3);
+  }
   void OnAddressSpaceChanged();
   // A #PF event for `fault` at the instruction at `eip`; sets CR2.
   GuestEvent PageFaultEvent(const LinearFault& fault, std::uint32_t eip);

@@ -4,8 +4,6 @@
 #include <setjmp.h>
 #include <signal.h>
 
-#include <optional>
-
 namespace bt::mmu {
 namespace {
 
@@ -36,25 +34,27 @@ using MissResult = ShadowMmu::Miss::Result;
 struct MmuFixture {
   MmuFixture() {
     REQUIRE(memory);
-    REQUIRE(window);
-    mmu.emplace(*memory, *window);
+    auto created = ShadowMmu::Create(*memory);
+    REQUIRE(created);
+    mmu = std::move(created.value());
   }
-  std::uint8_t* At(std::uint32_t linear) { return window->base() + linear; }
+  std::uint8_t* At(std::uint32_t linear, View view = View::kSupervisor) {
+    return mmu->window(view).base() + linear;
+  }
   bt::Result<PhysicalMemory> memory = PhysicalMemory::Create(1u << 20);
-  bt::Result<platform::AddressWindow> window = platform::AddressWindow::Reserve();
-  std::optional<ShadowMmu> mmu;
+  std::unique_ptr<ShadowMmu> mmu;
 };
 
 TEST_CASE("with paging off, window pages appear on a miss, a run at a time, backed by RAM") {
   MmuFixture f;
   CHECK_FALSE(Readable(f.At(0x21000)));
-  CHECK(f.mmu->HandleMiss(0x21000 + 12, false).result == MissResult::kMapped);
+  CHECK(f.mmu->HandleMiss(0x21000 + 12, false, View::kSupervisor).result == MissResult::kMapped);
   CHECK(Writable(f.At(0x20000)));  // the whole 64 KiB run
   CHECK(Writable(f.At(0x2F000)));
   CHECK_FALSE(Readable(f.At(0x30000)));
   f.At(0x21010)[0] = 0x5A;
   CHECK(f.memory->HostPointer(0x21010)[0] == 0x5A);
-  const ShadowMmu::Miss outside = f.mmu->HandleMiss(2u << 20, false);
+  const ShadowMmu::Miss outside = f.mmu->HandleMiss(2u << 20, false, View::kSupervisor);
   CHECK(outside.result == MissResult::kNoRam);
   CHECK(outside.physical == (2u << 20));
 }
@@ -62,10 +62,10 @@ TEST_CASE("with paging off, window pages appear on a miss, a run at a time, back
 TEST_CASE("code pages are read-only in the window until unprotected, and writes to them say so") {
   MmuFixture f;
   f.mmu->ProtectCode(0x41);  // before the run is mapped
-  REQUIRE(f.mmu->HandleMiss(0x40000, false).result == MissResult::kMapped);
+  REQUIRE(f.mmu->HandleMiss(0x40000, false, View::kSupervisor).result == MissResult::kMapped);
   CHECK_FALSE(Writable(f.At(0x41000)));
   CHECK(Writable(f.At(0x42000)));
-  CHECK(f.mmu->HandleMiss(0x41004, true).result == MissResult::kCodeWrite);
+  CHECK(f.mmu->HandleMiss(0x41004, true, View::kSupervisor).result == MissResult::kCodeWrite);
   f.mmu->UnprotectCode(0x41);
   CHECK(Writable(f.At(0x41000)));
   f.mmu->ProtectCode(0x42);  // after
@@ -105,11 +105,11 @@ TEST_CASE("with paging on, a miss walks the guest tables: #PF, A and D bits, wri
   tables.Map(0x400000, 0x10000, GuestTables::kPresent | GuestTables::kWritable);
   CHECK(f.mmu->SetMode(GuestTables::Mode()));
 
-  const ShadowMmu::Miss missing = f.mmu->HandleMiss(0x401234, true);
+  const ShadowMmu::Miss missing = f.mmu->HandleMiss(0x401234, true, View::kSupervisor);
   CHECK(missing.result == MissResult::kPageFault);
   CHECK(missing.error_code == 0x2);  // not present, write
 
-  CHECK(f.mmu->HandleMiss(0x400010, false).result == MissResult::kMapped);
+  CHECK(f.mmu->HandleMiss(0x400010, false, View::kSupervisor).result == MissResult::kMapped);
   CHECK((tables.Pte(0x400000) & GuestTables::kAccessed) != 0);
   CHECK((tables.Pte(0x400000) & GuestTables::kDirty) == 0);
   CHECK(Readable(f.At(0x400000)));
@@ -117,7 +117,7 @@ TEST_CASE("with paging on, a miss walks the guest tables: #PF, A and D bits, wri
   f.memory->HostPointer(0x10000)[5] = 0x77;
   CHECK(f.At(0x400000)[5] == 0x77);
 
-  CHECK(f.mmu->HandleMiss(0x400010, true).result == MissResult::kMapped);
+  CHECK(f.mmu->HandleMiss(0x400010, true, View::kSupervisor).result == MissResult::kMapped);
   CHECK((tables.Pte(0x400000) & GuestTables::kDirty) != 0);
   CHECK(Writable(f.At(0x400000)));
 }
@@ -130,12 +130,12 @@ TEST_CASE("a code page is read-only through every alias, and writable again afte
   tables.Map(0x400000, 0x10000, rw_dirty);
   tables.Map(0x7FF000, 0x10000, rw_dirty);
   f.mmu->SetMode(GuestTables::Mode());
-  REQUIRE(f.mmu->HandleMiss(0x400000, true).result == MissResult::kMapped);
-  REQUIRE(f.mmu->HandleMiss(0x7FF000, true).result == MissResult::kMapped);
+  REQUIRE(f.mmu->HandleMiss(0x400000, true, View::kSupervisor).result == MissResult::kMapped);
+  REQUIRE(f.mmu->HandleMiss(0x7FF000, true, View::kSupervisor).result == MissResult::kMapped);
   f.mmu->ProtectCode(0x10);
   CHECK_FALSE(Writable(f.At(0x400000)));
   CHECK_FALSE(Writable(f.At(0x7FF000)));
-  const ShadowMmu::Miss write = f.mmu->HandleMiss(0x7FF008, true);
+  const ShadowMmu::Miss write = f.mmu->HandleMiss(0x7FF008, true, View::kSupervisor);
   CHECK(write.result == MissResult::kCodeWrite);
   CHECK(write.physical == 0x10008);
   f.mmu->UnprotectCode(0x10);
@@ -151,7 +151,7 @@ TEST_CASE("CR3 loads drop non-global pages, invlpg one page, mode changes all") 
   tables.Map(0x402000, 0x12000, GuestTables::kPresent);
   f.mmu->SetMode(GuestTables::Mode(1u << 7));  // CR4.PGE
   for (std::uint32_t linear : {0x400000u, 0x401000u, 0x402000u}) {
-    REQUIRE(f.mmu->HandleMiss(linear, false).result == MissResult::kMapped);
+    REQUIRE(f.mmu->HandleMiss(linear, false, View::kSupervisor).result == MissResult::kMapped);
   }
   CHECK(f.mmu->LoadCr3(GuestTables::kDirectory));
   CHECK_FALSE(Readable(f.At(0x400000)));
@@ -161,7 +161,7 @@ TEST_CASE("CR3 loads drop non-global pages, invlpg one page, mode changes all") 
   f.mmu->FlushPage(0x401FFF);
   CHECK_FALSE(Readable(f.At(0x401000)));
 
-  REQUIRE(f.mmu->HandleMiss(0x401000, false).result == MissResult::kMapped);
+  REQUIRE(f.mmu->HandleMiss(0x401000, false, View::kSupervisor).result == MissResult::kMapped);
   CHECK(f.mmu->SetMode(GuestTables::Mode()));  // PGE off flushes globals too
   CHECK_FALSE(Readable(f.At(0x401000)));
   CHECK(f.mmu->counters().cr3_flushes == 1);
@@ -175,16 +175,17 @@ TEST_CASE("a linear page remapped to another frame after invlpg shows the new fr
   f.mmu->SetMode(GuestTables::Mode());
   f.memory->HostPointer(0x10000)[0] = 1;
   f.memory->HostPointer(0x11000)[0] = 2;
-  REQUIRE(f.mmu->HandleMiss(0x400000, false).result == MissResult::kMapped);
+  REQUIRE(f.mmu->HandleMiss(0x400000, false, View::kSupervisor).result == MissResult::kMapped);
   CHECK(f.At(0x400000)[0] == 1);
   tables.Map(0x400000, 0x11000, GuestTables::kPresent);
   CHECK(f.At(0x400000)[0] == 1);  // a stale TLB entry, as hardware may keep
   f.mmu->FlushPage(0x400000);
-  REQUIRE(f.mmu->HandleMiss(0x400000, false).result == MissResult::kMapped);
+  REQUIRE(f.mmu->HandleMiss(0x400000, false, View::kSupervisor).result == MissResult::kMapped);
   CHECK(f.At(0x400000)[0] == 2);
   // The old frame holds code: only aliases of it are protected.
   f.mmu->ProtectCode(0x10);
-  CHECK(f.mmu->HandleMiss(0x400000, true).result == MissResult::kPageFault);  // read-only PTE
+  CHECK(f.mmu->HandleMiss(0x400000, true, View::kSupervisor).result ==
+        MissResult::kPageFault);  // read-only PTE
 }
 
 TEST_CASE("the window is 4 GiB aligned with guard space on both sides") {
@@ -203,6 +204,43 @@ TEST_CASE("guest RAM sizes outside what the machine supports are refused") {
   CHECK_FALSE(PhysicalMemory::Create(4096));
   CHECK_FALSE(PhysicalMemory::Create((1u << 20) + 1));
   CHECK_FALSE(PhysicalMemory::Create(std::uint64_t{4} << 30));
+}
+
+TEST_CASE("the user view holds user pages only; code stays read-only in both views") {
+  MmuFixture f;
+  GuestTables tables(*f.memory);
+  const std::uint32_t user = 0x4;
+  tables.Map(0x400000, 0x10000,
+             GuestTables::kPresent | GuestTables::kWritable | GuestTables::kDirty | user);
+  tables.Map(0x401000, 0x11000, GuestTables::kPresent | GuestTables::kWritable);
+  tables.Map(0x402000, 0x12000, GuestTables::kPresent | user);
+  f.mmu->SetMode(GuestTables::Mode());
+  tables.Set(GuestTables::kDirectory + 4, GuestTables::kTable | 7);  // the PDE allows user
+
+  CHECK(f.mmu->HandleMiss(0x400000, true, View::kUser).result == MissResult::kMapped);
+  CHECK(Writable(f.At(0x400000, View::kUser)));
+  CHECK_FALSE(Readable(f.At(0x400000)));  // the supervisor view misses on its own
+
+  const ShadowMmu::Miss supervisor_page = f.mmu->HandleMiss(0x401000, false, View::kUser);
+  CHECK(supervisor_page.result == MissResult::kPageFault);
+  CHECK(supervisor_page.error_code == 0x5);  // present, user
+  CHECK(f.mmu->HandleMiss(0x401000, false, View::kSupervisor).result == MissResult::kMapped);
+  CHECK_FALSE(Readable(f.At(0x401000, View::kUser)));
+
+  const ShadowMmu::Miss read_only = f.mmu->HandleMiss(0x402000, true, View::kUser);
+  CHECK(read_only.result == MissResult::kPageFault);
+  CHECK(read_only.error_code == 0x7);  // present, write, user
+
+  REQUIRE(f.mmu->HandleMiss(0x400000, true, View::kSupervisor).result == MissResult::kMapped);
+  f.mmu->ProtectCode(0x10);
+  CHECK_FALSE(Writable(f.At(0x400000, View::kUser)));
+  CHECK_FALSE(Writable(f.At(0x400000)));
+  f.mmu->UnprotectCode(0x10);
+  CHECK(Writable(f.At(0x400000, View::kUser)));
+
+  f.mmu->LoadCr3(GuestTables::kDirectory);
+  CHECK_FALSE(Readable(f.At(0x400000, View::kUser)));
+  CHECK_FALSE(Readable(f.At(0x401000)));
 }
 
 }  // namespace
