@@ -83,6 +83,7 @@ struct StopInfo {
   std::uint32_t eip = 0;
   std::uint8_t vector = 0;
   std::uint32_t error_code = 0;
+  std::uint32_t fault_address = 0;  // kGuestException with vector 14: CR2
   std::array<std::uint8_t, 15> instruction_bytes{};
   std::uint8_t instruction_length = 0;
   std::string message;  // human-readable summary of all of the above

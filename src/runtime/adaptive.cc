@@ -13,8 +13,9 @@
 // one address space without a guest #PF, where a shadow mapping is cheaper
 // than a callout per run; an instruction that flips too often stays plain.
 //
-// Writes to pages holding translated code, and operands split over pages
-// that are not contiguous in guest-physical memory, take the guest window
+// Writes to pages holding translated code, operands split over pages that
+// are not contiguous in guest-physical memory, and faulting operands that
+// the instruction may fault on for alignment first, take the guest window
 // as before, where host faults handle them.
 #include "runtime/vcpu.h"
 
@@ -109,6 +110,9 @@ bool Vcpu::ResolveMemory(const decoder::DecodedInstruction& insn) {
     const mmu::Translation translation = parts_.mmu.Translate(pieces[i][0], access, CurrentView());
     if (translation.status == mmu::Translation::Status::kPageFault) {
       if (record) record->runs = 0;
+      // Operands of 16 bytes and more that are not 16-byte aligned may owe
+      // the instruction a #GP first (movdqa, fxsave...): the host decides.
+      if (bytes >= 16 && linear % 16 != 0) return false;
       return Raise(PageFaultEvent({pieces[i][0], translation.error_code}, insn.eip));
     }
     if (translation.status != mmu::Translation::Status::kOk ||

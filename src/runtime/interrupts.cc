@@ -71,6 +71,7 @@ std::optional<StopInfo> Vcpu::Deliver(GuestEvent event) {
       stop.vector = event.vector;
       stop.eip = event.return_eip;
       stop.error_code = event.error_code;
+      if (event.vector == kPageFault) stop.fault_address = state_->cr2;
       return stop;
     }
     GuestEvent nested;

@@ -14,7 +14,8 @@ constexpr unsigned kProgramLength = 48;
 
 bt::conformance::DifferentialTester& Tester() {
   static std::unique_ptr<bt::conformance::DifferentialTester> tester = [] {
-    auto created = bt::conformance::DifferentialTester::Create(BT_NATIVE_RUNNER_PATH, {1, 64});
+    auto created = bt::conformance::DifferentialTester::Create(BT_NATIVE_RUNNER_PATH,
+                                                               bt::conformance::kDefaultSettings);
     if (!created) {
       std::fprintf(stderr, "bt_fuzz: %s\n", created.error().c_str());
       std::abort();

@@ -20,9 +20,14 @@ constexpr std::uint32_t kFsSelectorSlot = kHarnessData + 0x110;
 constexpr std::uint32_t kGsSelectorSlot = kHarnessData + 0x112;
 constexpr std::uint32_t kSavedEax = kHarnessData + 0x120;
 constexpr std::uint16_t kFsSelector = 0x18, kGsSelector = 0x20;
-constexpr std::uint32_t kCr0 = 0x33;   // PE MP ET NE
+constexpr std::uint32_t kCr0 = 0x33;  // PE MP ET NE
+constexpr std::uint32_t kCr0Pg = 0x80000000u;
 constexpr std::uint32_t kCr4 = 0x600;  // OSFXSR OSXMMEXCPT
 constexpr std::uint64_t kRamBytes = 8u << 20;
+// Page tables, outside every mapped page: a directory and the tables for
+// linear [0, 4 MiB) and [4, 8 MiB).
+constexpr std::uint32_t kPageDirectory = 0x700000;
+constexpr std::uint32_t kPageTables = 0x701000;
 
 class Code {
  public:
@@ -39,13 +44,24 @@ class Code {
   std::vector<std::uint8_t> code_;
 };
 
+// The harness's first run loads CR3; later runs enter at kLaterEntry, past
+// it, as the page tables never change and a CR3 load would drop every
+// shadow mapping each run.
+constexpr std::uint32_t kLaterEntry = 15;
+
 // Touches neither flags nor any register but EAX, which it restores.
-Code HarnessCode() {
+Code HarnessCode(bool paging) {
   Code c;
   c.Bytes({0xA3});  // mov [saved], eax
   c.Dword(kSavedEax);
+  c.Bytes({0xB8});  // mov eax, page directory
+  c.Dword(kPageDirectory);
+  c.Bytes({0x0F, 0x22, 0xD8});  // mov cr3, eax
+  c.Bytes({0xEB, 0x05});        // jmp past the later runs' entry
+  c.Bytes({0xA3});              // kLaterEntry: mov [saved], eax
+  c.Dword(kSavedEax);
   c.Bytes({0xB8});  // mov eax, cr0 value
-  c.Dword(kCr0);
+  c.Dword(paging ? kCr0 | kCr0Pg : kCr0);
   c.Bytes({0x0F, 0x22, 0xC0});  // mov cr0, eax
   c.Bytes({0xB8});
   c.Dword(kCr4);
@@ -63,6 +79,23 @@ Code HarnessCode() {
   return c;
 }
 
+// Present, writable identity entries for the harness, code and data pages.
+std::vector<std::uint32_t> PageTables() {
+  std::vector<std::uint32_t> tables(1024 * 3, 0);
+  std::uint32_t* directory = tables.data();
+  directory[0] = (kPageTables + 0x0000) | 3;
+  directory[1] = (kPageTables + 0x1000) | 3;
+  auto map = [&](std::uint32_t address, std::uint32_t bytes) {
+    for (std::uint32_t page = address; page < address + bytes; page += 0x1000) {
+      tables[1024 + page / 0x1000] = page | 3;
+    }
+  };
+  map(kHarnessData, 0x2000);
+  map(CONF_CODE_ADDRESS, CONF_CODE_BYTES);
+  map(CONF_DATA_ADDRESS, CONF_DATA_BYTES);
+  return tables;
+}
+
 std::uint64_t Descriptor(std::uint32_t base, std::uint8_t access) {
   // 4 GiB limit in pages, 32-bit.
   return 0xFFFFull | (static_cast<std::uint64_t>(base & 0xFFFFFF) << 16) |
@@ -72,8 +105,9 @@ std::uint64_t Descriptor(std::uint32_t base, std::uint8_t access) {
 
 }  // namespace
 
-Result<std::unique_ptr<LibbtRunner>> LibbtRunner::Create(unsigned max_unit_instructions) {
-  std::unique_ptr<LibbtRunner> runner(new LibbtRunner(max_unit_instructions));
+Result<std::unique_ptr<LibbtRunner>> LibbtRunner::Create(unsigned max_unit_instructions,
+                                                         bool paging) {
+  std::unique_ptr<LibbtRunner> runner(new LibbtRunner(max_unit_instructions, paging));
   if (auto booted = runner->Boot(); !booted) return Error{booted.error()};
   return runner;
 }
@@ -89,7 +123,14 @@ Result<void> LibbtRunner::Boot() {
   if (!machine) return Error{machine.error()};
   machine_ = std::move(machine.value());
   harness_loaded_ = false;
-  const Code code = HarnessCode();
+  cr3_loaded_ = false;
+  const std::vector<std::uint32_t> tables = PageTables();
+  if (auto written =
+          machine_->WritePhysical(kPageDirectory, tables.data(), tables.size() * sizeof(tables[0]));
+      !written) {
+    return written;
+  }
+  const Code code = HarnessCode(paging_);
   return machine_->WritePhysical(kHarnessCode, code.data(), code.size());
 }
 
@@ -141,7 +182,8 @@ Result<void> LibbtRunner::Run(const conf_request& request, conf_result& result) 
   registers.ebp = gpr[CONF_EBP];
   registers.esi = gpr[CONF_ESI];
   registers.edi = gpr[CONF_EDI];
-  registers.eip = kHarnessCode;
+  registers.eip = cr3_loaded_ ? kHarnessCode + kLaterEntry : kHarnessCode;
+  cr3_loaded_ = true;
   // What the native runner can set from user mode; IF is on there.
   registers.eflags = (request.cpu.eflags & 0x00000CD5u) | 0x202u;
   machine_->SetRegisters(registers);
@@ -173,6 +215,7 @@ Result<void> LibbtRunner::Run(const conf_request& request, conf_result& result) 
       result.outcome = CONF_EXCEPTION;
       result.vector = stop.vector;
       result.error_code = stop.error_code;
+      result.fault_address = stop.vector == 14 ? stop.fault_address : 0;
       break;
     case StopReason::kBudgetExhausted: result.outcome = CONF_TIMEOUT; break;
     default:

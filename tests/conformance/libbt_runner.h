@@ -13,7 +13,10 @@ namespace bt::conformance {
 
 class LibbtRunner {
  public:
-  static Result<std::unique_ptr<LibbtRunner>> Create(unsigned max_unit_instructions);
+  // With `paging`, the snippet runs with 32-bit paging on and only the
+  // pages the native runner maps present (identity-mapped), so accesses
+  // elsewhere raise #PF as the host's SIGSEGV does.
+  static Result<std::unique_ptr<LibbtRunner>> Create(unsigned max_unit_instructions, bool paging);
 
   // Errors are about libbt's host side (the machine could not be built);
   // anything the guest does ends up in `result`.
@@ -21,14 +24,16 @@ class LibbtRunner {
   Stats GetStats() const { return machine_->GetStats(); }
 
  private:
-  explicit LibbtRunner(unsigned max_unit_instructions)
-      : max_unit_instructions_(max_unit_instructions) {}
+  LibbtRunner(unsigned max_unit_instructions, bool paging)
+      : max_unit_instructions_(max_unit_instructions), paging_(paging) {}
   Result<void> Boot();
   Result<void> LoadHarness(std::uint32_t fs_base, std::uint32_t gs_base);
 
   unsigned max_unit_instructions_;
+  bool paging_;
   std::unique_ptr<Machine> machine_;
   bool harness_loaded_ = false;
+  bool cr3_loaded_ = false;
   std::uint32_t fs_base_ = 0, gs_base_ = 0;
 };
 

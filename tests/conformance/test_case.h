@@ -26,6 +26,9 @@ struct TestCase {
   // undefined when execution reaches eip}, for each instruction of the code.
   std::vector<std::pair<std::uint32_t, std::uint32_t>> undefined_flags_at;
   unsigned instruction_count = 1;
+  // The code faults on a page the native runner leaves unmapped: only libbt
+  // settings with paging can agree.
+  bool needs_paging = false;
 };
 
 // Fills `request` from a test case.
