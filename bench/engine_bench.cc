@@ -161,7 +161,9 @@ class SyntheticCode final : public translator::CodeSource {
     *physical_page = (page_base - kBase) / 4096;
     return bytes_.data() + (page_base - kBase);
   }
-  bool ResolvesMemory(std::uint32_t) override { return false; }
+  translator::Resolution ResolvesMemory(std::uint32_t) override {
+    return translator::Resolution::kNone;
+  }
 
  private:
   std::vector<std::uint8_t> bytes_;

@@ -2,6 +2,7 @@
 // translation. Nothing in this header depends on libbt's internals.
 #pragma once
 
+#include <bt/mmio_device.h>
 #include <bt/port_device.h>
 #include <bt/result.h>
 #include <bt/stats.h>
@@ -112,6 +113,9 @@ class Machine {
   // Claims guest I/O ports [base, base + count). The device must outlive the
   // machine. Fails if the range overlaps a device already there.
   Result<void> AddPortDevice(std::uint16_t base, std::uint16_t count, PortDevice& device);
+  // Claims guest-physical [base, base + size), above RAM and below 4 GiB,
+  // for a memory-mapped device. The device must outlive the machine.
+  Result<void> AddMmioDevice(std::uint64_t base, std::uint64_t size, MmioDevice& device);
 
   Registers GetRegisters() const;
   void SetRegisters(const Registers& registers);

@@ -40,6 +40,7 @@ enum class HostFaultCause : std::uint8_t {
   kEventPoll,       // a stop or event request caught at a unit entry
   kStringWrap,      // a string instruction crossed the 4 GiB wrap
   kGuestPageFault,  // an access the guest page tables refuse: a guest #PF
+  kDeviceAccess,    // the first access of an instruction to an address without RAM
   kCount,
 };
 

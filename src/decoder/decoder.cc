@@ -345,6 +345,7 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
           out.memory.address16 = insn.address_width == 16;
           out.memory.agen = op.mem.type == ZYDIS_MEMOP_TYPE_AGEN;
           out.memory.bytes = static_cast<std::uint16_t>(op.size / 8);
+          out.memory.read = (op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) != 0;
           out.memory.written = (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
         } else {
           out.moffs = true;

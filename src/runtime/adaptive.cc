@@ -38,9 +38,11 @@ constexpr std::size_t kMaxTracked = 1u << 16;
 
 }  // namespace
 
-bool Vcpu::ResolvesMemory(std::uint32_t eip) {
+translator::Resolution Vcpu::ResolvesMemory(std::uint32_t eip) {
+  using translator::Resolution;
   const auto found = adaptive_.find(eip);
-  return found != adaptive_.end() && found->second.resolved;
+  if (found == adaptive_.end() || !found->second.resolved) return Resolution::kNone;
+  return found->second.device ? Resolution::kDevice : Resolution::kMemory;
 }
 
 std::uint64_t Vcpu::AddressSpaceGeneration() const {
@@ -94,6 +96,17 @@ void Vcpu::NoteMemoryFault(std::uint32_t eip, std::uint32_t linear) {
   RetranslatePageOf(eip);
 }
 
+bool Vcpu::ResolveForDevice(std::uint32_t eip) {
+  decoder::DecodedInstruction insn;
+  if (!DecodeAt(eip, insn) || !translator::MayResolveMemory(insn)) return false;
+  AdaptiveRecord& record = adaptive_[eip];
+  if (!(record.resolved && record.device)) ++counters_.adaptive_resolved;
+  record.resolved = true;
+  record.device = true;
+  RetranslatePageOf(eip);
+  return true;
+}
+
 bool Vcpu::ResolveMemory(const decoder::DecodedInstruction& insn) {
   const std::uint32_t linear = state_->effective_address;
   const std::uint32_t bytes = std::max<std::uint32_t>(insn.memory.bytes, 1);
@@ -115,9 +128,9 @@ bool Vcpu::ResolveMemory(const decoder::DecodedInstruction& insn) {
       if (bytes >= 16 && linear % 16 != 0) return false;
       return Raise(PageFaultEvent({pieces[i][0], translation.error_code}, insn.eip));
     }
-    if (translation.status != mmu::Translation::Status::kOk ||
-        !parts_.memory.Contains(translation.physical, pieces[i][1])) {
-      return false;  // the window's host fault reports it
+    if (translation.status != mmu::Translation::Status::kOk) return false;  // the window reports it
+    if (!parts_.memory.Contains(translation.physical, pieces[i][1])) {
+      return ResolveDevice(insn, translation.physical, record);
     }
     physical[i] = translation.physical;
     if (access == mmu::Access::kWrite &&
@@ -127,7 +140,7 @@ bool Vcpu::ResolveMemory(const decoder::DecodedInstruction& insn) {
   }
   if (first_bytes < bytes && physical[1] != physical[0] + first_bytes) return false;
 
-  if (record) {
+  if (record && !record->device) {
     const std::uint64_t generation = AddressSpaceGeneration();
     if (record->generation != generation) {
       record->generation = generation;
@@ -149,7 +162,47 @@ bool Vcpu::ResolveMemory(const decoder::DecodedInstruction& insn) {
   return false;
 }
 
+bool Vcpu::ResolveDevice(const decoder::DecodedInstruction& insn, std::uint64_t physical,
+                         AdaptiveRecord* record) {
+  const std::uint32_t linear = state_->effective_address;
+  const std::uint32_t bytes = std::max<std::uint32_t>(insn.memory.bytes, 1);
+  if (!record || !record->device) {
+    // Translated without the callout that completes a device write: again,
+    // from the instruction.
+    if (!ResolveForDevice(insn.eip)) return false;
+    return ExitWith(std::nullopt, insn.eip);
+  }
+  if (bytes > sizeof(device_bytes_) || linear % kPageSize + bytes > kPageSize) {
+    return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
+                                        "a device access split over pages or wider than 64 "
+                                        "bytes:"),
+                    insn.eip);
+  }
+  std::memset(device_bytes_, 0, sizeof(device_bytes_));
+  // A plain store must not read the device: reads can have side effects.
+  if (insn.memory.read || !insn.memory.written) {
+    for (std::uint32_t done = 0; done < bytes; done += 8) {
+      const unsigned size = std::min(8u, bytes - done);
+      const std::uint64_t value = parts_.mmio.Read(physical + done, size);
+      std::memcpy(device_bytes_ + done, &value, size);
+    }
+  }
+  device_access_ = DeviceAccess{physical, bytes, insn.memory.written};
+  memory_resolved_ = true;
+  platform::SetThreadGsBase(reinterpret_cast<std::uint64_t>(device_bytes_) - linear);
+  return false;
+}
+
 bool Vcpu::ReleaseMemory() {
+  if (device_access_ && device_access_->written) {
+    for (std::uint32_t done = 0; done < device_access_->bytes; done += 8) {
+      const unsigned size = std::min(8u, device_access_->bytes - done);
+      std::uint64_t value = 0;
+      std::memcpy(&value, device_bytes_ + done, size);
+      parts_.mmio.Write(device_access_->physical + done, size, value);
+    }
+  }
+  device_access_.reset();
   memory_resolved_ = false;
   platform::SetThreadGsBase(state_->window_base);
   return false;

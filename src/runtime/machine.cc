@@ -32,6 +32,7 @@ struct Machine::Impl {
   decoder::Decoder decoder;
   std::unique_ptr<translator::Translator> translator;
   devices::PortBus ports;
+  devices::MmioBus mmio;
   std::unique_ptr<devices::Uart16550> com1;
   std::unique_ptr<devices::DebugConsole> debug_console;
   std::unique_ptr<devices::DebugExit> debug_exit;
@@ -100,8 +101,8 @@ Result<void> Machine::Impl::Build() {
     }
   }
 
-  auto cpu = runtime::Vcpu::Create(runtime::Vcpu::Parts{*memory, *mmu, ports, *cache, *translator,
-                                                        trampolines, decoder, pic, *pit});
+  auto cpu = runtime::Vcpu::Create(runtime::Vcpu::Parts{
+      *memory, *mmu, ports, mmio, *cache, *translator, trampolines, decoder, pic, *pit});
   if (!cpu) return Error{cpu.error()};
   vcpu = std::move(cpu.value());
   pic.SetIntrListener(&runtime::Vcpu::OnInterruptRequest, vcpu.get());
@@ -172,6 +173,10 @@ void Machine::RequestStop() { impl_->vcpu->RequestStop(); }
 
 Result<void> Machine::AddPortDevice(std::uint16_t base, std::uint16_t count, PortDevice& device) {
   return impl_->ports.Register(base, count, device);
+}
+
+Result<void> Machine::AddMmioDevice(std::uint64_t base, std::uint64_t size, MmioDevice& device) {
+  return impl_->mmio.Register(base, size, device, impl_->memory->size());
 }
 
 Registers Machine::GetRegisters() const {

@@ -94,6 +94,7 @@ std::string_view ToString(HostFaultCause cause) {
   switch (cause) {
     case HostFaultCause::kShadowMiss: return "shadow-miss";
     case HostFaultCause::kGuestPageFault: return "guest-page-fault";
+    case HostFaultCause::kDeviceAccess: return "device-access";
     case HostFaultCause::kCodeWrite: return "code-write";
     case HostFaultCause::kGuestException: return "guest-exception";
     case HostFaultCause::kEventPoll: return "event-poll";

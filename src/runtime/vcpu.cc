@@ -419,7 +419,16 @@ bool Vcpu::HandleWindowFault(platform::HostFault& fault, const TranslationUnit* 
       host_page_fault_error_ = miss.error_code;
       ExitFromFault(fault, *unit, ExitReason::kGuestFault, kPageFault);
       return true;
-    case Result::kNoRam: what = "where there is no RAM (MMIO is not emulated yet)"; break;
+    case Result::kNoRam:
+      // Devices are reached through resolved operands: translate the
+      // instruction so, and run it again.
+      if (unit && ResolveForDevice(unit->FaultEntryAt(rip).guest_eip)) {
+        ++counters_.host_faults[Index(HostFaultCause::kDeviceAccess)];
+        ExitFromFault(fault, *unit, ExitReason::kCallout, 0);
+        return true;
+      }
+      what = "where there is no RAM, by an instruction that cannot reach a device";
+      break;
     case Result::kTableOutsideRam: what = "whose page tables lie outside RAM"; break;
     case Result::kHostError: what = "which the host refused to map"; break;
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "decoder/decoder.h"
+#include "devices/mmio_bus.h"
 #include "devices/pic_8259.h"
 #include "devices/pit_8254.h"
 #include "devices/port_bus.h"
@@ -97,6 +98,7 @@ class Vcpu final : private translator::CodeSource {
     mmu::PhysicalMemory& memory;
     mmu::ShadowMmu& mmu;
     devices::PortBus& ports;
+    devices::MmioBus& mmio;
     translator::CodeCache& cache;
     translator::Translator& translator;
     const translator::Trampolines& trampolines;
@@ -145,7 +147,7 @@ class Vcpu final : private translator::CodeSource {
 
   // CodeSource
   const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) override;
-  bool ResolvesMemory(std::uint32_t eip) override;
+  translator::Resolution ResolvesMemory(std::uint32_t eip) override;
 
   // Adaptive translation of memory operands (adaptive.cc).
   struct AdaptiveRecord {
@@ -154,6 +156,7 @@ class Vcpu final : private translator::CodeSource {
     std::uint8_t reverts = 0;
     std::uint16_t repeats = 0;  // faults on one of recent_pages
     bool resolved = false;
+    bool device = false;     // has reached an address without RAM: stays resolved
     std::uint32_t runs = 0;  // resolved runs without #PF in `generation`
     std::uint64_t generation = 0;
   };
@@ -161,6 +164,10 @@ class Vcpu final : private translator::CodeSource {
   bool DecodeAt(std::uint32_t eip, decoder::DecodedInstruction& insn);
   // A host fault in the window at `linear`, from the instruction at `eip`.
   void NoteMemoryFault(std::uint32_t eip, std::uint32_t linear);
+  // The instruction at `eip` reached an address without RAM: resolves it
+  // for good, so that it reaches the device through the MMIO bus. False if
+  // the instruction is not one the translator can resolve.
+  bool ResolveForDevice(std::uint32_t eip);
   // Drops the translations of the page holding `eip`, so that it is
   // translated again with its current adaptive choices.
   void RetranslatePageOf(std::uint32_t eip);
@@ -168,6 +175,9 @@ class Vcpu final : private translator::CodeSource {
   std::uint64_t AddressSpaceGeneration() const;
   bool ResolveMemory(const decoder::DecodedInstruction& insn);  // kResolveMemory
   bool ReleaseMemory();                                         // kReleaseMemory
+  // ResolveMemory's part for an operand at `physical`, outside RAM.
+  bool ResolveDevice(const decoder::DecodedInstruction& insn, std::uint64_t physical,
+                     AdaptiveRecord* record);
 
   TranslationUnit* FindOrTranslate(std::uint32_t eip, bool one_shot);
   translator::IndirectEntry& IndirectSlot(std::uint32_t eip) {
@@ -312,6 +322,15 @@ class Vcpu final : private translator::CodeSource {
   std::unordered_map<std::uint32_t, AdaptiveRecord> adaptive_;
   // GS may point into the VMM's mapping of guest RAM (ResolveMemory).
   bool memory_resolved_ = false;
+  // A device access in progress: the instruction runs on device_bytes_,
+  // which ReleaseMemory writes back to the device if the operand is written.
+  struct DeviceAccess {
+    std::uint64_t physical = 0;
+    std::uint32_t bytes = 0;
+    bool written = false;
+  };
+  std::optional<DeviceAccess> device_access_;
+  alignas(16) std::uint8_t device_bytes_[64] = {};
   // Slots of the indirect-branch table filled since it was last cleared;
   // past kMaxTrackedIndirect, the table is cleared whole.
   std::vector<std::uint32_t> indirect_filled_;

@@ -135,8 +135,8 @@ bool MayResolveMemory(const DecodedInstruction& insn) {
   return insn.kind == Kind::kIdent && insn.has_memory && !insn.memory.agen;
 }
 
-bool Translator::ResolvesMemory(const DecodedInstruction& insn, CodeSource& source) {
-  return MayResolveMemory(insn) && source.ResolvesMemory(insn.eip);
+Resolution Translator::ResolvesMemory(const DecodedInstruction& insn, CodeSource& source) {
+  return MayResolveMemory(insn) ? source.ResolvesMemory(insn.eip) : Resolution::kNone;
 }
 
 Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& source) {
@@ -235,7 +235,7 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   unsigned exit_count = 2;
   for (unsigned i = 0; i < count; ++i) {
     if (IsCallout(decoded_[i]) || decoded_[i].uses_high_byte) ++record_count;
-    if (resolved_[i]) record_count += 2;
+    if (resolved_[i] != Resolution::kNone) record_count += 2;
     if (decoded_[i].kind == Kind::kJcc) ++exit_count;
   }
   const std::uint32_t fault_capacity = 3 * count + 2;
@@ -274,10 +274,10 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
     guest_bytes += insn.length;
     if (inner && insn.kind == Kind::kJcc) {
       builder.EmitConditionalExit(insn.condition, insn.branch_target);
-    } else if (resolved_[i]) {
+    } else if (resolved_[i] != Resolution::kNone) {
       builder.EmitResolveMemory(insn);
       EmitIdent(builder, insn);
-      builder.EmitReleaseMemory(insn);
+      builder.EmitReleaseMemory(insn, resolved_[i] == Resolution::kDevice);
     } else if (!(inner && insn.kind == Kind::kJmpRelative)) {  // followed jumps vanish
       EmitInstruction(builder, insn);
     }

@@ -15,6 +15,14 @@ namespace bt::translator {
 // `insn` (a ModRM operand of an instruction it otherwise copies).
 bool MayResolveMemory(const decoder::DecodedInstruction& insn);
 
+// How the runtime resolves an instruction's memory operand (adaptive
+// translation, runtime/adaptive.cc).
+enum class Resolution : std::uint8_t {
+  kNone,    // the guest window, as usual
+  kMemory,  // guest RAM through the page tables; GS comes back inline after
+  kDevice,  // maybe a device: a callout after the instruction completes it
+};
+
 // Where the translator reads guest code from.
 class CodeSource {
  public:
@@ -22,9 +30,9 @@ class CodeSource {
   // bytes, and its guest-physical page number; null if it has no RAM or
   // cannot be fetched (the source then knows which fault to raise).
   virtual const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) = 0;
-  // Should the memory operand of the instruction at `eip` be resolved by
-  // the runtime before it runs (adaptive translation)?
-  virtual bool ResolvesMemory(std::uint32_t eip) = 0;
+  // How the runtime should resolve the memory operand of the instruction at
+  // `eip` before it runs.
+  virtual Resolution ResolvesMemory(std::uint32_t eip) = 0;
 
  protected:
   ~CodeSource() = default;
@@ -71,7 +79,7 @@ class Translator {
   };
 
   Run DecodeRun(UnitKey key, unsigned limit, CodeSource& source);
-  static bool ResolvesMemory(const DecodedInstruction& insn, CodeSource& source);
+  static Resolution ResolvesMemory(const DecodedInstruction& insn, CodeSource& source);
   // Decodes one instruction as a unit of `mode` (UnitKey::mode) runs it.
   bool Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t available,
               std::uint32_t mode, DecodedInstruction& insn) const;
@@ -83,8 +91,8 @@ class Translator {
   Options options_;
   TranslatorCounters counters_;
   DecodedInstruction decoded_[kMaxInstructions];
-  // Per decoded_ entry: the runtime resolves its memory operand.
-  bool resolved_[kMaxInstructions];
+  // Per decoded_ entry: how the runtime resolves its memory operand.
+  Resolution resolved_[kMaxInstructions];
   FaultMapEntry fault_map_[3 * kMaxInstructions + 2];
 };
 

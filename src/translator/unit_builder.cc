@@ -153,8 +153,8 @@ void UnitBuilder::EmitResolveMemory(const DecodedInstruction& insn) {
   EmitCallout(resolve);
 }
 
-void UnitBuilder::EmitReleaseMemory(const DecodedInstruction& insn) {
-  if (platform::UserModeGsBase()) {
+void UnitBuilder::EmitReleaseMemory(const DecodedInstruction& insn, bool device) {
+  if (!device && platform::UserModeGsBase()) {
     assembler_.wrgsbase(kWindow);
     return;
   }

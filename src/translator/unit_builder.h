@@ -62,7 +62,7 @@ class UnitBuilder {
   // callout that points GS so that the operand lands in the VMM's mapping
   // of guest RAM, and afterwards GS back at the guest window.
   void EmitResolveMemory(const DecodedInstruction& instruction);
-  void EmitReleaseMemory(const DecodedInstruction& instruction);
+  void EmitReleaseMemory(const DecodedInstruction& instruction, bool device);
   // Copies raw host bytes.
   void Embed(const std::uint8_t* bytes, std::size_t size) { assembler_.embed(bytes, size); }
 

@@ -41,6 +41,20 @@ inline std::uint32_t Here(const asmjit::x86::Assembler& a) {
   return kLoadAddress + kHeaderBytes + static_cast<std::uint32_t>(a.offset());
 }
 
+// Turns on 32-bit paging with 4 MiB pages (CR4.PSE) and the page directory
+// at guest-physical `directory`, which the test writes. Clobbers EAX.
+inline void EmitEnablePaging(asmjit::x86::Assembler& a, std::uint32_t directory) {
+  namespace x86 = asmjit::x86;
+  a.mov(x86::eax, directory);
+  a.mov(x86::cr3, x86::eax);
+  a.mov(x86::eax, x86::cr4);
+  a.or_(x86::eax, 0x10);
+  a.mov(x86::cr4, x86::eax);
+  a.mov(x86::eax, x86::cr0);
+  a.or_(x86::eax, 0x80000000u);
+  a.mov(x86::cr0, x86::eax);
+}
+
 // Ends the guest: writes 0 to the debug-exit port.
 inline void EmitExit(asmjit::x86::Assembler& a) {
   a.xor_(asmjit::x86::eax, asmjit::x86::eax);

@@ -34,17 +34,6 @@ std::unique_ptr<Machine> Boot(const std::vector<std::uint8_t>& image) {
   return machine;
 }
 
-void EnablePaging(x86::Assembler& a) {
-  a.mov(x86::eax, x86::cr4);
-  a.or_(x86::eax, 0x10);  // PSE
-  a.mov(x86::cr4, x86::eax);
-  a.mov(x86::eax, kDirectory);
-  a.mov(x86::cr3, x86::eax);
-  a.mov(x86::eax, x86::cr0);
-  a.or_(x86::eax, 0x80000000u);
-  a.mov(x86::cr0, x86::eax);
-}
-
 // Points the window page at kFrames[ECX & 1] and invalidates it.
 void SwitchFrame(x86::Assembler& a) {
   a.mov(x86::edx, x86::ecx);
@@ -63,7 +52,7 @@ TEST_CASE("a read that faults on every run is resolved by the runtime, then reve
   // ECX from 200 down to 1: above 150 the frame switches every run, then it
   // stays (kFrames[151 & 1]) and the read stops faulting.
   auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
-    EnablePaging(a);
+    testing::EmitEnablePaging(a, kDirectory);
     a.xor_(x86::esi, x86::esi);
     a.mov(x86::ecx, 200);
     asmjit::Label loop = a.newLabel(), read = a.newLabel();
@@ -88,7 +77,7 @@ TEST_CASE("a read that faults on every run is resolved by the runtime, then reve
 
 TEST_CASE("a resolved read-modify-write lands in the frame the page tables name") {
   auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
-    EnablePaging(a);
+    testing::EmitEnablePaging(a, kDirectory);
     a.mov(x86::ecx, 100);
     asmjit::Label loop = a.newLabel();
     a.bind(loop);
@@ -110,7 +99,7 @@ TEST_CASE("a resolved read-modify-write lands in the frame the page tables name"
 TEST_CASE("a resolved operand on a not-present page raises #PF at its instruction") {
   std::uint32_t read_eip = 0;
   auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
-    EnablePaging(a);
+    testing::EmitEnablePaging(a, kDirectory);
     a.mov(x86::ecx, 40);
     asmjit::Label loop = a.newLabel(), read = a.newLabel();
     a.bind(loop);

@@ -92,13 +92,20 @@ TEST_CASE("int3 is a trap: the reported EIP follows it") {
 TEST_CASE("a fault in a spilled-register sequence restores the spilled register") {
   std::uint32_t at = 0;
   auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
-    a.mov(x86::esp, 0xF0000000);  // no RAM there
+    // Paging with one 4 MiB page, [0, 4 MiB), present (the directory at
+    // 8 MiB): the access below takes #PF.
+    testing::EmitEnablePaging(a, 0x800000);
+    a.mov(x86::esp, 0xF0000000);
     a.mov(x86::ebx, 0x1234);
     at = Here(a);
     a.mov(x86::ah, x86::byte_ptr(x86::esp, 4));
   }));
+  const std::uint32_t identity = 0x83;
+  REQUIRE(machine->WritePhysical(0x800000, &identity, 4));
   const StopInfo stop = machine->Run();
-  CHECK(stop.reason == StopReason::kUnsupportedInstruction);
+  CHECK(stop.reason == StopReason::kGuestException);
+  CHECK(stop.vector == 14);
+  CHECK(stop.fault_address == 0xF0000004);
   CHECK(stop.eip == at);
   CHECK(machine->GetRegisters().ebx == 0x1234);
   CHECK(machine->GetRegisters().esp == 0xF0000000);
