@@ -232,8 +232,8 @@ class Vcpu final : private translator::CodeSource {
   // Paging (paging.cc): control-register loads, invlpg, guest #PF.
   bool LoadControlRegister(const decoder::DecodedInstruction& insn);
   bool Invlpg(const decoder::DecodedInstruction& insn);
-  // Hands the paging control registers to the MMU; drops what depended on
-  // the old linear-to-physical mapping.
+  // Hands the paging control registers and IA32_EFER.NXE to the MMU; drops
+  // what depended on the old linear-to-physical mapping.
   void UpdatePagingMode();
   void OnAddressSpaceChanged();
   // A #PF event for `fault` at the instruction at `eip`; sets CR2.
