@@ -110,21 +110,11 @@ static void test_alias(void) {
 
 static void test_demand(void) {
   unsigned total = 0;
-  uint32_t physical[kDemandPages];
   want.flags = PTE_P | PTE_RW;
   for (uint32_t i = 0; i < kDemandPages; i++) {
     uint32_t linear = kDemandBase + i * kPageSize + ((i * 0x124) & 0xFFC);
-    uint32_t word = (linear & 0xFFF) / 4;
-    physical[i] = want.physical = take_frame(0x33000000 + (i << 16));
-    if (i % 2 == 0) {
-      expect_fault("demand read", linear, 0, probe_read_insn, map_expected);
-      check_eq("demand read value", 0x33000000 + (i << 16) + word, probe_read(linear));
-    } else {
-      expect_fault("demand write", linear, PFEC_W, probe_write_insn, map_expected);
-      probe_write(linear, 0xD0000000 + i);
-      check_eq("demand write landed", 0xD0000000 + i, phys(physical[i])[word]);
-    }
-    check_eq("faults for one page", 1, faults.count);
+    check_demand_access(i % 2 ? "demand write" : "demand read", linear, i % 2,
+                        0x33000000 + (i << 16), map_expected);
     total += faults.count;
   }
   expect_none();

@@ -74,7 +74,8 @@ static void page_fault(struct guest_trap_frame *f) {
     check_fail("unexpected #PF: cr2 %08x error %x eip %08x", cr2, f->error_code, f->eip);
     guest_exit(check_finish());
   }
-  if (cr2 != want.cr2 || f->error_code != want.error_code || f->eip != want.eip) {
+  if (cr2 != want.cr2 || ((f->error_code ^ want.error_code) & want.error_mask) != 0 ||
+      f->eip != want.eip) {
     check_fail("%s: #PF cr2 %08x error %x eip %08x, expected cr2 %08x error %x eip %08x", want.what,
                cr2, f->error_code, f->eip, want.cr2, want.error_code, want.eip);
   }
@@ -88,6 +89,7 @@ void expect_fault(const char *what, uint32_t cr2, uint32_t error_code, const voi
   want.what = what;
   want.cr2 = cr2;
   want.error_code = error_code;
+  want.error_mask = ~0u;
   want.eip = paging_addr(eip);
   want.resolve = resolve;
   faults.count = 0;
@@ -96,4 +98,19 @@ void expect_fault(const char *what, uint32_t cr2, uint32_t error_code, const voi
 void expect_none(void) {
   want.resolve = 0;
   faults.count = 0;
+}
+
+void check_demand_access(const char *what, uint32_t linear, int write, uint32_t fill,
+                         void (*resolve)(struct guest_trap_frame *, uint32_t)) {
+  const uint32_t word = (linear & 0xFFF) / 4;
+  want.physical = take_frame(fill);
+  if (write) {
+    expect_fault(what, linear, PFEC_W, probe_write_insn, resolve);
+    probe_write(linear, ~(fill + word));
+    check_eq(what, ~(fill + word), phys(want.physical)[word]);
+  } else {
+    expect_fault(what, linear, 0, probe_read_insn, resolve);
+    check_eq(what, fill + word, probe_read(linear));
+  }
+  check_eq("faults for one page", 1, faults.count);
 }

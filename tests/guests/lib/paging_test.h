@@ -47,9 +47,10 @@ void take_straddling_frames(uint32_t value, uint32_t *first, uint32_t *second);
 struct page_fault_want {
   const char *what;
   uint32_t cr2, error_code, eip;
+  uint32_t error_mask;  // the error-code bits compared; all unless changed
   void (*resolve)(struct guest_trap_frame *f, uint32_t cr2);
   uint32_t physical;
-  uint32_t flags;
+  uint64_t flags;
 };
 extern struct page_fault_want want;
 
@@ -72,3 +73,10 @@ void page_faults_checked(void);
 void expect_fault(const char *what, uint32_t cr2, uint32_t error_code, const void *eip,
                   void (*resolve)(struct guest_trap_frame *, uint32_t));
 void expect_none(void);
+
+// A read of `linear` in a not-present page, or with `write` a store: it
+// must fault once (CR2 `linear`, P clear) and `resolve` map want.physical,
+// a fresh frame filled from `fill` (take_frame), after which the read
+// gives the frame's word or the store lands in it.
+void check_demand_access(const char *what, uint32_t linear, int write, uint32_t fill,
+                         void (*resolve)(struct guest_trap_frame *, uint32_t));
