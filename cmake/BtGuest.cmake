@@ -26,7 +26,9 @@ add_library(bt_guest_runtime OBJECT
   "${_bt_guest_lib}/string.c"
   "${_bt_guest_lib}/idt.c"
   "${_bt_guest_lib}/idt_asm.S"
-  "${_bt_guest_lib}/paging.c")
+  "${_bt_guest_lib}/paging.c"
+  "${_bt_guest_lib}/paging_pae.c"
+  "${_bt_guest_lib}/paging_test.c")
 set_target_properties(bt_guest_runtime PROPERTIES POSITION_INDEPENDENT_CODE OFF)
 target_compile_options(bt_guest_runtime PUBLIC ${_bt_guest_cflags}
   -ffreestanding -fno-stack-protector -fno-builtin)

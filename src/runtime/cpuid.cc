@@ -1,9 +1,10 @@
 // CPUID describes exactly what libbt runs: the host's model, the
 // instruction-set features that IDENT translation passes through, and the
 // system features the runtime emulates (MSR: rdmsr/wrmsr with the MSRs of
-// msrs.cc; SEP: sysenter/sysexit; PSE, PAE, PGE: the shadow MMU; PAT: the
-// MSR, whose memory types do not matter to a software MMU), but none of
-// those libbt does not emulate yet (APIC, NX) or cannot (AVX and other
+// msrs.cc; SEP: sysenter/sysexit; PSE, PAE, PGE: the shadow MMU; NX: the
+// walker's execute-disable bit, enabled by IA32_EFER.NXE; PAT: the MSR,
+// whose memory types do not matter to a software MMU), but none of those
+// libbt does not emulate yet (APIC, SYSCALL) or cannot (AVX and other
 // VEX/EVEX encodings, long mode).
 #include "runtime/vcpu.h"
 
@@ -30,6 +31,8 @@ constexpr std::uint32_t kAddressSizes = 0x2020;
 constexpr std::uint32_t kLeaf1Ecx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 23);
 // Extended leaf 1 ECX: LAHF/SAHF, LZCNT (ABM).
 constexpr std::uint32_t kExtendedEcx = (1u << 0) | (1u << 5);
+// Extended leaf 1 EDX: NX, which the page walker implements whatever the host has.
+constexpr std::uint32_t kExtendedEdx = 1u << 20;
 
 }  // namespace
 
@@ -51,7 +54,7 @@ void GuestCpuid(std::uint32_t leaf, std::uint32_t subleaf, std::uint32_t out[4])
     case 0x80000000: eax = kMaxExtendedLeaf; break;
     case 0x80000001:
       ecx &= kExtendedEcx;
-      edx = 0;  // no NX, no long mode, no SYSCALL
+      edx = kExtendedEdx;  // no long mode, no SYSCALL
       break;
     case 0x80000005:  // cache and TLB descriptions: none given
     case 0x80000006:

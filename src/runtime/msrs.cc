@@ -1,9 +1,11 @@
 // rdmsr and wrmsr (SDM Vol. 2B; MSRs in Vol. 4, table 2-2): the MSRs a 32-bit
 // kernel uses on a CPU with what libbt's CPUID reports. Every other MSR, and
 // any access at CPL > 0, is #GP(0) as the SDM has it. Two follow from CPUID:
-// IA32_APIC_BASE (1BH) does not exist without CPUID.01H:EDX.APIC, and
-// IA32_EFER (C0000080H) not without NX, SYSCALL or long mode in leaf
-// 80000001H. QEMU answers some unknown MSRs with 0 instead of #GP.
+// IA32_APIC_BASE (1BH) does not exist without CPUID.01H:EDX.APIC, and of
+// IA32_EFER (C0000080H) only NXE is there, as leaf 80000001H reports NX but
+// neither SYSCALL nor long mode, so setting any other bit is #GP(0). QEMU
+// answers some unknown MSRs with 0 instead of #GP, and ignores writes to
+// EFER bits its CPU lacks.
 #include "runtime/vcpu.h"
 
 #include <x86intrin.h>
@@ -14,6 +16,7 @@ using decoder::DecodedInstruction;
 using translator::kEax;
 using translator::kEcx;
 using translator::kEdx;
+using translator::kEferNxe;
 
 namespace {
 
@@ -26,15 +29,17 @@ enum Msr : std::uint32_t {
   kSysenterEip = 0x176,
   kMiscEnable = 0x1A0,
   kPat = 0x277,
+  kEfer = 0xC0000080,
 };
 
 // IA32_MISC_ENABLE bits a write may change, none of which affects libbt:
 // fast strings (0), automatic thermal control (3), limit CPUID maxval (22,
-// already true: the largest basic leaf is 1), xTPR disable (23), XD disable
-// (34; NX is not reported anyway). The rest are read-only or reserved, and a
-// write that changes them is #GP(0).
+// already true: the largest basic leaf is 1), xTPR disable (23). The rest
+// are read-only or reserved, and a write that changes them is #GP(0). That
+// includes XD disable (34), which would have to hide NX from CPUID and
+// EFER: this CPU cannot turn NX off, so the bit stays 0.
 constexpr std::uint64_t kMiscEnableWritable =
-    (1ull << 0) | (1ull << 3) | (1ull << 22) | (1ull << 23) | (1ull << 34);
+    (1ull << 0) | (1ull << 3) | (1ull << 22) | (1ull << 23);
 
 // Every entry of the PAT must be a defined memory type: UC, WC, WT, WP, WB
 // or UC- (0, 1, 4, 5, 6, 7); writing 2, 3 or 8-FFH is #GP(0) (SDM Vol. 3A,
@@ -66,6 +71,7 @@ bool Vcpu::ReadMsr(const DecodedInstruction& insn) {
     case kSysenterEip: value = msr.sysenter_eip; break;
     case kMiscEnable: value = msr.misc_enable; break;
     case kPat: value = msr.pat; break;
+    case kEfer: value = msr.efer; break;
     default: return RaiseFault(kGeneralProtection, insn, 0);
   }
   state_->gpr[kEax] = static_cast<std::uint32_t>(value);
@@ -99,6 +105,15 @@ bool Vcpu::WriteMsr(const DecodedInstruction& insn) {
     case kPat:
       if (!ValidPat(value)) return RaiseFault(kGeneralProtection, insn, 0);
       msr.pat = value;
+      break;
+    case kEfer:
+      if (value & ~kEferNxe) return RaiseFault(kGeneralProtection, insn, 0);
+      msr.efer = value;
+      // Translated code may run on: NXE makes no page fetchable that was
+      // not, or the other way round, since a fetch from a page with bit 63
+      // set faults either way (execute-disable, or a reserved bit without
+      // NXE; SDM Vol. 3A, 4.4.2). Only the shadow's data mappings change.
+      UpdatePagingMode();
       break;
     default: return RaiseFault(kGeneralProtection, insn, 0);
   }

@@ -13,6 +13,7 @@ namespace bt::runtime {
 using decoder::DecodedInstruction;
 using translator::kCr0Pe;
 using translator::kCr0Pg;
+using translator::kEferNxe;
 
 namespace {
 
@@ -27,7 +28,8 @@ constexpr std::uint32_t kCr4Supported =
 
 void Vcpu::UpdatePagingMode() {
   const bool was_paging = parts_.mmu.paging();
-  if (!parts_.mmu.SetMode({state_->cr0, state_->cr3, state_->cr4, false})) return;
+  const bool nx_enabled = state_->msr.efer & kEferNxe;
+  if (!parts_.mmu.SetMode({state_->cr0, state_->cr3, state_->cr4, nx_enabled})) return;
   // Chains made under one paging mode assumed its mapping of every page
   // they cross; turning paging on or off invalidates all of them.
   if (was_paging != parts_.mmu.paging()) {

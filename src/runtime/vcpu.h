@@ -267,8 +267,8 @@ class Vcpu final : private translator::CodeSource {
   // Paging (paging.cc): control-register loads, invlpg, guest #PF.
   bool LoadControlRegister(const decoder::DecodedInstruction& insn);
   bool Invlpg(const decoder::DecodedInstruction& insn);
-  // Hands the paging control registers to the MMU; drops what depended on
-  // the old linear-to-physical mapping.
+  // Hands the paging control registers and IA32_EFER.NXE to the MMU; drops
+  // what depended on the old linear-to-physical mapping.
   void UpdatePagingMode();
   // Puts GS on the guest window of the current privilege level's view
   // (after every change of CPL or of CR0.PG).

@@ -45,6 +45,9 @@ struct SegmentState {
   std::uint16_t attributes = 0;
 };
 
+// IA32_EFER.NXE: execute-disable in PAE paging (SDM Vol. 3A, 4.1.1).
+constexpr std::uint64_t kEferNxe = 1ull << 11;
+
 // Model-specific registers that libbt implements (runtime/msrs.cc).
 struct MsrState {
   std::uint64_t tsc_offset = 0;  // guest TSC = host TSC + tsc_offset
@@ -52,6 +55,7 @@ struct MsrState {
   std::uint32_t sysenter_esp = 0, sysenter_eip = 0;
   std::uint64_t pat = 0x0007040600070406;  // power-up value (SDM Vol. 3A, "Programming the PAT")
   std::uint64_t misc_enable = 0x1801;      // fast strings; BTS and PEBS unavailable
+  std::uint64_t efer = 0;                  // IA32_EFER: NXE only
 };
 
 struct alignas(64) CpuState {

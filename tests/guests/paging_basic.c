@@ -20,12 +20,10 @@
 // after a PTE changes and before the invalidation (4.10.4.3); whether a
 // write that faults on the second page of a split access has stored its
 // first part; EFLAGS.RF in fault frames (see idt_exceptions.c).
-#include "guest.h"
-#include "idt.h"
 #include "paging.h"
+#include "paging_test.h"
 
 enum {
-  kPfVector = 14,
   // Test windows, all above the identity map; one page table per 4 MiB.
   kAliasBase = 0x20000000,   // 2: three pages
   kAdPage = 0x20010000,      // 4
@@ -37,103 +35,12 @@ enum {
   kExecBase = 0x30200000,    // 9: three pages
   kLargeBase = 0x40000000,   // 7: two 4 MiB pages
   kDemandPages = 8,
-  kFrames = 28,
-  kWords = kPageSize / 4,
 };
-
-// Frames handed out by take_frame(), in the identity-mapped image so the
-// guest can look at them at their physical addresses.
-static uint32_t frames[kFrames][kWords] __attribute__((aligned(kPageSize)));
-static unsigned frames_used;
-
-// A fresh frame whose word i holds fill + i; returns its physical address.
-static uint32_t take_frame(uint32_t fill) {
-  if (frames_used == kFrames) {
-    check_fail("out of frames");
-    guest_exit(check_finish());
-  }
-  uint32_t *frame = frames[frames_used++];
-  for (uint32_t i = 0; i < kWords; i++) frame[i] = fill + i;
-  return paging_addr(frame);
-}
-
-static volatile uint32_t *phys(uint32_t physical) {
-  return (volatile uint32_t *)(uintptr_t)physical;
-}
-
-static volatile uint32_t *lin(uint32_t linear) { return (volatile uint32_t *)(uintptr_t)linear; }
-
-// One load or store with a known EIP, for the saved EIP of faults.
-uint32_t probe_read(uint32_t linear);
-void probe_write(uint32_t linear, uint32_t value);
-extern const char probe_read_insn[], probe_write_insn[];
-__asm__(
-    ".pushsection .text\n"
-    ".globl probe_read, probe_read_insn, probe_write, probe_write_insn\n"
-    "probe_read:\n"
-    "  mov 4(%esp), %edx\n"
-    "probe_read_insn:\n"
-    "  mov (%edx), %eax\n"
-    "  ret\n"
-    "probe_write:\n"
-    "  mov 4(%esp), %edx\n"
-    "  mov 8(%esp), %eax\n"
-    "probe_write_insn:\n"
-    "  mov %eax, (%edx)\n"
-    "  ret\n"
-    ".popsection\n");
-
-// ---- #PF bookkeeping ----
-
-// What the next #PF must look like, and how the handler resolves it.
-static struct {
-  const char *what;
-  uint32_t cr2, error_code, eip;
-  void (*resolve)(struct guest_trap_frame *f, uint32_t cr2);
-  uint32_t physical, flags;  // for map_expected
-} want;
-
-// Faulting accesses are calls (probe_*, copy_dwords, generated code), so
-// the compiler keeps `want` and `faults` in memory around them.
-static struct {
-  volatile unsigned count;
-  struct guest_trap_frame frame;  // as on entry
-} faults;
-
-static void page_fault(struct guest_trap_frame *f) {
-  uint32_t cr2 = paging_read_cr2();
-  faults.count++;
-  faults.frame = *f;
-  if (!want.resolve || faults.count > 4) {
-    check_fail("unexpected #PF: cr2 %08x error %x eip %08x", cr2, f->error_code, f->eip);
-    guest_exit(check_finish());
-  }
-  if (cr2 != want.cr2 || f->error_code != want.error_code || f->eip != want.eip) {
-    check_fail("%s: #PF cr2 %08x error %x eip %08x, expected cr2 %08x error %x eip %08x", want.what,
-               cr2, f->error_code, f->eip, want.cr2, want.error_code, want.eip);
-  }
-  want.resolve(f, cr2);
-}
 
 // Maps want.physical with want.flags at the faulting page.
 static void map_expected(struct guest_trap_frame *f, uint32_t cr2) {
   (void)f;
   paging_map(cr2, want.physical, want.flags);
-}
-
-static void expect_fault(const char *what, uint32_t cr2, uint32_t error_code, const void *eip,
-                         void (*resolve)(struct guest_trap_frame *, uint32_t)) {
-  want.what = what;
-  want.cr2 = cr2;
-  want.error_code = error_code;
-  want.eip = paging_addr(eip);
-  want.resolve = resolve;
-  faults.count = 0;
-}
-
-static void expect_none(void) {
-  want.resolve = 0;
-  faults.count = 0;
 }
 
 // ---- 1 ----
@@ -203,21 +110,11 @@ static void test_alias(void) {
 
 static void test_demand(void) {
   unsigned total = 0;
-  uint32_t physical[kDemandPages];
   want.flags = PTE_P | PTE_RW;
   for (uint32_t i = 0; i < kDemandPages; i++) {
     uint32_t linear = kDemandBase + i * kPageSize + ((i * 0x124) & 0xFFC);
-    uint32_t word = (linear & 0xFFF) / 4;
-    physical[i] = want.physical = take_frame(0x33000000 + (i << 16));
-    if (i % 2 == 0) {
-      expect_fault("demand read", linear, 0, probe_read_insn, map_expected);
-      check_eq("demand read value", 0x33000000 + (i << 16) + word, probe_read(linear));
-    } else {
-      expect_fault("demand write", linear, PFEC_W, probe_write_insn, map_expected);
-      probe_write(linear, 0xD0000000 + i);
-      check_eq("demand write landed", 0xD0000000 + i, phys(physical[i])[word]);
-    }
-    check_eq("faults for one page", 1, faults.count);
+    check_demand_access(i % 2 ? "demand write" : "demand read", linear, i % 2,
+                        0x33000000 + (i << 16), map_expected);
     total += faults.count;
   }
   expect_none();
@@ -464,20 +361,9 @@ static void test_rep_movsd(void) {
 
 // ---- 9 ----
 
-typedef uint32_t (*value_fn)(void);
-
-// mov $value, %eax; ret
-static void emit_value(volatile uint8_t *p, uint32_t value) {
-  p[0] = 0xB8;
-  for (int i = 0; i < 4; i++) p[1 + i] = (uint8_t)(value >> 8 * i);
-  p[5] = 0xC3;
-}
-
 static void test_fetch(void) {
-  // int3 everywhere else, so a stray jump ends the run.
-  uint32_t e0 = take_frame(0), e1 = take_frame(0), e2 = take_frame(0);
-  for (uint32_t i = 0; i < kWords; i++) phys(e0)[i] = phys(e1)[i] = phys(e2)[i] = 0xCCCCCCCC;
-  emit_value((volatile uint8_t *)phys(e0) + 0x100, 0x9E7C0DE1);
+  uint32_t e0 = take_code_frame(0x100, 0x9E7C0DE1), e1, e2;
+  take_straddling_frames(0x51DE0FF5, &e1, &e2);
 
   const uint32_t target = kExecBase + 0x100;
   want.physical = e0;
@@ -490,14 +376,7 @@ static void test_fetch(void) {
   check_eq("fetch faults", 1, faults.count);
   check_eq("code ran after the fix", 0x9E7C0DE1, value);
 
-  // nop; nop; then mov $imm32, %eax from the last two bytes of a present
-  // page into a not-present one, whose frame holds the rest and the ret.
-  volatile uint8_t *tail = (volatile uint8_t *)phys(e1) + kPageSize - 4;
-  volatile uint8_t *head = (volatile uint8_t *)phys(e2);
-  uint8_t bytes[8] = {0x90, 0x90};
-  emit_value(bytes + 2, 0x51DE0FF5);
-  for (int i = 0; i < 4; i++) tail[i] = bytes[i];
-  for (int i = 0; i < 4; i++) head[i] = bytes[4 + i];
+  // A mov from a present page into a not-present one.
   paging_map(kExecBase + kPageSize, e1, PTE_P | PTE_RW);
   const uint32_t start = kExecBase + 2 * kPageSize - 4, missing = kExecBase + 2 * kPageSize;
   want.physical = e2;
@@ -548,7 +427,7 @@ static void test_smc_alias(void) {
 int main(void) {
   guest_load_flat_gdt();
   guest_idt_init();
-  guest_idt_set(kPfVector, page_fault, kGuestInterruptGate, 0);
+  page_faults_checked();
   test_identity();
   test_alias();
   test_demand();

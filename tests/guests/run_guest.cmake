@@ -1,7 +1,8 @@
 # Runs one test guest under btvm and, when QEMU is given, under QEMU too.
 #
 #   cmake -DBTVM=<btvm> -DGUEST=<guest.elf> [-DARGS="<btvm options>"]
-#         [-DQEMU=<qemu-system-i386>] [-DTIMEOUT=<seconds>] -P run_guest.cmake
+#         [-DQEMU=<qemu-system-i386>] [-DQEMU_CPU=<-cpu model>]
+#         [-DTIMEOUT=<seconds>] -P run_guest.cmake
 #
 # btvm must exit with status 1 (the guest wrote 0 to the debug-exit port) and
 # print PASS as its last line. QEMU must print the same bytes on its serial
@@ -46,7 +47,11 @@ if(NOT qemu_path)
   return()
 endif()
 set(btvm_out "${out}")
-execute_process(COMMAND "${qemu_path}" -kernel "${GUEST}" -display none
+set(qemu_cpu_args "")
+if(QEMU_CPU)
+  set(qemu_cpu_args -cpu "${QEMU_CPU}")
+endif()
+execute_process(COMMAND "${qemu_path}" -kernel "${GUEST}" ${qemu_cpu_args} -display none
   -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=4 -m 64
   -no-reboot -monitor none
   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc

@@ -20,9 +20,9 @@
 //   - sysenter and sysexit test bits 15:2 of IA32_SYSENTER_CS; QEMU tests
 //     all of them, so 3 does not fault;
 //   - MMX and SSE with both CR0.EM and CR0.TS set are #UD; QEMU gives #NM;
-//   - #GP(0) for unknown MSRs, IA32_EFER (no NX or long mode), invalid PAT
-//     memory types and writes to read-only IA32_MISC_ENABLE bits; QEMU
-//     reads 0 or takes the write;
+//   - #GP(0) for unknown MSRs, IA32_EFER bits other than NXE (no SYSCALL
+//     or long mode), invalid PAT memory types and writes to read-only
+//     IA32_MISC_ENABLE bits; QEMU reads 0 or takes the write;
 //   - IA32_SYSENTER_CS keeps bits 63:16; QEMU keeps 15:0;
 //   - sgdt/sidt store the full 32-bit base with a 16-bit operand size;
 //     QEMU stores 24 bits;

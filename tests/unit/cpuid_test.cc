@@ -19,7 +19,9 @@ TEST_CASE("CPUID reports the paging features the shadow MMU implements, and no m
   GuestCpuid(0x80000000, 0, out);
   REQUIRE(out[0] >= 0x80000008);
   GuestCpuid(0x80000001, 0, out);
-  CHECK((out[3] >> 20 & 1) == 0);  // no NX
+  CHECK((out[3] >> 20 & 1) == 1);  // NX, enabled by IA32_EFER.NXE
+  CHECK((out[3] >> 11 & 1) == 0);  // no SYSCALL
+  CHECK((out[3] >> 29 & 1) == 0);  // no long mode
   GuestCpuid(0x80000008, 0, out);
   CHECK(out[0] == 0x2020);  // 32 physical, 32 linear address bits
 }

@@ -138,6 +138,26 @@ TEST_CASE("PAE: three levels, 2 MiB pages, execute-disable") {
   t = Walk(f.memory, mode, 0x40405678, Access::kRead, false);
   CHECK(t.status == Translation::Status::kPageFault);
   CHECK(t.error_code == (kPfPresent | kPfReserved));
+  // PDPTEs have no A bit: bits 8:5 are reserved (SDM Vol. 3A, table 4-8).
+  CHECK(f.Get64(kPdpt + 1 * 8) == (kPd | kP));
+}
+
+TEST_CASE("PAE: physical-address bits 35:32 are reserved, as CPUID reports 32 of them") {
+  Fixture f;
+  constexpr std::uint32_t kPdpt = 0x20000, kPd = 0x21000, kPt = 0x22000;
+  f.Put64(kPdpt, kPd | kP);
+  f.Put64(kPd, kPt | kP | kRw);
+  f.Put64(kPt + 1 * 8, 1ull << 32 | 0x00888000 | kP | kRw);
+  f.Put64(kPt + 2 * 8, 1ull << 35 | 0x00888000 | kP | kRw);
+  f.Put64(kPd + 1 * 8, 1ull << 33 | 0x00A00000 | kP | kRw | kPs);
+  const PagingMode mode{0x80000011, kPdpt, kCr4Pae, true};
+  for (const std::uint32_t linear : {0x1000u, 0x2000u, 0x200000u}) {
+    CAPTURE(linear);
+    const Translation t = Walk(f.memory, mode, linear, Access::kWrite, false);
+    CHECK(t.status == Translation::Status::kPageFault);
+    CHECK(t.error_code == (kPfPresent | kPfReserved | kPfWrite));
+  }
+  CHECK((f.Get64(kPt + 8) & kA) == 0);  // a failed walk sets no A bits
 }
 
 TEST_CASE("a paging structure outside RAM is reported, not read as zero") {

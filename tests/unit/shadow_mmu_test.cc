@@ -188,6 +188,33 @@ TEST_CASE("a linear page remapped to another frame after invlpg shows the new fr
         MissResult::kPageFault);  // read-only PTE
 }
 
+TEST_CASE("PAE: bit 63 is NX with EFER.NXE and reserved without; changing NXE flushes") {
+  MmuFixture f;
+  constexpr std::uint32_t kPdpt = 0x3000, kPd = 0x4000, kPt = 0x5000;
+  auto put = [&](std::uint32_t address, std::uint64_t value) {
+    REQUIRE(f.memory->Write(address, &value, 8));
+  };
+  put(kPdpt, kPd | 1);
+  put(kPd + 2 * 8, kPt | 3);                       // linear [4 MiB, 6 MiB)
+  put(kPt, 0x10000 | 3 | std::uint64_t{1} << 63);  // 0x400000: data, NX
+  PagingMode mode{0x80000011u, kPdpt, 1u << 5, true};
+  CHECK(f.mmu->SetMode(mode));
+  REQUIRE(f.mmu->HandleMiss(0x400010, false).result == MissResult::kMapped);
+  CHECK(Readable(f.At(0x400000)));
+  Translation fetch = f.mmu->Translate(0x400010, Access::kExecute);
+  CHECK(fetch.status == Translation::Status::kPageFault);
+  CHECK(fetch.error_code == (kPfPresent | kPfFetch));
+
+  mode.nx_enabled = false;
+  CHECK(f.mmu->SetMode(mode));
+  CHECK_FALSE(Readable(f.At(0x400000)));
+  const ShadowMmu::Miss miss = f.mmu->HandleMiss(0x400010, true);
+  CHECK(miss.result == MissResult::kPageFault);
+  CHECK(miss.error_code == (kPfPresent | kPfWrite | kPfReserved));
+  fetch = f.mmu->Translate(0x400010, Access::kExecute);
+  CHECK(fetch.error_code == (kPfPresent | kPfReserved));  // I/D only with NXE
+}
+
 TEST_CASE("the window is 4 GiB aligned with guard space on both sides") {
   auto window = platform::AddressWindow::Reserve();
   REQUIRE(window);

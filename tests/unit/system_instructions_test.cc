@@ -476,8 +476,9 @@ TEST_CASE("lar, lsl, verr and verw check descriptors and change only ZF") {
   CHECK(r.edx == 0x00409100);
 }
 
-TEST_CASE("rdmsr and wrmsr: the SYSENTER MSRs, PAT, MISC_ENABLE; #GP(0) for the rest") {
+TEST_CASE("rdmsr and wrmsr: the SYSENTER MSRs, PAT, MISC_ENABLE, EFER; #GP(0) for the rest") {
   constexpr std::uint32_t kPatValue = 0x00010504, kPatHigh = 0x00070607;
+  constexpr std::uint32_t kEfer = 0xC0000080, kNxe = 1u << 11;
   std::vector<std::uint32_t> at;
   SystemGuest guest([&](x86::Assembler& a) {
     auto wrmsr = [&](std::uint32_t msr, std::uint32_t edx, std::uint32_t eax) {
@@ -508,15 +509,16 @@ TEST_CASE("rdmsr and wrmsr: the SYSENTER MSRs, PAT, MISC_ENABLE; #GP(0) for the 
     wrmsr(0x1A0, 0, 0x1801 | 1u << 22);
     rdmsr(0x1A0);  // 56
     wrmsr(0x8B, 0, 0);
-    rdmsr(0x8B);  // 64
-    rdmsr(0x17);  // 72
+    rdmsr(0x8B);   // 64
+    rdmsr(0x17);   // 72
+    rdmsr(kEfer);  // 80: after reset
+    wrmsr(kEfer, 0, kNxe);
+    rdmsr(kEfer);  // 88
     // Faults, each leaving EAX/EDX and the MSR as they were.
     a.mov(x86::ecx, 0x12345678);
     at.push_back(ExpectSkip(a, [&] { a.rdmsr(); }));
     at.push_back(ExpectSkip(a, [&] { a.wrmsr(); }));
     a.mov(x86::ecx, 0x1B);  // IA32_APIC_BASE: no APIC in CPUID
-    at.push_back(ExpectSkip(a, [&] { a.rdmsr(); }));
-    a.mov(x86::ecx, 0xC0000080);  // IA32_EFER: no NX, SYSCALL or long mode
     at.push_back(ExpectSkip(a, [&] { a.rdmsr(); }));
     a.mov(x86::ecx, 0x17);  // IA32_PLATFORM_ID is read-only
     at.push_back(ExpectSkip(a, [&] { a.wrmsr(); }));
@@ -527,8 +529,23 @@ TEST_CASE("rdmsr and wrmsr: the SYSENTER MSRs, PAT, MISC_ENABLE; #GP(0) for the 
     a.mov(x86::ecx, 0x1A0);  // clears bit 11, which is read-only
     a.mov(x86::eax, 0x1001);
     at.push_back(ExpectSkip(a, [&] { a.wrmsr(); }));
-    rdmsr(0x277);  // 80
-    rdmsr(0x1A0);  // 88
+    a.mov(x86::eax, 0x1801 | 1u << 22);  // sets XD disable: NX cannot be turned off
+    a.mov(x86::edx, 1u << 2);
+    at.push_back(ExpectSkip(a, [&] { a.wrmsr(); }));
+    // EFER: CPUID reports no SYSCALL (SCE, bit 0) and no long mode (LME,
+    // bit 8; LMA, bit 10); bits 63:12 are reserved.
+    a.mov(x86::ecx, kEfer);
+    for (const std::uint64_t value :
+         {kNxe | 1ull, kNxe | 1ull << 8, kNxe | 1ull << 10, kNxe | 1ull << 12, kNxe | 1ull << 63}) {
+      a.mov(x86::eax, static_cast<std::uint32_t>(value));
+      a.mov(x86::edx, static_cast<std::uint32_t>(value >> 32));
+      at.push_back(ExpectSkip(a, [&] { a.wrmsr(); }));
+    }
+    rdmsr(0x277);  // 96
+    rdmsr(0x1A0);  // 104
+    rdmsr(kEfer);  // 112
+    wrmsr(kEfer, 0, 0);
+    rdmsr(kEfer);  // 120
     Halt(a);
   });
   guest.Run();
@@ -542,8 +559,12 @@ TEST_CASE("rdmsr and wrmsr: the SYSENTER MSRs, PAT, MISC_ENABLE; #GP(0) for the 
   CHECK(guest.Read64(kOut + 56) == (0x1801 | 1u << 22));
   CHECK(guest.Read64(kOut + 64) == 0);
   CHECK(guest.Read64(kOut + 72) == 0);
-  CHECK(guest.Read64(kOut + 80) == (std::uint64_t{kPatHigh} << 32 | kPatValue));
-  CHECK(guest.Read64(kOut + 88) == (0x1801 | 1u << 22));
+  CHECK(guest.Read64(kOut + 80) == 0);
+  CHECK(guest.Read64(kOut + 88) == kNxe);
+  CHECK(guest.Read64(kOut + 96) == (std::uint64_t{kPatHigh} << 32 | kPatValue));
+  CHECK(guest.Read64(kOut + 104) == (0x1801 | 1u << 22));
+  CHECK(guest.Read64(kOut + 112) == kNxe);
+  CHECK(guest.Read64(kOut + 120) == 0);
   const std::vector<Fault> faults = guest.Faults();
   REQUIRE(faults.size() == at.size());
   for (std::size_t i = 0; i < at.size(); ++i) {

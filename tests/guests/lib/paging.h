@@ -32,8 +32,7 @@ enum {
 };
 
 // Page-fault error code (SDM Vol. 3A 4.7, figure 4-12). I is reported only
-// with NX (PAE paging and EFER.NXE) or CR4.SMEP, neither of which 32-bit
-// paging guests here use.
+// with NX (PAE paging and EFER.NXE, paging_pae.h) or CR4.SMEP.
 enum {
   PFEC_P = 1 << 0,     // 0: not-present page; 1: protection violation
   PFEC_W = 1 << 1,     // the access was a write
@@ -47,6 +46,7 @@ enum {
   CR0_WP = 1u << 16,
   CR0_PG = 1u << 31,
   CR4_PSE = 1u << 4,
+  CR4_PAE = 1u << 5,
   CR4_PGE = 1u << 7,
 };
 
