@@ -199,19 +199,19 @@ TEST_CASE("PAE: bit 63 is NX with EFER.NXE and reserved without; changing NXE fl
   put(kPt, 0x10000 | 3 | std::uint64_t{1} << 63);  // 0x400000: data, NX
   PagingMode mode{0x80000011u, kPdpt, 1u << 5, true};
   CHECK(f.mmu->SetMode(mode));
-  REQUIRE(f.mmu->HandleMiss(0x400010, false).result == MissResult::kMapped);
+  REQUIRE(f.mmu->HandleMiss(0x400010, false, View::kSupervisor).result == MissResult::kMapped);
   CHECK(Readable(f.At(0x400000)));
-  Translation fetch = f.mmu->Translate(0x400010, Access::kExecute);
+  Translation fetch = f.mmu->Translate(0x400010, Access::kExecute, View::kSupervisor);
   CHECK(fetch.status == Translation::Status::kPageFault);
   CHECK(fetch.error_code == (kPfPresent | kPfFetch));
 
   mode.nx_enabled = false;
   CHECK(f.mmu->SetMode(mode));
   CHECK_FALSE(Readable(f.At(0x400000)));
-  const ShadowMmu::Miss miss = f.mmu->HandleMiss(0x400010, true);
+  const ShadowMmu::Miss miss = f.mmu->HandleMiss(0x400010, true, View::kSupervisor);
   CHECK(miss.result == MissResult::kPageFault);
   CHECK(miss.error_code == (kPfPresent | kPfWrite | kPfReserved));
-  fetch = f.mmu->Translate(0x400010, Access::kExecute);
+  fetch = f.mmu->Translate(0x400010, Access::kExecute, View::kSupervisor);
   CHECK(fetch.error_code == (kPfPresent | kPfReserved));  // I/D only with NXE
 }
 
