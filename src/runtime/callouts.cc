@@ -105,7 +105,7 @@ bool Vcpu::ExitWith(std::optional<StopInfo> stop, std::uint32_t eip) {
 // with a wrong base or without limit checks.
 bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInstruction& insn) {
   translator::SegmentState& segment = state_->segment[index];
-  const unsigned cpl = state_->segment[kCs].selector & 3;
+  const unsigned cpl = state_->Cpl();
   const unsigned rpl = selector & 3;
   const std::uint32_t error_code = selector & 0xFFFCu;
   if ((selector & ~3u) == 0) {

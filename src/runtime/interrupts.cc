@@ -178,7 +178,7 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
   }
   // The type with the S bit, which is clear in gates.
   const std::uint8_t type = gate.access() & 0x1F;
-  const unsigned cpl = state_->segment[kCs].selector & 3;
+  const unsigned cpl = state_->Cpl();
   const bool software =
       event.source == Source::kSoftwareException || event.source == Source::kSoftwareInterrupt;
   if (type == kTaskGate && gate.present()) {
@@ -259,7 +259,7 @@ bool Vcpu::Iret(const decoder::DecodedInstruction& insn) {
         MakeInstructionStop(StopReason::kHostError, insn, "iret's stack lies outside RAM:"),
         insn.eip);
   }
-  const unsigned cpl = state_->segment[kCs].selector & 3;
+  const unsigned cpl = state_->Cpl();
   const unsigned rpl = cs & 3;
   const GuestEvent cause{
       kGeneralProtection, Source::kSoftwareInterrupt, true, 0, insn.eip, insn.eip};

@@ -52,7 +52,7 @@ bool ValidPat(std::uint64_t value) {
 std::uint64_t Vcpu::GuestTsc() const { return __rdtsc() + state_->msr.tsc_offset; }
 
 bool Vcpu::ReadMsr(const DecodedInstruction& insn) {
-  if ((state_->segment[translator::kCs].selector & 3) != 0) {
+  if (state_->Cpl() != 0) {
     return RaiseFault(kGeneralProtection, insn, 0);
   }
   const translator::MsrState& msr = state_->msr;
@@ -74,7 +74,7 @@ bool Vcpu::ReadMsr(const DecodedInstruction& insn) {
 }
 
 bool Vcpu::WriteMsr(const DecodedInstruction& insn) {
-  if ((state_->segment[translator::kCs].selector & 3) != 0) {
+  if (state_->Cpl() != 0) {
     return RaiseFault(kGeneralProtection, insn, 0);
   }
   translator::MsrState& msr = state_->msr;

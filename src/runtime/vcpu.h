@@ -141,6 +141,11 @@ class Vcpu final : private translator::CodeSource {
  private:
   Vcpu(const Parts& parts, platform::PageMemory state_memory);
 
+  // The CPL hook (privilege.cc): call it after every change of the CPL
+  // (interrupt delivery, iret, far return, sysenter, sysexit), once CS
+  // holds the new one.
+  void OnPrivilegeChanged();
+
   // CodeSource
   const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) override;
 

@@ -94,6 +94,9 @@ struct alignas(64) CpuState {
     host_flags = (value & kHostFlagsMask) | 0x2;
     eflags_virtual = (value & ~kHostFlagsMask) | 0x2;
   }
+  // The current privilege level: the RPL of CS in protected mode (SDM Vol.
+  // 3A 5.5); libbt runs neither real nor virtual-8086 mode yet.
+  unsigned Cpl() const { return segment[kCs].selector & 3; }
 };
 
 // The page after the state block is the event poll page: every unit entry

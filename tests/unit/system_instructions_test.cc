@@ -574,20 +574,27 @@ TEST_CASE("wrmsr to IA32_TIME_STAMP_COUNTER moves what rdtsc and rdmsr read") {
   CHECK(by_rdmsr - by_rdtsc < (1ull << 36));
 }
 
+// IA32_SYSENTER_CS = cs, IA32_SYSENTER_ESP = kSysenterStack, IA32_SYSENTER_EIP
+// = entry.
+constexpr std::uint32_t kSysenterStack = 0x370000;
+void SetSysenterMsrs(x86::Assembler& a, std::uint32_t cs, const asmjit::Label& entry) {
+  a.mov(x86::ecx, 0x174);
+  a.xor_(x86::edx, x86::edx);
+  a.mov(x86::eax, cs);
+  a.wrmsr();
+  a.mov(x86::ecx, 0x175);
+  a.mov(x86::eax, kSysenterStack);
+  a.wrmsr();
+  a.mov(x86::ecx, 0x176);
+  a.lea(x86::eax, x86::ptr(entry));
+  a.wrmsr();
+}
+
 TEST_CASE("sysenter loads CS, SS, ESP and EIP from the MSRs and clears IF") {
   const Registers r = SystemGuest([&](x86::Assembler& a) {
                         asmjit::Label entry = a.newLabel();
-                        a.mov(x86::ecx, 0x174);
-                        a.xor_(x86::edx, x86::edx);
-                        a.mov(x86::eax, 0x0B);  // the RPL is ignored
-                        a.wrmsr();
-                        a.mov(x86::ecx, 0x175);
-                        a.mov(x86::eax, 0x370000);
-                        a.wrmsr();
-                        a.mov(x86::ecx, 0x176);
-                        a.lea(x86::eax, x86::ptr(entry));
-                        a.wrmsr();
-                        a.push(0x243);  // IF, ZF, CF
+                        SetSysenterMsrs(a, 0x0B, entry);  // the RPL is ignored
+                        a.push(0x243);                    // IF, ZF, CF
                         a.popfd();
                         a.mov(x86::ebp, x86::esp);
                         a.sysenter();
@@ -602,7 +609,7 @@ TEST_CASE("sysenter loads CS, SS, ESP and EIP from the MSRs and clears IF") {
                       }).Run();
   CHECK(r.eax == 0x08);
   CHECK(r.ebx == 0x10);
-  CHECK(r.ecx == 0x370000);
+  CHECK(r.ecx == kSysenterStack);
   CHECK((r.edx & 0x200) == 0);
   CHECK((r.edx & 0xC1) == 0x41);
 }
@@ -625,22 +632,28 @@ TEST_CASE("sysenter and sysexit with IA32_SYSENTER_CS = 0 are #GP(0)") {
   CheckFault(faults[1], 13, 0, sysexit_at);
 }
 
-TEST_CASE("sysexit to CPL 3 stops the run: libbt runs CPL 0 only") {
-  std::uint32_t at = 0;
-  SystemGuest guest([&](x86::Assembler& a) {
-    a.mov(x86::ecx, 0x174);
-    a.xor_(x86::edx, x86::edx);
-    a.mov(x86::eax, 0x08);
-    a.wrmsr();
-    at = Here(a);
-    a.sysexit();
-    Halt(a);
-  });
-  const StopInfo stop = guest.machine().Run();
-  CHECK(stop.reason == StopReason::kUnsupportedInstruction);
-  CHECK(stop.eip == at);
-  CHECK(stop.message.find("sysexit") != std::string::npos);
-  CHECK(stop.message.find("CPL 3") != std::string::npos);
+TEST_CASE("sysexit enters CPL 3 at EDX with ESP = ECX; sysenter returns to CPL 0") {
+  const Registers r = SystemGuest([&](x86::Assembler& a) {
+                        asmjit::Label user = a.newLabel(), entry = a.newLabel();
+                        SetSysenterMsrs(a, kCodeSelector, entry);
+                        a.mov(x86::ecx, 0x360000);
+                        a.lea(x86::edx, x86::ptr(user));
+                        a.sysexit();
+                        a.bind(user);
+                        a.mov(x86::eax, x86::cs);
+                        a.mov(x86::ebx, x86::ss);
+                        a.mov(x86::esi, x86::esp);
+                        a.sysenter();
+                        a.bind(entry);
+                        a.mov(x86::edi, x86::cs);
+                        a.mov(x86::ebp, x86::esp);
+                        Halt(a);
+                      }).Run();
+  CHECK(r.eax == 0x1B);  // SYSENTER_CS + 16, RPL 3
+  CHECK(r.ebx == 0x23);  // SYSENTER_CS + 24, RPL 3
+  CHECK(r.esi == 0x360000);
+  CHECK(r.edi == 0x08);
+  CHECK(r.ebp == kSysenterStack);
 }
 
 // Sets CR0 |= bits through mov to CR0, as kernels do.
