@@ -126,6 +126,16 @@ bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInst
     if (access_fault_) return !RaiseAccessFault(insn);
     return !RaiseFault(kGeneralProtection, insn, error_code);
   }
+  // Far jmp and call through a call gate, or to a TSS or task gate (a task
+  // switch).
+  constexpr std::uint16_t kTransferTypes = 1u << 1 | 1u << 4 | 1u << 5 | 1u << 9 | 1u << 0xC;
+  if (index == kCs && descriptor.system() && (kTransferTypes >> descriptor.type() & 1)) {
+    ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
+                                 "far jmp or call through a call gate or to a task is not "
+                                 "supported yet:"),
+             insn.eip);
+    return false;
+  }
   const unsigned dpl = descriptor.dpl();
   const bool user_segment = !descriptor.system(), code = descriptor.code();
   const bool conforming = descriptor.conforming();
@@ -184,23 +194,31 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
   access_fault_.reset();
   const std::uint32_t next = insn.next_eip();
   const unsigned size = insn.operand_size;
+  if (insn.privileged && state_->Cpl() != 0) return RaiseFault(kGeneralProtection, insn, 0);
   switch (insn.kind) {
-    case Kind::kIn: {
-      const auto port = static_cast<std::uint16_t>(insn.immediate_offset != decoder::kNoOffset
-                                                       ? insn.immediate
-                                                       : ReadRegister(translator::kEdx, 2));
-      WriteRegister(translator::kEax, size, parts_.ports.Read(port, size));
-      return false;
-    }
+    case Kind::kIn:
     case Kind::kOut: {
       const auto port = static_cast<std::uint16_t>(insn.immediate_offset != decoder::kNoOffset
                                                        ? insn.immediate
                                                        : ReadRegister(translator::kEdx, 2));
+      if (!IoPermitted(port, size)) {
+        return access_fault_ ? RaiseAccessFault(insn) : RaiseFault(kGeneralProtection, insn, 0);
+      }
+      if (insn.kind == Kind::kIn) {
+        WriteRegister(translator::kEax, size, parts_.ports.Read(port, size));
+        return false;
+      }
       parts_.ports.Write(port, size, ReadRegister(translator::kEax, size));
       return pending_stop_ ? ExitWith(std::nullopt, next) : false;
     }
-    case Kind::kCli: state_->eflags_virtual &= ~translator::kEflagsIf; return false;
+    // No protected-mode virtual interrupts (CR4.PVI): IF belongs to code
+    // at CPL <= IOPL.
+    case Kind::kCli:
+      if (state_->Cpl() > state_->Iopl()) return RaiseFault(kGeneralProtection, insn, 0);
+      state_->eflags_virtual &= ~translator::kEflagsIf;
+      return false;
     case Kind::kSti: {
+      if (state_->Cpl() > state_->Iopl()) return RaiseFault(kGeneralProtection, insn, 0);
       const bool was_enabled = state_->eflags_virtual & translator::kEflagsIf;
       state_->eflags_virtual |= translator::kEflagsIf;
       if (was_enabled || !parts_.pic.InterruptPending()) return false;
@@ -226,6 +244,9 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       return false;
     }
     case Kind::kRdtsc: {
+      if ((state_->cr4 & translator::kCr4Tsd) && state_->Cpl() != 0) {
+        return RaiseFault(kGeneralProtection, insn, 0);
+      }
       const std::uint64_t tsc = GuestTsc();
       state_->gpr[translator::kEax] = static_cast<std::uint32_t>(tsc);
       state_->gpr[translator::kEdx] = static_cast<std::uint32_t>(tsc >> 32);
@@ -289,7 +310,9 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       std::uint32_t value = 0;
       if (!ReadGuest(state_->gpr[translator::kEsp], &value, size)) break;
       state_->gpr[translator::kEsp] += size;
-      const std::uint32_t mask = kPopfMask & SizeMask(size);
+      // Without a fault, popf leaves IOPL and IF alone where the CPL may not
+      // change them (SDM Vol. 2B POPF).
+      const std::uint32_t mask = ChangeableFlags(kPopfMask) & SizeMask(size);
       state_->SetEflags((state_->Eflags() & ~mask) | (value & mask));
       return ExitWith(std::nullopt, next);
     }

@@ -41,7 +41,8 @@ bool Vcpu::Sysenter(const DecodedInstruction& insn) {
 
 bool Vcpu::Sysexit(const DecodedInstruction& insn) {
   const std::uint64_t sysenter_cs = state_->msr.sysenter_cs;
-  if (!(state_->cr0 & translator::kCr0Pe) || (sysenter_cs & 0xFFFC) == 0 || state_->Cpl() != 0) {
+  // CPL > 0 is #GP(0) too, raised before the callout gets here.
+  if (!(state_->cr0 & translator::kCr0Pe) || (sysenter_cs & 0xFFFC) == 0) {
     return RaiseFault(kGeneralProtection, insn, 0);
   }
   // CS = SYSENTER_CS + 16 and SS = SYSENTER_CS + 24, both with RPL 3, which
