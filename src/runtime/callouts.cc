@@ -100,9 +100,9 @@ bool Vcpu::ExitWith(std::optional<StopInfo> stop, std::uint32_t eip) {
 }
 
 // Loads a segment register in protected mode with the checks of MOV Sreg,
-// POP Sreg and far JMP (SDM Vol. 2). libbt runs 4 GiB segments only for now,
-// based ones only in FS and GS: anything else stops the run rather than run
-// with a wrong base or without limit checks.
+// POP Sreg and far JMP and CALL to a code segment (SDM Vol. 2). libbt runs 4 GiB segments only for
+// now, based ones only in FS and GS: anything else stops the run rather than run with a wrong base
+// or without limit checks.
 bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInstruction& insn) {
   translator::SegmentState& segment = state_->segment[index];
   const unsigned cpl = state_->Cpl();
@@ -125,16 +125,6 @@ bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInst
   if (!ReadGuest(state_->gdt_base + offset, descriptor.bytes, sizeof(descriptor.bytes))) {
     if (access_fault_) return !RaiseAccessFault(insn);
     return !RaiseFault(kGeneralProtection, insn, error_code);
-  }
-  // Far jmp and call through a call gate, or to a TSS or task gate (a task
-  // switch).
-  constexpr std::uint16_t kTransferTypes = 1u << 1 | 1u << 4 | 1u << 5 | 1u << 9 | 1u << 0xC;
-  if (index == kCs && descriptor.system() && (kTransferTypes >> descriptor.type() & 1)) {
-    ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
-                                 "far jmp or call through a call gate or to a task is not "
-                                 "supported yet:"),
-             insn.eip);
-    return false;
   }
   const unsigned dpl = descriptor.dpl();
   const bool user_segment = !descriptor.system(), code = descriptor.code();
@@ -327,8 +317,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
                                  static_cast<std::uint32_t>(operand[3]) << 24;
         selector = static_cast<std::uint16_t>(operand[size] | operand[size + 1] << 8);
       }
-      if (!LoadSegment(kCs, selector, insn)) return true;
-      return ExitWith(std::nullopt, offset);
+      return FarTransfer(insn, selector, offset, /*call=*/false);
     }
     case Kind::kEnter: {
       // SDM Vol. 2A ENTER, with a 32-bit stack: nested frames copy `level - 1`

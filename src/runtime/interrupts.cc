@@ -245,10 +245,7 @@ bool Vcpu::Iret(const decoder::DecodedInstruction& insn) {
   std::uint32_t eip = 0, cs = 0, popped_flags = 0;
   if (!ReadGuest(esp, &eip, size) || !ReadGuest(esp + size, &cs, size) ||
       !ReadGuest(esp + 2 * size, &popped_flags, size)) {
-    if (access_fault_) return RaiseAccessFault(insn);
-    return ExitWith(
-        MakeInstructionStop(StopReason::kHostError, insn, "iret's stack lies outside RAM:"),
-        insn.eip);
+    return StackOutsideRam(insn);
   }
   if (state_->Cpl() == 0 && size == 4 && (popped_flags & kEflagsVm)) {
     return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,

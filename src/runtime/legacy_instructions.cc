@@ -178,16 +178,7 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
           break;
         }
       }
-      const std::uint32_t old_cs = state_->segment[kCs].selector;
-      const std::uint32_t return_eip = insn.next_eip();
-      const std::uint32_t esp = state_->gpr[kEsp];
-      if (!WriteGuest(esp - size, &old_cs, size) ||
-          !WriteGuest(esp - 2 * size, &return_eip, size)) {
-        break;
-      }
-      if (!LoadSegment(kCs, selector, insn)) return true;
-      state_->gpr[kEsp] = esp - 2 * size;
-      return ExitWith(std::nullopt, size == 2 ? offset & 0xFFFF : offset);
+      return FarTransfer(insn, selector, offset, /*call=*/true);
     }
     case 0xCA:    // retf imm16
     case 0xCB: {  // retf

@@ -1,6 +1,6 @@
 // Privilege levels (SDM Vol. 3A chapter 5): the segment checks of transfers
-// between them (interrupt gates, iret, far ret), what the CPL and IOPL allow
-// (EFLAGS.IF and IOPL, I/O ports), and the hook for CPL changes.
+// between them (interrupt and call gates, iret, far ret), what the CPL and
+// IOPL allow (EFLAGS.IF and IOPL, I/O ports), and the hook for CPL changes.
 #include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 

@@ -217,6 +217,14 @@ class Vcpu final : private translator::CodeSource {
   bool RaiseFault(std::uint8_t vector, const decoder::DecodedInstruction& insn,
                   std::uint32_t error_code = 0);
   bool Iret(const decoder::DecodedInstruction& insn);
+  // Far jmp and call (far_transfer.cc).
+  bool FarTransfer(const decoder::DecodedInstruction& insn, std::uint16_t selector,
+                   std::uint32_t offset, bool call);
+  bool TransferThroughCallGate(const decoder::DecodedInstruction& insn, std::uint16_t selector,
+                               const Descriptor& gate, bool call);
+  // Ends the callout of `insn`, whose stack access faulted (#PF) or lies
+  // outside RAM (the run stops).
+  bool StackOutsideRam(const decoder::DecodedInstruction& insn);
   // System instructions (system_instructions.cc).
   // Ends the callout of `insn`, whose memory operand faulted (#PF) or lies
   // outside RAM (the run stops).

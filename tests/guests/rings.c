@@ -5,6 +5,8 @@
 //     TSS's SS0:ESP0 with the user SS:ESP in its frame, and returns values;
 //   - sysenter/sysexit: ring 0 on IA32_SYSENTER_CS:ESP, back in ring 3 with
 //     CS = SYSENTER_CS + 16 and SS = SYSENTER_CS + 24, RPL 3;
+//   - a far call through a DPL-3 call gate into ring 0, which copies the
+//     gate's parameter to SS0:ESP0, and far ret with a count back;
 //   - privileged instructions in ring 3 (hlt, lgdt, mov to/from CR and DR,
 //     rdmsr, sysexit, rdtsc with CR4.TSD, ...) and cli/sti at IOPL 0 raise
 //     #GP(0) at the instruction; at IOPL 3 cli/sti work;
@@ -27,11 +29,13 @@ uint32_t user_syscall(uint32_t number, uint32_t a, uint32_t b);
 __attribute__((noreturn)) void user_exit(uint32_t value);
 uint32_t user_sysenter(uint32_t value);
 void sysenter_entry(void);
+uint32_t user_call_gate(uint32_t value);
+void call_gate_entry(void);
 void user_privileged(void);
 void user_io(void);
 void user_iopl3(void);
 void user_popf(void);
-extern uint32_t sysenter_seen[3];
+extern uint32_t sysenter_seen[3], call_gate_seen[5];
 struct expected_gp {
   uint32_t insn, after;
   const char *name;
@@ -45,6 +49,7 @@ enum {
   kUserCs = 0x1B,
   kUserDs = 0x23,
   kTssSelector = 0x28,
+  kCallGate = 0x30,
   kSysExit = 0,
   kSysAdd = 1,
   kSysCpl = 2,
@@ -65,7 +70,7 @@ struct tss {
 } __attribute__((packed));
 
 static struct tss tss __attribute__((aligned(128)));
-static uint64_t gdt[6] __attribute__((aligned(8)));
+static uint64_t gdt[7] __attribute__((aligned(8)));
 static uint8_t kernel_stack[8192] __attribute__((aligned(16)));
 static uint8_t sysenter_stack[4096] __attribute__((aligned(16)));
 static uint8_t user_stacks[2][8192] __attribute__((aligned(16)));
@@ -101,6 +106,11 @@ static void setup_gdt_tss(void) {
   gdt[3] = descriptor(0, 0xFFFFF, 0xFA, 0xC0);  // ring-3 code
   gdt[4] = descriptor(0, 0xFFFFF, 0xF2, 0xC0);  // ring-3 data
   gdt[5] = descriptor(addr(&tss), sizeof(tss) - 1, 0x89, 0);
+  // A 32-bit call gate of DPL 3 that copies one parameter (SDM Vol. 3A
+  // figure 5-8): the layout of an interrupt gate with the count in byte 4.
+  const uint32_t entry = addr(call_gate_entry);
+  gdt[6] = (entry & 0xFFFF) | (uint64_t)kKernelCs << 16 | 1ull << 32 | 0xECull << 40 |
+           (uint64_t)(entry >> 16) << 48;
   struct __attribute__((packed)) {
     uint16_t limit;
     uint32_t base;
@@ -176,6 +186,29 @@ static void user_fast_calls(void) {
   user.sysenter_ss = read_ss();
   user.sysenter_flags = guest_read_eflags();
   user_exit(0x66);
+}
+
+static struct { uint32_t result, esp, cs; } gate_user;
+
+static void user_gate_calls(void) {
+  gate_user.result = user_call_gate(14);
+  __asm__ volatile("mov %%esp, %0" : "=r"(gate_user.esp));
+  gate_user.cs = read_cs();
+  user_exit(0x99);
+}
+
+static void test_call_gate(void) {
+  check_eq("enter_user result", 0x99, enter_user(addr(user_gate_calls), user_esp(0), IF | 2));
+  check_eq("result", 42, gate_user.result);
+  check_eq("CS in the procedure", kKernelCs, call_gate_seen[0]);
+  check_eq("SS in the procedure", kKernelDs, call_gate_seen[1]);
+  check_eq("ESP in the procedure", top(kernel_stack, sizeof(kernel_stack)) - 20, call_gate_seen[2]);
+  check_eq("caller's CS", kUserCs, call_gate_seen[3]);
+  check_eq("caller's SS", kUserDs, call_gate_seen[4]);
+  check_eq("CS after far ret", kUserCs, gate_user.cs);
+  check_true("ESP after far ret",
+             gate_user.esp > addr(user_stacks[0]) && gate_user.esp < user_esp(0));
+  check_group("far call through a call gate from ring 3 and far ret back");
 }
 
 static void test_sysenter(void) {
@@ -323,6 +356,7 @@ int main(void) {
   guest_idt_set(0x80, syscall_handler, kGuestInterruptGate, 3);
   test_int80();
   test_sysenter();
+  test_call_gate();
   test_privileged();
   test_iopl();
   test_io_bitmap();

@@ -43,8 +43,9 @@
 kernel_esp: .long 0
 dummy_table: .word 0
   .long 0
-  .globl sysenter_seen
+  .globl sysenter_seen, call_gate_seen
 sysenter_seen: .long 0, 0, 0  // CS, SS, ESP at the sysenter entry point
+call_gate_seen: .long 0, 0, 0, 0, 0  // CS, SS, ESP, the caller's CS and SS
 
   .text
 
@@ -138,6 +139,32 @@ sysenter_entry:
   lea 1(%ebx, %ebx), %eax
   sti
   sysexit
+
+// uint32_t user_call_gate(uint32_t value): a far call through the call gate
+// at CALL_GATE, which copies one parameter to the ring-0 stack; returns
+// value * 3 (call_gate_entry).
+#define CALL_GATE 0x33
+  .globl user_call_gate
+user_call_gate:
+  pushl 4(%esp)
+  lcall $CALL_GATE, $0
+  ret
+
+// Ring 0 through the call gate: [esp] holds the return EIP and CS, the
+// parameter, and the caller's ESP and SS. retf 4 drops the parameter from
+// both stacks.
+  .globl call_gate_entry
+call_gate_entry:
+  mov %cs, call_gate_seen
+  mov %ss, call_gate_seen + 4
+  mov %esp, call_gate_seen + 8
+  mov 4(%esp), %eax
+  mov %eax, call_gate_seen + 12
+  mov 16(%esp), %eax
+  mov %eax, call_gate_seen + 16
+  mov 8(%esp), %eax
+  lea (%eax, %eax, 2), %eax
+  lret $4
 
 // Ring 3, IOPL 0: each instruction only CPL 0 may run, and cli/sti. With
 // CR4.TSD set by the kernel, rdtsc too.

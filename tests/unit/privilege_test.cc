@@ -47,7 +47,12 @@ enum Selector : std::uint16_t {
   kConforming0 = 0x48,
   kReadOnly1 = 0x51,
   kSmallTssSelector = 0x58,
-  kCallGate = 0x60,
+  // Gates the tests write (SetDescriptor), as they point into the code.
+  kGateSlot0 = 0x60,
+  kGateSlot1 = 0x68,
+  kGateSlot2 = 0x70,
+  kTaskGate = 0x78,
+  kGateSlot3 = 0x80,
 };
 
 constexpr std::uint64_t kGdtEntries[] = {
@@ -63,7 +68,11 @@ constexpr std::uint64_t kGdtEntries[] = {
     Descriptor(0, 0xFFFFF, 0x9F, kBig),    // 0x48 code, DPL 0, conforming
     Descriptor(0, 0xFFFFF, 0xB1, kBig),    // 0x50 data, DPL 1, read-only
     Descriptor(kSmallTss, 0x10, 0x89, 0),  // 0x58 32-bit TSS too short for SS1
-    Gate(0, kCode0, 0xEC),                 // 0x60 32-bit call gate, DPL 3
+    0,
+    0,
+    0,
+    Gate(0, kTssSelector, 0x85),  // 0x78 task gate
+    0,
 };
 
 // Gates: exceptions 0-19 to logging ring-0 handlers; these from ring 3.
@@ -82,6 +91,9 @@ class RingGuest : public testing::SystemGuest {
 
   // The handler of kRing1Vector, which runs in ring 1.
   std::uint32_t ring1_handler() const { return ring1_handler_; }
+  void SetDescriptor(std::uint16_t selector, std::uint64_t descriptor) {
+    REQUIRE(machine().WritePhysical(testing::kGdt + (selector & ~7u), &descriptor, 8));
+  }
 
  private:
   struct Handlers {
@@ -539,17 +551,125 @@ TEST_CASE("far ret to an inner ring is #GP(CS)") {
   RunExpecting(guest, {{13, kCode0, at}});
 }
 
-TEST_CASE("far jmp and call through a call gate or to a TSS stop the run: not supported yet") {
-  for (const std::uint16_t selector : {kCallGate, kSmallTssSelector}) {
-    for (const std::uint8_t opcode : {0xEA, 0x9A}) {  // jmp, call ptr16:32
+// A call gate with `parameters` to copy on a stack switch; access 0xEC is a
+// present 32-bit call gate of DPL 3, 0x8C one of DPL 0.
+constexpr std::uint64_t CallGate(std::uint32_t offset, std::uint16_t selector, std::uint8_t access,
+                                 unsigned parameters = 0) {
+  return Gate(offset, selector, access) | std::uint64_t{parameters} << 32;
+}
+
+// Emits a far call or jmp (ptr16:32) to `selector`.
+void EmitFar(x86::Assembler& a, bool call, std::uint16_t selector) {
+  a.db(call ? 0x9A : 0xEA);
+  a.dd(0);
+  a.dw(selector);
+}
+
+TEST_CASE("far call through a call gate from CPL 3 enters ring 0 on SS0:ESP0 with the parameters") {
+  for (const TranslatorOptions& settings : kSettings) {
+    std::uint32_t procedure = 0, after_call = 0;
+    RingGuest guest(
+        [&](x86::Assembler& a) {
+          InRing3(a, [&] {
+            a.push(0x2222);
+            a.push(0x1111);
+            EmitFar(a, true, kGateSlot0 | 3);
+            after_call = Here(a);
+            a.mov(x86::ebx, x86::esp);
+            a.mov(x86::ecx, x86::cs);
+            a.mov(x86::edx, x86::ss);
+          });
+          procedure = Here(a);
+          a.mov(x86::dword_ptr_abs(kOut), x86::esp);
+          a.mov(x86::word_ptr_abs(kOut + 4), x86::cs);
+          a.mov(x86::word_ptr_abs(kOut + 8), x86::ss);
+          for (int i = 0; i < 6; ++i) {
+            a.mov(x86::eax, x86::dword_ptr(x86::esp, 4 * i));
+            a.mov(x86::dword_ptr_abs(kOut + 12 + 4 * i), x86::eax);
+          }
+          a.retf(8);
+        },
+        settings);
+    guest.SetDescriptor(kGateSlot0, CallGate(procedure, kCode0, 0xEC, 2));
+    const Registers r = RunExpecting(guest, {});
+    CHECK(guest.Read32(kOut) == kStack0 - 24);
+    CHECK(guest.Read32(kOut + 4) == kCode0);
+    CHECK(guest.Read32(kOut + 8) == kData0);
+    const std::uint32_t frame[6] = {after_call, kCode3, 0x1111, 0x2222, kStack3 - 8, kData3};
+    for (int i = 0; i < 6; ++i) {
+      CAPTURE(i);
+      CHECK(guest.Read32(kOut + 12 + 4 * i) == frame[i]);
+    }
+    CHECK(r.ebx == kStack3);  // retf 8 released the parameters on both stacks
+    CHECK(r.ecx == kCode3);
+    CHECK(r.edx == kData3);
+  }
+}
+
+TEST_CASE(
+    "a call gate to the same ring pushes CS:EIP only; jmp through a call gate pushes nothing") {
+  std::uint32_t procedure = 0, jumped = 0, after_call = 0;
+  RingGuest guest([&](x86::Assembler& a) {
+    asmjit::Label over = a.newLabel();
+    a.mov(x86::esi, x86::esp);
+    EmitFar(a, true, kGateSlot0);
+    after_call = Here(a);
+    EmitFar(a, false, kGateSlot1);
+    a.jmp(over);
+    procedure = Here(a);
+    a.mov(x86::ebx, x86::esp);
+    a.mov(x86::ecx, x86::dword_ptr(x86::esp));
+    a.mov(x86::edx, x86::dword_ptr(x86::esp, 4));
+    a.retf();
+    jumped = Here(a);
+    a.mov(x86::edi, x86::esp);
+    a.bind(over);
+    testing::Halt(a);
+  });
+  guest.SetDescriptor(kGateSlot0, CallGate(procedure, kCode0, 0x8C, 5));
+  guest.SetDescriptor(kGateSlot1, CallGate(jumped, kCode0, 0x8C));
+  const Registers r = RunExpecting(guest, {});
+  CHECK(r.ebx == r.esi - 8);
+  CHECK(r.ecx == after_call);
+  CHECK(r.edx == kCode0);
+  CHECK(r.edi == r.esi);
+}
+
+TEST_CASE("call gate checks: gate DPL and RPL, presence, jmp to an inner ring, the new stack") {
+  std::vector<Expected> expected;
+  RingGuest guest([&](x86::Assembler& a) {
+    auto expect = [&](std::uint32_t vector, std::uint32_t error_code, std::uint16_t cs,
+                      const std::function<void()>& emit) {
+      expected.push_back({vector, error_code, ExpectSkip(a, emit), cs});
+    };
+    // RPL 3 above the gate's DPL 0.
+    expect(13, kGateSlot1, kCode0, [&] { EmitFar(a, true, kGateSlot1 | 3); });
+    expect(11, kGateSlot2, kCode0, [&] { EmitFar(a, true, kGateSlot2); });
+    InRing3(a, [&] {
+      expect(13, kGateSlot1, kCode3, [&] { EmitFar(a, true, kGateSlot1); });
+      // A jmp through a gate cannot leave ring 3.
+      expect(13, kCode0, kCode3, [&] { EmitFar(a, false, kGateSlot0); });
+      // SS1 is null: #TS(0), and no EXT for an instruction.
+      a.mov(x86::dword_ptr_abs(kTss + 16), 0);
+      expect(10, 0, kCode3, [&] { EmitFar(a, true, kGateSlot3 | 3); });
+    });
+  });
+  guest.SetDescriptor(kGateSlot0, CallGate(0, kCode0, 0xEC));
+  guest.SetDescriptor(kGateSlot1, CallGate(0, kCode0, 0x8C));
+  guest.SetDescriptor(kGateSlot2, CallGate(0, kCode0, 0x0C));  // not present
+  guest.SetDescriptor(kGateSlot3, CallGate(0, kCode1 & ~3, 0xEC));
+  RunExpecting(guest, expected);
+}
+
+TEST_CASE("far jmp and call to a TSS or through a task gate stop the run: not supported yet") {
+  for (const std::uint16_t selector : {kSmallTssSelector, kTaskGate}) {
+    for (const bool call : {false, true}) {
       CAPTURE(selector);
-      CAPTURE(opcode);
+      CAPTURE(call);
       std::uint32_t at = 0;
       RingGuest guest([&](x86::Assembler& a) {
         at = Here(a);
-        a.db(opcode);
-        a.dd(0);
-        a.dw(selector);
+        EmitFar(a, call, selector);
       });
       const StopInfo stop = guest.machine().Run();
       CHECK(stop.reason == StopReason::kUnsupportedInstruction);
