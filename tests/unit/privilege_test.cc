@@ -1,7 +1,8 @@
 // Privilege levels 1-3 (SDM Vol. 3A chapters 5 and 6; Vol. 2 IRET, RET, INT,
-// IN/OUT): interrupt delivery into an inner ring on the stack the TSS holds
-// for it, iret and far ret to an outer ring, the faults of privileged and
-// IOPL-sensitive instructions at CPL > 0, and the I/O permission bitmap.
+// CALL, JMP, IN/OUT): interrupt delivery and far calls through call gates
+// into an inner ring on the stack the TSS holds for it, iret and far ret to
+// an outer ring, the faults of privileged and IOPL-sensitive instructions at
+// CPL > 0, and the I/O permission bitmap.
 // Guests enter ring 3 (or 1) with iret; exceptions go to ring-0 handlers
 // that log them and resume in the ring that faulted.
 #include "tests/support/system_guest.h"
@@ -68,11 +69,11 @@ constexpr std::uint64_t kGdtEntries[] = {
     Descriptor(0, 0xFFFFF, 0x9F, kBig),    // 0x48 code, DPL 0, conforming
     Descriptor(0, 0xFFFFF, 0xB1, kBig),    // 0x50 data, DPL 1, read-only
     Descriptor(kSmallTss, 0x10, 0x89, 0),  // 0x58 32-bit TSS too short for SS1
-    0,
-    0,
-    0,
-    Gate(0, kTssSelector, 0x85),  // 0x78 task gate
-    0,
+    0,                                     // 0x60 kGateSlot0
+    0,                                     // 0x68 kGateSlot1
+    0,                                     // 0x70 kGateSlot2
+    Gate(0, kTssSelector, 0x85),           // 0x78 task gate
+    0,                                     // 0x80 kGateSlot3
 };
 
 // Gates: exceptions 0-19 to logging ring-0 handlers; these from ring 3.
