@@ -121,6 +121,8 @@ struct DecodedInstruction {
   std::uint8_t operand_size = 4;  // bytes, of the instruction's operation
   std::uint8_t rep = 0;           // 1 = rep/repe, 2 = repne
 
+  // Only CPL 0 may run it: #GP(0) elsewhere (SDM Vol. 3A 5.9).
+  bool privileged = false;
   bool has_memory = false;       // an explicit ModRM memory operand
   bool implicit_memory = false;  // a DS-relative hidden operand (xlat, lods, maskmov)
   bool moffs = false;            // A0-A3 absolute-offset form

@@ -257,6 +257,38 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
   return Kind::kIdent;
 }
 
+// Instructions only CPL 0 may run (SDM Vol. 3A 5.9). Zydis's privileged
+// attribute misses lgdt and lidt, and has monitor and mwait, which are #UD
+// at CPL > 0 instead.
+bool IsPrivileged(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* operands) {
+  switch (insn.mnemonic) {
+    case ZYDIS_MNEMONIC_HLT:
+    case ZYDIS_MNEMONIC_LGDT:
+    case ZYDIS_MNEMONIC_LIDT:
+    case ZYDIS_MNEMONIC_LLDT:
+    case ZYDIS_MNEMONIC_LTR:
+    case ZYDIS_MNEMONIC_CLTS:
+    case ZYDIS_MNEMONIC_LMSW:
+    case ZYDIS_MNEMONIC_INVLPG:
+    case ZYDIS_MNEMONIC_INVD:
+    case ZYDIS_MNEMONIC_WBINVD:
+    case ZYDIS_MNEMONIC_RDMSR:
+    case ZYDIS_MNEMONIC_WRMSR:
+    case ZYDIS_MNEMONIC_SYSEXIT: return true;
+    case ZYDIS_MNEMONIC_MOV:
+      for (int i = 0; i < 2; ++i) {
+        if (operands[i].type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
+        const ZydisRegisterClass cls = ZydisRegisterGetClass(operands[i].reg.value);
+        if (cls == ZYDIS_REGCLASS_CONTROL || cls == ZYDIS_REGCLASS_DEBUG ||
+            cls == ZYDIS_REGCLASS_TEST) {
+          return true;
+        }
+      }
+      return false;
+    default: return false;
+  }
+}
+
 }  // namespace
 
 struct Decoder::State {
@@ -287,6 +319,7 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
   std::memcpy(out.bytes, bytes, insn.length);
   out.kind = Classify(insn, operands);
   out.fpu_class = ClassifyFpu(insn, operands);
+  out.privileged = IsPrivileged(insn, operands);
   out.prefix_count = insn.raw.prefix_count;
   out.operand_size = static_cast<std::uint8_t>(insn.operand_width / 8);
   if (insn.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE)) out.rep = 1;

@@ -102,12 +102,12 @@ bool Vcpu::ExitWith(std::optional<StopInfo> stop, std::uint32_t eip) {
 }
 
 // Loads a segment register in protected mode with the checks of MOV Sreg,
-// POP Sreg and far JMP (SDM Vol. 2). libbt runs 4 GiB segments only for now,
-// based ones only in FS and GS: anything else stops the run rather than run
-// with a wrong base or without limit checks.
+// POP Sreg and far JMP and CALL to a code segment (SDM Vol. 2). libbt runs 4 GiB segments only for
+// now, based ones only in FS and GS: anything else stops the run rather than run with a wrong base
+// or without limit checks.
 bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInstruction& insn) {
   translator::SegmentState& segment = state_->segment[index];
-  const unsigned cpl = state_->segment[kCs].selector & 3;
+  const unsigned cpl = state_->Cpl();
   const unsigned rpl = selector & 3;
   const std::uint32_t error_code = selector & 0xFFFCu;
   if ((selector & ~3u) == 0) {
@@ -186,23 +186,31 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
   access_fault_.reset();
   const std::uint32_t next = insn.next_eip();
   const unsigned size = insn.operand_size;
+  if (insn.privileged && state_->Cpl() != 0) return RaiseFault(kGeneralProtection, insn, 0);
   switch (insn.kind) {
-    case Kind::kIn: {
-      const auto port = static_cast<std::uint16_t>(insn.immediate_offset != decoder::kNoOffset
-                                                       ? insn.immediate
-                                                       : ReadRegister(translator::kEdx, 2));
-      WriteRegister(translator::kEax, size, parts_.ports.Read(port, size));
-      return false;
-    }
+    case Kind::kIn:
     case Kind::kOut: {
       const auto port = static_cast<std::uint16_t>(insn.immediate_offset != decoder::kNoOffset
                                                        ? insn.immediate
                                                        : ReadRegister(translator::kEdx, 2));
+      if (!IoPermitted(port, size)) {
+        return access_fault_ ? RaiseAccessFault(insn) : RaiseFault(kGeneralProtection, insn, 0);
+      }
+      if (insn.kind == Kind::kIn) {
+        WriteRegister(translator::kEax, size, parts_.ports.Read(port, size));
+        return false;
+      }
       parts_.ports.Write(port, size, ReadRegister(translator::kEax, size));
       return pending_stop_ ? ExitWith(std::nullopt, next) : false;
     }
-    case Kind::kCli: state_->eflags_virtual &= ~translator::kEflagsIf; return false;
+    // No protected-mode virtual interrupts (CR4.PVI): IF belongs to code
+    // at CPL <= IOPL.
+    case Kind::kCli:
+      if (state_->Cpl() > state_->Iopl()) return RaiseFault(kGeneralProtection, insn, 0);
+      state_->eflags_virtual &= ~translator::kEflagsIf;
+      return false;
     case Kind::kSti: {
+      if (state_->Cpl() > state_->Iopl()) return RaiseFault(kGeneralProtection, insn, 0);
       const bool was_enabled = state_->eflags_virtual & translator::kEflagsIf;
       state_->eflags_virtual |= translator::kEflagsIf;
       if (was_enabled || !parts_.pic.InterruptPending()) return false;
@@ -228,6 +236,9 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       return false;
     }
     case Kind::kRdtsc: {
+      if ((state_->cr4 & translator::kCr4Tsd) && state_->Cpl() != 0) {
+        return RaiseFault(kGeneralProtection, insn, 0);
+      }
       const std::uint64_t tsc = GuestTsc();
       state_->gpr[translator::kEax] = static_cast<std::uint32_t>(tsc);
       state_->gpr[translator::kEdx] = static_cast<std::uint32_t>(tsc >> 32);
@@ -293,7 +304,9 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       std::uint32_t value = 0;
       if (!ReadGuest(state_->gpr[translator::kEsp], &value, size)) break;
       state_->gpr[translator::kEsp] += size;
-      const std::uint32_t mask = kPopfMask & SizeMask(size);
+      // Without a fault, popf leaves IOPL and IF alone where the CPL may not
+      // change them (SDM Vol. 2B POPF).
+      const std::uint32_t mask = ChangeableFlags(kPopfMask) & SizeMask(size);
       state_->SetEflags((state_->Eflags() & ~mask) | (value & mask));
       return ExitWith(std::nullopt, next);
     }
@@ -308,8 +321,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
                                  static_cast<std::uint32_t>(operand[3]) << 24;
         selector = static_cast<std::uint16_t>(operand[size] | operand[size + 1] << 8);
       }
-      if (!LoadSegment(kCs, selector, insn)) return true;
-      return ExitWith(std::nullopt, offset);
+      return FarTransfer(insn, selector, offset, /*call=*/false);
     }
     case Kind::kEnter: {
       // SDM Vol. 2A ENTER, with a 32-bit stack: nested frames copy `level - 1`

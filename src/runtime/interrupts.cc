@@ -1,12 +1,13 @@
-// Protected-mode interrupt and exception delivery through the IDT, the
-// double- and triple-fault rules, and iret (SDM Vol. 3, chapter 6; Vol. 2,
-// IRET). Same-privilege transfers only so far: a gate into an inner ring
-// (which needs the TSS stack switch), task gates, real mode and returns to
-// an outer ring stop the run as unsupported rather than run wrongly.
+// Protected-mode interrupt and exception delivery through the IDT, with the
+// stack switch through the TSS into an inner ring, the double- and
+// triple-fault rules, and iret (SDM Vol. 3, chapter 6; Vol. 2, IRET). Task
+// gates, 16-bit TSSs, real mode and virtual-8086 mode stop the run as
+// unsupported rather than run wrongly.
 #include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
 #include <cstdio>
+#include <cstring>
 
 namespace bt::runtime {
 namespace {
@@ -15,12 +16,12 @@ using Source = GuestEvent::Source;
 using translator::kCr0Pe;
 using translator::kCs;
 using translator::kEflagsIf;
-using translator::kEflagsIopl;
 using translator::kEflagsNt;
 using translator::kEflagsRf;
 using translator::kEflagsTf;
 using translator::kEflagsVm;
 using translator::kEsp;
+using translator::kSs;
 
 // What iret may change at CPL 0: CF PF AF ZF SF TF IF DF OF IOPL NT RF AC ID.
 constexpr std::uint32_t kIretChangeable = 0x00257FD5;
@@ -32,14 +33,17 @@ constexpr std::uint8_t kTaskGate = 0x05, kInterruptGate16 = 0x06, kTrapGate16 = 
 
 bool Contributory(std::uint8_t vector) { return vector == 0 || (vector >= 10 && vector <= 13); }
 
-// A fault raised while delivering or returning from `cause`.
+}  // namespace
+
 GuestEvent FaultDuring(const GuestEvent& cause, std::uint8_t vector, std::uint32_t error_code) {
   const bool external = cause.source == Source::kException || cause.source == Source::kExternal;
   return {vector,          Source::kException, true, error_code | (external ? 1u : 0u),
           cause.fault_eip, cause.fault_eip};
 }
 
-}  // namespace
+GuestEvent InstructionCause(const decoder::DecodedInstruction& insn) {
+  return {kGeneralProtection, Source::kSoftwareInterrupt, true, 0, insn.eip, insn.eip};
+}
 
 bool Vcpu::Raise(const GuestEvent& event) {
   pending_event_ = event;
@@ -110,7 +114,8 @@ Vcpu::Delivery Vcpu::AccessFailedDuring(const GuestEvent& cause, const char* out
 }
 
 Vcpu::Delivery Vcpu::ReadDescriptor(std::uint16_t selector, const GuestEvent& cause,
-                                    Descriptor& descriptor, GuestEvent& nested) {
+                                    Descriptor& descriptor, GuestEvent& nested,
+                                    std::uint8_t vector) {
   if (selector & 4) {
     pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction,
                              "a selector in the LDT; the LDT is not supported yet");
@@ -118,47 +123,12 @@ Vcpu::Delivery Vcpu::ReadDescriptor(std::uint16_t selector, const GuestEvent& ca
   }
   const std::uint32_t offset = selector & ~7u;
   if (offset + 7 > state_->gdt_limit) {
-    nested = FaultDuring(cause, kGeneralProtection, selector & 0xFFFCu);
+    nested = FaultDuring(cause, vector, selector & 0xFFFCu);
     return Delivery::kNestedFault;
   }
   if (!ReadGuest(state_->gdt_base + offset, descriptor.bytes, 8)) {
     return AccessFailedDuring(cause, "the GDT lies outside RAM", nested);
   }
-  return Delivery::kDone;
-}
-
-Vcpu::Delivery Vcpu::LoadCodeSegment(std::uint16_t selector, unsigned cpl, const GuestEvent& cause,
-                                     GuestEvent& nested) {
-  if ((selector & ~3u) == 0) {
-    nested = FaultDuring(cause, kGeneralProtection, 0);
-    return Delivery::kNestedFault;
-  }
-  Descriptor descriptor;
-  if (Delivery read = ReadDescriptor(selector, cause, descriptor, nested);
-      read != Delivery::kDone) {
-    return read;
-  }
-  const std::uint32_t error_code = selector & 0xFFFCu;
-  if (!descriptor.code() ||
-      (descriptor.conforming() ? descriptor.dpl() > cpl : descriptor.dpl() != cpl)) {
-    nested = FaultDuring(cause, kGeneralProtection, error_code);
-    return Delivery::kNestedFault;
-  }
-  if (!descriptor.present()) {
-    nested = FaultDuring(cause, kSegmentNotPresent, error_code);
-    return Delivery::kNestedFault;
-  }
-  const std::uint32_t base = descriptor.base(), limit = descriptor.limit();
-  if (base != 0 || limit != 0xFFFFFFFF || !descriptor.big()) {
-    char text[128];
-    std::snprintf(text, sizeof(text),
-                  "code segment 0x%04x (base 0x%08x, limit 0x%08x) is not flat 32-bit; only "
-                  "those are supported yet",
-                  selector, base, limit);
-    pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction, text);
-    return Delivery::kStop;
-  }
-  state_->segment[kCs] = descriptor.Cached(static_cast<std::uint16_t>((selector & ~3u) | cpl));
   return Delivery::kDone;
 }
 
@@ -179,7 +149,7 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
   }
   // The type with the S bit, which is clear in gates.
   const std::uint8_t type = gate.access() & 0x1F;
-  const unsigned cpl = state_->segment[kCs].selector & 3;
+  const unsigned cpl = state_->Cpl();
   const bool software =
       event.source == Source::kSoftwareException || event.source == Source::kSoftwareInterrupt;
   if (type == kTaskGate && gate.present()) {
@@ -203,42 +173,63 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
   if (gate32) offset |= gate.high() & 0xFFFF0000u;
 
   Descriptor code;
-  if (Delivery read = ReadDescriptor(selector, event, code, nested); read != Delivery::kDone) {
+  if (Delivery read = ReadCodeSegment(selector, event, code, nested); read != Delivery::kDone) {
     return read;
   }
-  if (code.code() && !code.conforming() && code.dpl() < cpl) {
-    pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction,
-                             "an interrupt into an inner privilege level (a TSS stack switch) is "
-                             "not supported yet");
-    return Delivery::kStop;
+  // A non-conforming segment of an inner ring runs the handler there, on
+  // the stack the TSS holds for it (SDM Vol. 3A 6.12.1).
+  const unsigned new_cpl = !code.conforming() && code.dpl() < cpl ? code.dpl() : cpl;
+  if (Delivery checked = CheckCodeSegment(code, selector, new_cpl, event, nested);
+      checked != Delivery::kDone) {
+    return checked;
   }
-  const translator::SegmentState saved_cs = state_->segment[kCs];
-  if (Delivery loaded = LoadCodeSegment(selector, cpl, event, nested); loaded != Delivery::kDone) {
-    return loaded;
+  std::uint32_t esp = state_->gpr[kEsp];
+  std::uint16_t ss = 0;
+  Descriptor stack;
+  if (new_cpl != cpl) {
+    if (Delivery read = ReadTssStack(new_cpl, event, ss, esp, nested); read != Delivery::kDone) {
+      return read;
+    }
+    if (Delivery checked = CheckStackSegment(ss, new_cpl, kInvalidTss, event, stack, nested);
+        checked != Delivery::kDone) {
+      return checked;
+    }
   }
 
-  const unsigned size = gate32 ? 4 : 2;
   const std::uint32_t eflags = state_->Eflags();
   // A fault's frame has RF set, so that the handler's iret does not hit an
   // instruction breakpoint on the restarted instruction again (SDM Vol. 3,
   // 17.3.1.1; QEMU pushes it clear).
   const bool fault = event.source == Source::kException && event.return_eip == event.fault_eip;
-  const std::uint32_t pushed_eflags = fault ? eflags | kEflagsRf : eflags;
-  std::uint32_t esp = state_->gpr[kEsp];
-  auto push = [&](std::uint32_t value) {
-    esp -= size;
-    return WriteGuest(esp, &value, size);
-  };
-  if (!push(pushed_eflags) || !push(saved_cs.selector) || !push(event.return_eip) ||
-      (event.has_error_code && !push(event.error_code))) {
-    state_->segment[kCs] = saved_cs;
+  // The frame from its top down: the old SS:ESP on a stack switch, EFLAGS,
+  // CS, EIP and the error code.
+  std::uint32_t frame[6];
+  unsigned count = 0;
+  if (new_cpl != cpl) {
+    frame[count++] = state_->segment[kSs].selector;
+    frame[count++] = state_->gpr[kEsp];
+  }
+  frame[count++] = fault ? eflags | kEflagsRf : eflags;
+  frame[count++] = state_->segment[kCs].selector;
+  frame[count++] = event.return_eip;
+  if (event.has_error_code) frame[count++] = event.error_code;
+  const unsigned size = gate32 ? 4 : 2;
+  std::uint8_t bytes[sizeof(frame)];
+  for (unsigned i = 0; i < count; ++i) {
+    std::memcpy(bytes + (count - 1 - i) * size, &frame[i], size);
+  }
+  esp -= count * size;
+  if (!WriteGuest(esp, bytes, count * size)) {
     return AccessFailedDuring(event, "the interrupt stack lies outside RAM", nested);
   }
+  if (new_cpl != cpl) state_->segment[kSs] = stack.Cached(ss);
+  state_->segment[kCs] = code.Cached(static_cast<std::uint16_t>((selector & ~3u) | new_cpl));
   state_->gpr[kEsp] = esp;
   state_->eip = gate32 ? offset : offset & 0xFFFF;
   std::uint32_t flags = eflags & ~(kEflagsTf | kEflagsNt | kEflagsRf | kEflagsVm);
   if (interrupt_gate) flags &= ~kEflagsIf;
   state_->SetEflags(flags);
+  if (new_cpl != cpl) OnPrivilegeChanged();
   return Delivery::kDone;
 }
 
@@ -255,37 +246,28 @@ bool Vcpu::Iret(const decoder::DecodedInstruction& insn) {
   std::uint32_t eip = 0, cs = 0, popped_flags = 0;
   if (!ReadGuest(esp, &eip, size) || !ReadGuest(esp + size, &cs, size) ||
       !ReadGuest(esp + 2 * size, &popped_flags, size)) {
-    if (access_fault_) return RaiseAccessFault(insn);
-    return ExitWith(
-        MakeInstructionStop(StopReason::kHostError, insn, "iret's stack lies outside RAM:"),
-        insn.eip);
+    return StackOutsideRam(insn);
   }
-  const unsigned cpl = state_->segment[kCs].selector & 3;
-  const unsigned rpl = cs & 3;
-  const GuestEvent cause{
-      kGeneralProtection, Source::kSoftwareInterrupt, true, 0, insn.eip, insn.eip};
-  if (rpl < cpl) return Raise(FaultDuring(cause, kGeneralProtection, cs & 0xFFFCu));
-  if (rpl > cpl || (size == 4 && (popped_flags & kEflagsVm))) {
+  if (state_->Cpl() == 0 && size == 4 && (popped_flags & kEflagsVm)) {
     return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
-                                        "iret to an outer privilege level or to virtual-8086 "
-                                        "mode is not supported yet:"),
+                                        "iret to virtual-8086 mode is not supported yet:"),
                     insn.eip);
   }
+  ReturnTarget target;
   GuestEvent nested;
-  switch (LoadCodeSegment(static_cast<std::uint16_t>(cs), cpl, cause, nested)) {
-    case Delivery::kDone: break;
-    case Delivery::kNestedFault: return Raise(nested);
-    case Delivery::kStop: return ExitWith(std::move(pending_stop_), insn.eip);
+  if (Delivery checked = CheckReturn(static_cast<std::uint16_t>(cs), esp + 3 * size, size,
+                                     InstructionCause(insn), target, nested);
+      checked != Delivery::kDone) {
+    return FailCheck(checked, nested, insn);
   }
-  std::uint32_t changeable = kIretChangeable;
-  const unsigned iopl = (eflags & kEflagsIopl) >> 12;
-  if (cpl > 0) changeable &= ~kEflagsIopl;
-  if (cpl > iopl) changeable &= ~kEflagsIf;
+  // IOPL and IF as the CPL before the return allows.
+  std::uint32_t changeable = ChangeableFlags(kIretChangeable);
   if (size == 2) changeable &= 0xFFFF;
   // RF would only hold off an instruction breakpoint for one instruction,
   // after which the CPU clears it; libbt has no instruction breakpoints yet.
   state_->SetEflags(((eflags & ~changeable) | (popped_flags & changeable)) & ~kEflagsRf);
-  state_->gpr[kEsp] = esp + 3 * size;
+  state_->gpr[kEsp] = target.outer ? target.esp : esp + 3 * size;
+  LoadReturnSegments(target);
   return ExitWith(std::nullopt, size == 2 ? eip & 0xFFFF : eip);
 }
 

@@ -178,25 +178,25 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
           break;
         }
       }
-      const std::uint32_t old_cs = state_->segment[kCs].selector;
-      const std::uint32_t return_eip = insn.next_eip();
-      const std::uint32_t esp = state_->gpr[kEsp];
-      if (!WriteGuest(esp - size, &old_cs, size) ||
-          !WriteGuest(esp - 2 * size, &return_eip, size)) {
-        break;
-      }
-      if (!LoadSegment(kCs, selector, insn)) return true;
-      state_->gpr[kEsp] = esp - 2 * size;
-      return ExitWith(std::nullopt, size == 2 ? offset & 0xFFFF : offset);
+      return FarTransfer(insn, selector, offset, /*call=*/true);
     }
     case 0xCA:    // retf imm16
     case 0xCB: {  // retf
       const std::uint32_t esp = state_->gpr[kEsp];
       std::uint32_t eip = 0, selector = 0;
       if (!ReadGuest(esp, &eip, size) || !ReadGuest(esp + size, &selector, size)) break;
-      if (!LoadSegment(kCs, static_cast<std::uint16_t>(selector), insn)) return true;
+      // The immediate releases parameters on both stacks (SDM Vol. 2B RET).
       const std::uint32_t release = opcode[0] == 0xCA ? insn.immediate & 0xFFFF : 0;
-      state_->gpr[kEsp] = esp + 2 * size + release;
+      ReturnTarget target;
+      GuestEvent nested;
+      if (Delivery checked =
+              CheckReturn(static_cast<std::uint16_t>(selector), esp + 2 * size + release, size,
+                          InstructionCause(insn), target, nested);
+          checked != Delivery::kDone) {
+        return FailCheck(checked, nested, insn);
+      }
+      state_->gpr[kEsp] = (target.outer ? target.esp : esp + 2 * size) + release;
+      LoadReturnSegments(target);
       return ExitWith(std::nullopt, eip);
     }
     default: break;

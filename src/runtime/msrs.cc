@@ -57,9 +57,6 @@ bool ValidPat(std::uint64_t value) {
 std::uint64_t Vcpu::GuestTsc() const { return __rdtsc() + state_->msr.tsc_offset; }
 
 bool Vcpu::ReadMsr(const DecodedInstruction& insn) {
-  if ((state_->segment[translator::kCs].selector & 3) != 0) {
-    return RaiseFault(kGeneralProtection, insn, 0);
-  }
   const translator::MsrState& msr = state_->msr;
   std::uint64_t value = 0;
   switch (state_->gpr[kEcx]) {
@@ -80,9 +77,6 @@ bool Vcpu::ReadMsr(const DecodedInstruction& insn) {
 }
 
 bool Vcpu::WriteMsr(const DecodedInstruction& insn) {
-  if ((state_->segment[translator::kCs].selector & 3) != 0) {
-    return RaiseFault(kGeneralProtection, insn, 0);
-  }
   translator::MsrState& msr = state_->msr;
   const std::uint64_t value =
       static_cast<std::uint64_t>(state_->gpr[kEdx]) << 32 | state_->gpr[kEax];

@@ -12,11 +12,6 @@ using translator::kSs;
 
 namespace {
 
-// libbt runs code at CPL 0 only so far. When CPL 3 works (the user-mode
-// address window, TSS stack switches on interrupts), setting this is all
-// sysexit needs.
-constexpr bool kUserModeSupported = false;
-
 using translator::kEflagsIf;
 using translator::kEflagsRf;
 using translator::kEflagsVm;
@@ -35,30 +30,29 @@ bool Vcpu::Sysenter(const DecodedInstruction& insn) {
   }
   // The RPL of IA32_SYSENTER_CS is ignored: CPL 0.
   const auto code = static_cast<std::uint16_t>(sysenter_cs & 0xFFFC);
+  const unsigned old_cpl = state_->Cpl();
   state_->SetEflags(state_->Eflags() & ~(kEflagsVm | kEflagsIf | kEflagsRf));
   state_->segment[kCs] = {code, 0, kFlatLimit, kFlatCode};
   state_->segment[kSs] = {static_cast<std::uint16_t>(code + 8), 0, kFlatLimit, kFlatData};
   state_->gpr[translator::kEsp] = state_->msr.sysenter_esp;
+  if (old_cpl != 0) OnPrivilegeChanged();
   return ExitWith(std::nullopt, state_->msr.sysenter_eip);
 }
 
 bool Vcpu::Sysexit(const DecodedInstruction& insn) {
   const std::uint64_t sysenter_cs = state_->msr.sysenter_cs;
-  const unsigned cpl = state_->segment[kCs].selector & 3;
-  if (!(state_->cr0 & translator::kCr0Pe) || (sysenter_cs & 0xFFFC) == 0 || cpl != 0) {
+  // CPL > 0 is #GP(0) too, raised before the callout gets here.
+  if (!(state_->cr0 & translator::kCr0Pe) || (sysenter_cs & 0xFFFC) == 0) {
     return RaiseFault(kGeneralProtection, insn, 0);
   }
-  if (!kUserModeSupported) {
-    return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
-                                        "sysexit to CPL 3: libbt runs CPL 0 code only so far:"),
-                    insn.eip);
-  }
-  // CPL 3 through the selectors' RPL: CPL is CS.selector & 3.
+  // CS = SYSENTER_CS + 16 and SS = SYSENTER_CS + 24, both with RPL 3, which
+  // makes the CPL 3.
   const auto code = static_cast<std::uint16_t>((sysenter_cs + 16) | 3);
   state_->segment[kCs] = {code, 0, kFlatLimit, static_cast<std::uint16_t>(kFlatCode | kDpl3)};
   state_->segment[kSs] = {static_cast<std::uint16_t>(code + 8), 0, kFlatLimit,
                           static_cast<std::uint16_t>(kFlatData | kDpl3)};
   state_->gpr[translator::kEsp] = state_->gpr[translator::kEcx];
+  OnPrivilegeChanged();
   return ExitWith(std::nullopt, state_->gpr[translator::kEdx]);
 }
 

@@ -83,9 +83,6 @@ bool Vcpu::StoreSystemRegister(const DecodedInstruction& insn) {
 }
 
 bool Vcpu::LoadMachineStatusWord(const DecodedInstruction& insn) {
-  if ((state_->segment[kCs].selector & 3) != 0) {
-    return RaiseFault(kGeneralProtection, insn, 0);
-  }
   const std::uint32_t old_cr0 = state_->cr0;
   if (insn.kind == Kind::kClts) {
     state_->cr0 &= ~kCr0Ts;
@@ -109,9 +106,6 @@ bool Vcpu::LoadMachineStatusWord(const DecodedInstruction& insn) {
 // other, #NP(selector) if not present; ltr marks the TSS busy.
 bool Vcpu::LoadSystemSegment(const DecodedInstruction& insn) {
   if (!(state_->cr0 & kCr0Pe)) return RaiseFault(kInvalidOpcode, insn);
-  if ((state_->segment[kCs].selector & 3) != 0) {
-    return RaiseFault(kGeneralProtection, insn, 0);
-  }
   std::uint16_t selector = 0;
   if (insn.has_memory) {
     if (!ReadGuest(state_->effective_address, &selector, 2)) return OperandOutsideRam(insn);
@@ -172,7 +166,7 @@ bool Vcpu::CheckSegment(const DecodedInstruction& insn) {
     return OperandOutsideRam(insn);
   }
   if (usable && !descriptor.conforming()) {
-    const unsigned cpl = state_->segment[kCs].selector & 3, rpl = selector & 3;
+    const unsigned cpl = state_->Cpl(), rpl = selector & 3;
     usable = descriptor.dpl() >= cpl && descriptor.dpl() >= rpl;
   }
   const unsigned type = descriptor.type();

@@ -78,6 +78,7 @@ enum ExceptionVector : std::uint8_t {
   kInvalidOpcode = 6,
   kDeviceNotAvailable = 7,
   kDoubleFault = 8,
+  kInvalidTss = 10,
   kSegmentNotPresent = 11,
   kStackFault = 12,
   kGeneralProtection = 13,
@@ -91,6 +92,13 @@ enum ExceptionVector : std::uint8_t {
 constexpr bool ExceptionHasErrorCode(std::uint8_t vector) {
   return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21;
 }
+
+// A fault raised while delivering or returning from `cause`, with the EXT
+// bit in its error code when `cause` came from outside the program.
+GuestEvent FaultDuring(const GuestEvent& cause, std::uint8_t vector, std::uint32_t error_code);
+// What a fault found while running `insn` is raised during: itself, as far
+// as FaultDuring is concerned.
+GuestEvent InstructionCause(const decoder::DecodedInstruction& insn);
 
 class Vcpu final : private translator::CodeSource {
  public:
@@ -239,6 +247,14 @@ class Vcpu final : private translator::CodeSource {
   bool RaiseFault(std::uint8_t vector, const decoder::DecodedInstruction& insn,
                   std::uint32_t error_code = 0);
   bool Iret(const decoder::DecodedInstruction& insn);
+  // Far jmp and call (far_transfer.cc).
+  bool FarTransfer(const decoder::DecodedInstruction& insn, std::uint16_t selector,
+                   std::uint32_t offset, bool call);
+  bool TransferThroughCallGate(const decoder::DecodedInstruction& insn, std::uint16_t selector,
+                               const Descriptor& gate, bool call);
+  // Ends the callout of `insn`, whose stack access faulted (#PF) or lies
+  // outside RAM (the run stops).
+  bool StackOutsideRam(const decoder::DecodedInstruction& insn);
   // System instructions (system_instructions.cc).
   // Ends the callout of `insn`, whose memory operand faulted (#PF) or lies
   // outside RAM (the run stops).
@@ -270,13 +286,13 @@ class Vcpu final : private translator::CodeSource {
   // Hands the paging control registers and IA32_EFER.NXE to the MMU; drops
   // what depended on the old linear-to-physical mapping.
   void UpdatePagingMode();
-  // Puts GS on the guest window of the current privilege level's view
-  // (after every change of CPL or of CR0.PG).
+  // The CPL hook: call it after every change of the CPL (interrupt
+  // delivery, iret, far transfers, sysenter, sysexit) once CS holds the new
+  // one, and after CR0.PG changes. Puts GS on the guest window of the
+  // current privilege level's view.
   void OnPrivilegeChanged();
   // The view code at the current privilege level runs in.
-  mmu::View CurrentView() const {
-    return parts_.mmu.ViewFor(state_->segment[translator::kCs].selector & 3);
-  }
+  mmu::View CurrentView() const { return parts_.mmu.ViewFor(state_->Cpl()); }
   void OnAddressSpaceChanged();
   // A #PF event for `fault` at the instruction at `eip`; sets CR2.
   GuestEvent PageFaultEvent(const LinearFault& fault, std::uint32_t eip);
@@ -291,13 +307,54 @@ class Vcpu final : private translator::CodeSource {
   // a stop for an access outside RAM.
   Delivery AccessFailedDuring(const GuestEvent& cause, const char* outside_ram, GuestEvent& nested);
   // Reads the descriptor `selector` names; a selector outside its table
-  // gives #GP(selector) in `nested`.
+  // gives `vector`(selector) in `nested`.
   Delivery ReadDescriptor(std::uint16_t selector, const GuestEvent& cause, Descriptor& descriptor,
-                          GuestEvent& nested);
-  // Checks a code-segment descriptor for a transfer at privilege `cpl`
-  // (interrupt gates and iret) and loads CS from it.
-  Delivery LoadCodeSegment(std::uint16_t selector, unsigned cpl, const GuestEvent& cause,
+                          GuestEvent& nested, std::uint8_t vector = kGeneralProtection);
+
+  // Segment checks of control transfers between privilege levels
+  // (privilege.cc). Each gives kDone, a fault in `nested` or a stop.
+  //
+  // Reads the descriptor of code segment `selector` (#GP(0) if null).
+  Delivery ReadCodeSegment(std::uint16_t selector, const GuestEvent& cause, Descriptor& code,
                            GuestEvent& nested);
+  // Checks that `code` may run at privilege `cpl` after a transfer through
+  // a gate or a return.
+  Delivery CheckCodeSegment(const Descriptor& code, std::uint16_t selector, unsigned cpl,
+                            const GuestEvent& cause, GuestEvent& nested);
+  // Checks `selector` as the stack segment of privilege `cpl`: unusable ones
+  // give `vector` (#TS for a stack switch into an inner level, #GP for a
+  // return to an outer one), a not-present one #SS.
+  Delivery CheckStackSegment(std::uint16_t selector, unsigned cpl, std::uint8_t vector,
+                             const GuestEvent& cause, Descriptor& stack, GuestEvent& nested);
+  // The SS:ESP for privilege `cpl` from the current TSS (SDM Vol. 3A 6.12.1).
+  Delivery ReadTssStack(unsigned cpl, const GuestEvent& cause, std::uint16_t& ss,
+                        std::uint32_t& esp, GuestEvent& nested);
+  // Where iret and far ret return to: CS, and for an outer privilege level
+  // also SS:ESP.
+  struct ReturnTarget {
+    translator::SegmentState cs, ss;
+    std::uint32_t esp = 0;
+    bool outer = false;
+  };
+  // The checks iret and far ret share (SDM Vol. 2, IRET and RET): CS from
+  // the popped `cs`, which may not be more privileged than the CPL; for a
+  // less privileged one, SS:ESP popped from `stack` with `size`-byte pops.
+  Delivery CheckReturn(std::uint16_t cs, std::uint32_t stack, unsigned size,
+                       const GuestEvent& cause, ReturnTarget& target, GuestEvent& nested);
+  // Loads CS and, for an outer level, SS (the caller sets ESP); then nulls
+  // the data segment registers the new CPL may not use.
+  void LoadReturnSegments(const ReturnTarget& target);
+  // Ends a callout whose check gave a fault or a stop.
+  bool FailCheck(Delivery result, const GuestEvent& nested,
+                 const decoder::DecodedInstruction& insn);
+  // A stop for a segment libbt cannot run yet (not 4 GiB, or based).
+  Delivery UnsupportedSegment(std::uint16_t selector, const Descriptor& descriptor);
+  // EFLAGS bits of `mask` that popf and iret may change at the current CPL
+  // and IOPL.
+  std::uint32_t ChangeableFlags(std::uint32_t mask) const;
+  // May the current CPL access `bytes` ports from `port` (SDM Vol. 1,
+  // 19.5)? False with access_fault_ set if reading the TSS faulted.
+  bool IoPermitted(std::uint16_t port, unsigned bytes);
   bool LoadSegment(unsigned index, std::uint16_t selector, const decoder::DecodedInstruction& insn);
   void HoldInterruptsAfterStackLoad(unsigned segment);
   bool ReadGuest(std::uint32_t address, void* data, std::size_t bytes);

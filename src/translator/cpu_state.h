@@ -22,6 +22,8 @@ constexpr std::uint32_t kEflagsCf = 1u << 0, kEflagsPf = 1u << 2, kEflagsAf = 1u
 // CR0 bits (SDM Vol. 3A 2.5).
 constexpr std::uint32_t kCr0Pe = 1u << 0, kCr0Mp = 1u << 1, kCr0Em = 1u << 2, kCr0Ts = 1u << 3,
                         kCr0Et = 1u << 4, kCr0Pg = 1u << 31;
+// CR4.TSD: rdtsc only at CPL 0.
+constexpr std::uint32_t kCr4Tsd = 1u << 2;
 
 // Why translated code returned to the dispatcher.
 enum class ExitReason : std::uint32_t {
@@ -98,6 +100,10 @@ struct alignas(64) CpuState {
     host_flags = (value & kHostFlagsMask) | 0x2;
     eflags_virtual = (value & ~kHostFlagsMask) | 0x2;
   }
+  // The current privilege level: the RPL of CS in protected mode (SDM Vol.
+  // 3A 5.5); libbt runs neither real nor virtual-8086 mode yet.
+  unsigned Cpl() const { return segment[kCs].selector & 3; }
+  unsigned Iopl() const { return (eflags_virtual & kEflagsIopl) >> 12; }
 };
 
 // The page after the state block is the event poll page: every unit entry

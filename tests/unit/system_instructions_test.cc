@@ -8,7 +8,7 @@
 // ltr of a null selector, IA32_SYSENTER_CS[15:2] = 0, EM with TS, #GP for
 // unknown MSRs, sidt with a 16-bit operand size, TSC writes) the check lives
 // here, not in the system_regs guest.
-#include "tests/support/assembled_guest.h"
+#include "tests/support/system_guest.h"
 
 #include <bt/machine.h>
 
@@ -22,37 +22,26 @@ namespace bt {
 namespace {
 
 namespace x86 = asmjit::x86;
-using testing::AssembleGuest;
+using testing::CheckFault;
+using testing::Descriptor;
+using testing::ExpectSkip;
+using testing::Gate;
+using testing::Halt;
 using testing::Here;
+using testing::kAction;
+using testing::kBig;
+using testing::kByteGranular32;
+using testing::kClearEmTs;
+using testing::kClts;
+using testing::kCodeSelector;
+using testing::kGdt;
+using testing::kIdt;
+using testing::kIdtr;
+using testing::kOut;
+using testing::kSettings;
+using Fault = testing::LoggedFault;
 
-constexpr std::uint32_t kGdt = 0x300000, kGdtr = 0x300100, kIdtr = 0x300110, kIdt = 0x301000;
 constexpr std::uint32_t kTss = 0x302000, kLdt = 0x303000;
-// The exception log: a count, what the handler does, where it resumes, then
-// 16-byte entries.
-constexpr std::uint32_t kLogCount = 0x304000, kAction = 0x304004, kResume = 0x304008;
-constexpr std::uint32_t kLogEntries = 0x304010;
-constexpr std::uint32_t kOut = 0x305000;  // results the guest stores
-constexpr std::uint32_t kStackTop = 0x380000;
-constexpr std::uint16_t kCodeSelector = 0x08;
-
-// What the handler does after logging: resume at [kResume], or clear CR0.TS
-// (clts) or CR0.EM and CR0.TS (mov to CR0) and restart the instruction.
-enum Action : std::uint32_t { kSkip, kClts, kClearEmTs };
-
-constexpr std::uint64_t Descriptor(std::uint32_t base, std::uint32_t limit, std::uint8_t access,
-                                   std::uint8_t flags) {
-  return (limit & 0xFFFFull) | std::uint64_t{base & 0xFFFFFF} << 16 | std::uint64_t{access} << 40 |
-         std::uint64_t{(limit >> 16) & 0xF} << 48 | std::uint64_t{flags & 0xF0u} << 48 |
-         std::uint64_t{base >> 24} << 56;
-}
-
-constexpr std::uint64_t Gate(std::uint32_t offset, std::uint16_t selector, std::uint8_t access) {
-  return (offset & 0xFFFFu) | std::uint64_t{selector} << 16 | std::uint64_t{access} << 40 |
-         std::uint64_t{offset >> 16} << 48;
-}
-
-// G and D/B set: 4 GiB, 32-bit.
-constexpr std::uint8_t kBig = 0xC0, kByteGranular32 = 0x40;
 
 // Indexed by selector >> 3.
 constexpr std::uint64_t kGdtEntries[] = {
@@ -82,157 +71,14 @@ constexpr std::uint64_t kLdtEntries[] = {
     Descriptor(0, 0x1FFF, 0xF1, kByteGranular32),      // 0x14 data, DPL 3, read-only
 };
 
-struct Fault {
-  std::uint32_t vector, error_code, eip, cs;
-};
-
-// A guest with the GDT and LDT above, a flat code and data selector loaded,
-// handlers for exceptions 0-19 that log them, and ESP at kStackTop.
-class SystemGuest {
+// The shared harness with the GDT and LDT above.
+class SystemGuest : public testing::SystemGuest {
  public:
   explicit SystemGuest(const std::function<void(x86::Assembler&)>& body,
-                       TranslatorOptions translator = {}) {
-    std::vector<std::uint32_t> handlers;
-    image_ = AssembleGuest([&](x86::Assembler& a) {
-      asmjit::Label start = a.newLabel();
-      a.lgdt(x86::ptr_abs(kGdtr));
-      a.lidt(x86::ptr_abs(kIdtr));
-      a.mov(x86::esp, kStackTop);
-      a.jmp(start);
-      EmitHandlers(a, handlers);
-      a.bind(start);
-      body(a);
-    });
-    MachineConfig config;
-    config.ram_bytes = 16u << 20;
-    config.boot.kernel_image = image_;
-    config.translator = translator;
-    auto created = Machine::Create(config);
-    REQUIRE(created);
-    machine_ = std::move(created.value());
-    REQUIRE(machine_->WritePhysical(kGdt, kGdtEntries, sizeof(kGdtEntries)));
-    REQUIRE(machine_->WritePhysical(kLdt, kLdtEntries, sizeof(kLdtEntries)));
-    WriteTableRegister(kGdtr, kGdtLimit, kGdt);
-    WriteTableRegister(kIdtr, 0x7FF, kIdt);
-    for (std::uint32_t vector = 0; vector < handlers.size(); ++vector) {
-      const std::uint64_t gate = Gate(handlers[vector], kCodeSelector, 0x8E);
-      REQUIRE(machine_->WritePhysical(kIdt + vector * 8, &gate, sizeof(gate)));
-    }
+                       TranslatorOptions translator = {})
+      : testing::SystemGuest(kGdtEntries, body, translator) {
+    REQUIRE(machine().WritePhysical(kLdt, kLdtEntries, sizeof(kLdtEntries)));
   }
-
-  Machine& machine() { return *machine_; }
-
-  // Runs to the guest's cli; hlt.
-  Registers Run() {
-    const StopInfo stop = machine_->Run();
-    REQUIRE_MESSAGE(stop.reason == StopReason::kHalted, stop.message);
-    return machine_->GetRegisters();
-  }
-
-  std::vector<Fault> Faults() {
-    const std::uint32_t count = Read32(kLogCount);
-    std::vector<Fault> faults(count);
-    if (count) REQUIRE(machine_->ReadPhysical(kLogEntries, faults.data(), count * sizeof(Fault)));
-    return faults;
-  }
-
-  std::uint32_t Read32(std::uint32_t address) {
-    std::uint32_t value = 0;
-    REQUIRE(machine_->ReadPhysical(address, &value, 4));
-    return value;
-  }
-  std::uint64_t Read64(std::uint32_t address) {
-    std::uint64_t value = 0;
-    REQUIRE(machine_->ReadPhysical(address, &value, 8));
-    return value;
-  }
-
- private:
-  static void EmitHandlers(x86::Assembler& a, std::vector<std::uint32_t>& handlers) {
-    asmjit::Label common = a.newLabel();
-    for (unsigned vector = 0; vector < 20; ++vector) {
-      handlers.push_back(Here(a));
-      const bool error_code = vector == 8 || (vector >= 10 && vector <= 14) || vector == 17;
-      if (!error_code) a.push(0);
-      a.push(vector);
-      a.jmp(common);
-    }
-    // [esp]: vector, error code, EIP, CS, EFLAGS; below them EAX and EBX.
-    asmjit::Label restart = a.newLabel(), not_clts = a.newLabel(), skip = a.newLabel();
-    a.bind(common);
-    a.push(x86::eax);
-    a.push(x86::ebx);
-    a.mov(x86::ebx, x86::dword_ptr_abs(kLogCount));
-    a.shl(x86::ebx, 4);
-    for (int i = 0; i < 4; ++i) {
-      a.mov(x86::eax, x86::dword_ptr(x86::esp, 8 + 4 * i));
-      a.mov(x86::dword_ptr(x86::ebx, static_cast<std::int32_t>(kLogEntries) + 4 * i), x86::eax);
-    }
-    a.inc(x86::dword_ptr_abs(kLogCount));
-    a.mov(x86::eax, x86::dword_ptr_abs(kAction));
-    a.cmp(x86::eax, kClts);
-    a.jne(not_clts);
-    a.clts();
-    a.jmp(restart);
-    a.bind(not_clts);
-    a.cmp(x86::eax, kClearEmTs);
-    a.jne(skip);
-    a.mov(x86::eax, x86::cr0);
-    a.and_(x86::eax, ~0xCu);
-    a.mov(x86::cr0, x86::eax);
-    a.jmp(restart);
-    a.bind(skip);
-    a.mov(x86::eax, x86::dword_ptr_abs(kResume));
-    a.mov(x86::dword_ptr(x86::esp, 16), x86::eax);
-    a.bind(restart);
-    a.pop(x86::ebx);
-    a.pop(x86::eax);
-    a.add(x86::esp, 8);
-    a.iretd();
-  }
-
-  void WriteTableRegister(std::uint32_t at, std::uint16_t limit, std::uint32_t base) {
-    REQUIRE(machine_->WritePhysical(at, &limit, 2));
-    REQUIRE(machine_->WritePhysical(at + 2, &base, 4));
-  }
-
-  std::vector<std::uint8_t> image_;
-  std::unique_ptr<Machine> machine_;
-};
-
-// Emits `emit_faulting` with the handler set to resume at the instruction
-// after it; returns the faulting instruction's address. Registers and flags
-// are as the caller left them.
-std::uint32_t ExpectSkip(x86::Assembler& a, const std::function<void()>& emit_faulting) {
-  asmjit::Label after = a.newLabel();
-  a.mov(x86::dword_ptr_abs(kAction), kSkip);
-  a.push(x86::eax);
-  a.lea(x86::eax, x86::ptr(after));
-  a.mov(x86::dword_ptr_abs(kResume), x86::eax);
-  a.pop(x86::eax);
-  const std::uint32_t at = Here(a);
-  emit_faulting();
-  a.bind(after);
-  return at;
-}
-
-void Halt(x86::Assembler& a) {
-  a.cli();
-  a.hlt();
-}
-
-void CheckFault(const Fault& fault, std::uint32_t vector, std::uint32_t error_code,
-                std::uint32_t eip) {
-  CHECK(fault.vector == vector);
-  CHECK(fault.error_code == error_code);
-  CHECK(fault.eip == eip);
-  CHECK(fault.cs == kCodeSelector);
-}
-
-const TranslatorOptions kSettings[] = {
-    {},
-    {.max_unit_instructions = 1},
-    {.chaining = false},
 };
 
 TEST_CASE("sgdt and sidt store the limit and the full 32-bit base, also with o16") {
@@ -595,20 +441,27 @@ TEST_CASE("wrmsr to IA32_TIME_STAMP_COUNTER moves what rdtsc and rdmsr read") {
   CHECK(by_rdmsr - by_rdtsc < (1ull << 36));
 }
 
+// IA32_SYSENTER_CS = cs, IA32_SYSENTER_ESP = kSysenterStack, IA32_SYSENTER_EIP
+// = entry.
+constexpr std::uint32_t kSysenterStack = 0x370000;
+void SetSysenterMsrs(x86::Assembler& a, std::uint32_t cs, const asmjit::Label& entry) {
+  a.mov(x86::ecx, 0x174);
+  a.xor_(x86::edx, x86::edx);
+  a.mov(x86::eax, cs);
+  a.wrmsr();
+  a.mov(x86::ecx, 0x175);
+  a.mov(x86::eax, kSysenterStack);
+  a.wrmsr();
+  a.mov(x86::ecx, 0x176);
+  a.lea(x86::eax, x86::ptr(entry));
+  a.wrmsr();
+}
+
 TEST_CASE("sysenter loads CS, SS, ESP and EIP from the MSRs and clears IF") {
   const Registers r = SystemGuest([&](x86::Assembler& a) {
                         asmjit::Label entry = a.newLabel();
-                        a.mov(x86::ecx, 0x174);
-                        a.xor_(x86::edx, x86::edx);
-                        a.mov(x86::eax, 0x0B);  // the RPL is ignored
-                        a.wrmsr();
-                        a.mov(x86::ecx, 0x175);
-                        a.mov(x86::eax, 0x370000);
-                        a.wrmsr();
-                        a.mov(x86::ecx, 0x176);
-                        a.lea(x86::eax, x86::ptr(entry));
-                        a.wrmsr();
-                        a.push(0x243);  // IF, ZF, CF
+                        SetSysenterMsrs(a, 0x0B, entry);  // the RPL is ignored
+                        a.push(0x243);                    // IF, ZF, CF
                         a.popfd();
                         a.mov(x86::ebp, x86::esp);
                         a.sysenter();
@@ -623,7 +476,7 @@ TEST_CASE("sysenter loads CS, SS, ESP and EIP from the MSRs and clears IF") {
                       }).Run();
   CHECK(r.eax == 0x08);
   CHECK(r.ebx == 0x10);
-  CHECK(r.ecx == 0x370000);
+  CHECK(r.ecx == kSysenterStack);
   CHECK((r.edx & 0x200) == 0);
   CHECK((r.edx & 0xC1) == 0x41);
 }
@@ -646,22 +499,28 @@ TEST_CASE("sysenter and sysexit with IA32_SYSENTER_CS = 0 are #GP(0)") {
   CheckFault(faults[1], 13, 0, sysexit_at);
 }
 
-TEST_CASE("sysexit to CPL 3 stops the run: libbt runs CPL 0 only") {
-  std::uint32_t at = 0;
-  SystemGuest guest([&](x86::Assembler& a) {
-    a.mov(x86::ecx, 0x174);
-    a.xor_(x86::edx, x86::edx);
-    a.mov(x86::eax, 0x08);
-    a.wrmsr();
-    at = Here(a);
-    a.sysexit();
-    Halt(a);
-  });
-  const StopInfo stop = guest.machine().Run();
-  CHECK(stop.reason == StopReason::kUnsupportedInstruction);
-  CHECK(stop.eip == at);
-  CHECK(stop.message.find("sysexit") != std::string::npos);
-  CHECK(stop.message.find("CPL 3") != std::string::npos);
+TEST_CASE("sysexit enters CPL 3 at EDX with ESP = ECX; sysenter returns to CPL 0") {
+  const Registers r = SystemGuest([&](x86::Assembler& a) {
+                        asmjit::Label user = a.newLabel(), entry = a.newLabel();
+                        SetSysenterMsrs(a, kCodeSelector, entry);
+                        a.mov(x86::ecx, 0x360000);
+                        a.lea(x86::edx, x86::ptr(user));
+                        a.sysexit();
+                        a.bind(user);
+                        a.mov(x86::eax, x86::cs);
+                        a.mov(x86::ebx, x86::ss);
+                        a.mov(x86::esi, x86::esp);
+                        a.sysenter();
+                        a.bind(entry);
+                        a.mov(x86::edi, x86::cs);
+                        a.mov(x86::ebp, x86::esp);
+                        Halt(a);
+                      }).Run();
+  CHECK(r.eax == 0x1B);  // SYSENTER_CS + 16, RPL 3
+  CHECK(r.ebx == 0x23);  // SYSENTER_CS + 24, RPL 3
+  CHECK(r.esi == 0x360000);
+  CHECK(r.edi == 0x08);
+  CHECK(r.ebp == kSysenterStack);
 }
 
 // Sets CR0 |= bits through mov to CR0, as kernels do.

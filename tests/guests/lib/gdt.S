@@ -1,4 +1,4 @@
-// guest_load_flat_gdt(): see guest.h.
+// guest_load_flat_gdt() and guest_load_gdt(): see guest.h.
 
   .section .rodata
   .balign 8
@@ -14,7 +14,15 @@ gdtr:
   .text
   .globl guest_load_flat_gdt
 guest_load_flat_gdt:
-  lgdt gdtr
+  push $gdtr
+  call guest_load_gdt
+  add $4, %esp
+  ret
+
+  .globl guest_load_gdt
+guest_load_gdt:
+  mov 4(%esp), %eax
+  lgdt (%eax)
   ljmp $0x08, $1f
 1:
   mov $0x10, %ax

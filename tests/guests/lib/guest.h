@@ -39,6 +39,10 @@ __attribute__((noreturn)) void guest_exit(uint32_t value);
 // loader's GDT may live in memory the guest does not own (Multiboot 3.2).
 enum { kGuestCodeSelector = 0x08, kGuestDataSelector = 0x10 };
 void guest_load_flat_gdt(void);
+// Loads the GDT `gdtr` points to (a 16-bit limit, then the base) and reloads
+// CS from kGuestCodeSelector and the other segment registers from
+// kGuestDataSelector, which it must hold as the flat GDT does.
+void guest_load_gdt(const void *gdtr);
 
 static inline uint64_t guest_rdtsc(void) {
   uint32_t lo, hi;

@@ -1,8 +1,9 @@
 // Interrupt delivery for test guests: an IDT whose 256 gates lead through
 // uniform entry stubs (idt_asm.S) to per-vector C handlers, and helpers for
-// the 8259A PIC pair and the 8254 PIT (idt.c). Guests stay in ring 0 with the
-// flat GDT of guest_load_flat_gdt(), so the processor never switches stacks
-// and pushes no SS:ESP (SDM Vol. 3A 6.12.1).
+// the 8259A PIC pair and the 8254 PIT (idt.c). The gates lead to ring-0 code
+// at kGuestCodeSelector; an interrupt from ring 0 uses the stack it finds,
+// one from an outer ring the stack the TSS holds for ring 0 (SDM Vol. 3A
+// 6.12.1).
 #pragma once
 
 #include "guest.h"
@@ -20,6 +21,9 @@ struct guest_trap_frame {
   uint32_t vector;
   uint32_t error_code;  // 0 when the processor pushed none
   uint32_t eip, cs, eflags;
+  // Pushed only on a switch from an outer ring ((cs & 3) != 0); above the
+  // frame of an interrupt from ring 0 lies the interrupted stack instead.
+  uint32_t user_esp, user_ss;
 };
 
 typedef void (*guest_trap_handler)(struct guest_trap_frame *frame);
