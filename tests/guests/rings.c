@@ -1,4 +1,5 @@
-// Privilege levels without paging (SDM Vol. 3A chapters 5-7): a GDT with
+// Privilege levels (SDM Vol. 3A chapters 5-7), without paging but for one
+// group: a GDT with
 // ring-3 code and data and a 32-bit TSS with an I/O permission bitmap; ring 3
 // entered with iret and left through system calls:
 //   - int 0x80 through a DPL-3 gate: the handler runs in ring 0 on the
@@ -14,6 +15,10 @@
 //   - in/out in ring 3 at IOPL 0 go through the I/O permission bitmap:
 //     an allowed port works, denied ones (any byte of a word or dword
 //     access, or past the TSS limit) raise #GP(0);
+//   - with paging on (the identity map user-accessible), ring 3 takes #PF
+//     with the U bit for a supervisor page, a read-only page and a
+//     not-present one, each resolved by the ring-0 handler and retried;
+//     ring 0 with CR0.WP takes #PF for the read-only user page;
 //   - PIT interrupts taken in ring 3 preempt two ring-3 tasks: the timer
 //     handler switches their saved frames.
 // Not checked here: the #TS and #SS faults of a bad TSS stack and the
@@ -21,6 +26,7 @@
 // checks them); QEMU agrees with the SDM on all of this as far as checked.
 #include "guest.h"
 #include "idt.h"
+#include "paging_test.h"
 
 // rings_asm.S
 uint32_t enter_user(uint32_t eip, uint32_t esp, uint32_t eflags);
@@ -348,6 +354,76 @@ static void test_preemption(void) {
   check_group("PIT interrupts in ring 3 switch between two ring-3 tasks");
 }
 
+// ---- Paging from ring 3 ----
+
+enum {
+  kSupervisorPage = 0x40000000,  // present, writable, supervisor only
+  kReadOnlyPage = 0x40001000,    // present, user, read-only
+  kMissingPage = 0x40002000,     // not present
+  kKernelReadOnly = 0x40003000,  // present, user, read-only: ring 0 writes it
+};
+
+// Maps want.physical with want.flags at the faulting page, replacing what
+// was there, so the retried access works.
+static void remap(struct guest_trap_frame *f, uint32_t cr2) {
+  (void)f;
+  paging_map(cr2, want.physical, want.flags);
+  paging_invlpg(cr2);
+}
+
+static void expect_resolved(const char *what, uint32_t linear, uint32_t error_code, const char *eip,
+                            uint32_t physical, uint32_t flags) {
+  expect_fault(what, linear, error_code, eip, remap);
+  want.physical = physical;
+  want.flags = flags;
+}
+
+// Frames the ring-0 handler maps when resolving ring 3's faults; results
+// ring 3 leaves for ring 0 to check (ring 3 cannot print: IOPL 0).
+static uint32_t user_frames[3];
+static struct { uint32_t supervisor_value, missing_value, faults[3]; } paged;
+
+static void user_paging(void) {
+  expect_resolved("ring 3 reads a supervisor page", kSupervisorPage, PFEC_P | PFEC_U,
+                  probe_read_insn, user_frames[0], PTE_P | PTE_RW | PTE_US);
+  paged.supervisor_value = probe_read(kSupervisorPage);
+  paged.faults[0] = faults.count;
+  expect_resolved("ring 3 writes a read-only page", kReadOnlyPage, PFEC_P | PFEC_W | PFEC_U,
+                  probe_write_insn, user_frames[1], PTE_P | PTE_RW | PTE_US);
+  probe_write(kReadOnlyPage, 0xABC);
+  paged.faults[1] = faults.count;
+  expect_resolved("ring 3 reads a not-present page", kMissingPage, PFEC_U, probe_read_insn,
+                  user_frames[2], PTE_P | PTE_US);
+  paged.missing_value = probe_read(kMissingPage);
+  paged.faults[2] = faults.count;
+  expect_none();
+  user_exit(0x66);
+}
+
+static void test_user_paging(void) {
+  paging_init(PTE_P | PTE_RW | PTE_US);
+  for (unsigned i = 0; i < 3; i++) user_frames[i] = take_frame(0x100 * (i + 1));
+  const uint32_t kernel_read_only = take_frame(0x400);
+  paging_map(kSupervisorPage, user_frames[0], PTE_P | PTE_RW);
+  paging_map(kReadOnlyPage, user_frames[1], PTE_P | PTE_US);
+  paging_map(kKernelReadOnly, kernel_read_only, PTE_P | PTE_US);
+  page_faults_checked();
+  paging_enable(1);
+  check_eq("enter_user result", 0x66, enter_user(addr(user_paging), user_esp(0), 2));
+  check_eq("supervisor page made user, read from ring 3", 0x100, paged.supervisor_value);
+  check_eq("read-only page made writable, written from ring 3", 0xABC, phys(user_frames[1])[0]);
+  check_eq("not-present page mapped, read from ring 3", 0x300, paged.missing_value);
+  for (unsigned i = 0; i < 3; i++) check_eq("faults for each", 1, paged.faults[i]);
+
+  expect_resolved("ring 0 writes a read-only user page with CR0.WP", kKernelReadOnly,
+                  PFEC_P | PFEC_W, probe_write_insn, kernel_read_only, PTE_P | PTE_RW | PTE_US);
+  probe_write(kKernelReadOnly, 0x12345);
+  check_eq("the write after the fault", 0x12345, phys(kernel_read_only)[0]);
+  check_eq("faults for it", 1, faults.count);
+  expect_none();
+  check_group("paging from ring 3: U/S and R/W faults with the U bit, CR0.WP in ring 0");
+}
+
 int main(void) {
   // Ring-3 code runs with IF set: the IRQs the firmware left unmasked must
   // not reach the exception vectors.
@@ -362,6 +438,7 @@ int main(void) {
   test_privileged();
   test_iopl();
   test_io_bitmap();
+  test_user_paging();
   test_preemption();
   return check_finish();
 }

@@ -8,7 +8,7 @@ enum {
   kDirectories = 4,
   kTables = 12,
   kIdentityPdes = kPagingIdentityEnd / kLargePageSize,
-  kPdeTableFlags = PTE_P | PTE_RW,
+  kPdeTableFlags = PTE_P | PTE_RW | PTE_US,  // the PTEs decide what ring 3 may do
   kAddressMask = 0xFFFFF000u,
   kLargeAddressMask = 0xFFC00000u,
 };
