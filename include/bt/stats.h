@@ -18,7 +18,7 @@ enum class CalloutKind : std::uint8_t {
   kPopf,
   kCpuid,
   kRdtsc,
-  kControlRegister,  // mov to/from CRn, smsw, lmsw, clts
+  kControlRegister,  // mov to/from CRn and DRn, smsw, lmsw, clts
   kDescriptorTable,  // lgdt, lidt, sgdt, sidt, lldt, sldt, ltr, str
   kSegmentLoad,
   kFarJump,

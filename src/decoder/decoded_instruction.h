@@ -42,6 +42,8 @@ enum class Kind : std::uint8_t {
   kRdtsc,
   kMovToCr,
   kMovFromCr,
+  kMovToDr,
+  kMovFromDr,
   kLgdt,
   kLidt,
   kMovToSegment,

@@ -245,7 +245,9 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
         if (cls == ZYDIS_REGCLASS_SEGMENT) {
           return i == 0 ? Kind::kMovToSegment : Kind::kMovFromSegment;
         }
-        if (cls == ZYDIS_REGCLASS_DEBUG || cls == ZYDIS_REGCLASS_TEST) return Kind::kUnsupported;
+        if (cls == ZYDIS_REGCLASS_DEBUG) return i == 0 ? Kind::kMovToDr : Kind::kMovFromDr;
+        // The 386/486 test registers are gone since the P6: #UD.
+        if (cls == ZYDIS_REGCLASS_TEST) return Kind::kInvalid;
       }
       break;
     }
@@ -341,7 +343,8 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
         Gpr gpr = ClassifyGpr(op.reg.value);
         if (gpr.number == kNoRegister) {
           ZydisRegisterClass cls = ZydisRegisterGetClass(op.reg.value);
-          if (cls == ZYDIS_REGCLASS_CONTROL || cls == ZYDIS_REGCLASS_SEGMENT) {
+          if (cls == ZYDIS_REGCLASS_CONTROL || cls == ZYDIS_REGCLASS_SEGMENT ||
+              cls == ZYDIS_REGCLASS_DEBUG) {
             out.special_register = static_cast<std::uint8_t>(ZydisRegisterGetId(op.reg.value));
           }
           break;

@@ -33,6 +33,8 @@ CalloutKind KindOf(Kind kind) {
     case Kind::kRdtsc: return CalloutKind::kRdtsc;
     case Kind::kMovToCr:
     case Kind::kMovFromCr:
+    case Kind::kMovToDr:
+    case Kind::kMovFromDr:
     case Kind::kSmsw:
     case Kind::kLmsw:
     case Kind::kClts: return CalloutKind::kControlRegister;
@@ -246,10 +248,14 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     }
     case Kind::kMovFromCr: {
       const std::uint32_t values[5] = {state_->cr0, 0, state_->cr2, state_->cr3, state_->cr4};
-      if (insn.special_register > 4 || insn.special_register == 1) break;
+      if (insn.special_register > 4 || insn.special_register == 1) {
+        return RaiseFault(kInvalidOpcode, insn);
+      }
       state_->gpr[insn.rm_gpr] = values[insn.special_register];
       return false;
     }
+    case Kind::kMovToDr:
+    case Kind::kMovFromDr: return MoveDebugRegister(insn);
     case Kind::kMovToCr: return LoadControlRegister(insn);
     case Kind::kInvlpg: return Invlpg(insn);
     case Kind::kResolveMemory: return ResolveMemory(insn);

@@ -1,7 +1,8 @@
 // System instructions that read or load the descriptor-table registers, the
 // machine status word and system segments, and that check selectors (SDM
 // Vol. 2): sgdt, sidt, sldt, str, smsw, lmsw, clts, lldt, ltr, lar, lsl,
-// verr, verw. CPUID reports no UMIP, so the stores work at any CPL.
+// verr, verw, and mov to/from the debug registers. CPUID reports no UMIP, so
+// the stores work at any CPL.
 #include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
@@ -13,6 +14,7 @@ using decoder::DecodedInstruction;
 using decoder::Kind;
 using translator::kCr0Pe;
 using translator::kCr0Ts;
+using translator::kCr4De;
 using translator::kCs;
 
 namespace {
@@ -191,6 +193,30 @@ bool Vcpu::CheckSegment(const DecodedInstruction& insn) {
   }
   std::uint64_t& flags = state_->host_flags;
   flags = usable ? flags | translator::kEflagsZf : flags & ~std::uint64_t{translator::kEflagsZf};
+  return false;
+}
+
+// mov to and from DR0-DR7 (SDM Vol. 2B MOV-Move to/from Debug Registers;
+// Vol. 3A 17.2). The values are kept with their fixed bits, so kernels that
+// save, clear and restore them at boot and on task switches work; the
+// breakpoints they describe do not fire. DR4 and DR5 are DR6 and DR7 unless
+// CR4.DE makes them #UD.
+bool Vcpu::MoveDebugRegister(const DecodedInstruction& insn) {
+  unsigned index = insn.special_register;
+  if (index == 4 || index == 5) {
+    if (state_->cr4 & kCr4De) return RaiseFault(kInvalidOpcode, insn);
+    index += 2;
+  }
+  if (insn.kind == Kind::kMovFromDr) {
+    state_->gpr[insn.rm_gpr] = state_->dr[index];
+    return false;
+  }
+  const std::uint32_t value = state_->gpr[insn.rm_gpr];
+  switch (index) {
+    case 6: state_->dr[6] = (value & 0x0000E00Fu) | 0xFFFF0FF0u; break;
+    case 7: state_->dr[7] = (value & ~0x0000D800u) | 0x400u; break;
+    default: state_->dr[index] = value; break;
+  }
   return false;
 }
 

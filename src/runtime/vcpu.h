@@ -263,6 +263,7 @@ class Vcpu final : private translator::CodeSource {
   bool LoadMachineStatusWord(const decoder::DecodedInstruction& insn);  // lmsw clts
   bool LoadSystemSegment(const decoder::DecodedInstruction& insn);      // lldt ltr
   bool CheckSegment(const decoder::DecodedInstruction& insn);           // lar lsl verr verw
+  bool MoveDebugRegister(const decoder::DecodedInstruction& insn);      // mov to/from DRn
   // The #NM or #UD of an x87/MMX/SSE instruction under CR0.TS/EM (fpu_mode.cc).
   bool RaiseFpuUnavailable(const decoder::DecodedInstruction& insn);
   // rdmsr and wrmsr (msrs.cc).

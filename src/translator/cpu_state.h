@@ -23,7 +23,7 @@ constexpr std::uint32_t kEflagsCf = 1u << 0, kEflagsPf = 1u << 2, kEflagsAf = 1u
 constexpr std::uint32_t kCr0Pe = 1u << 0, kCr0Mp = 1u << 1, kCr0Em = 1u << 2, kCr0Ts = 1u << 3,
                         kCr0Et = 1u << 4, kCr0Pg = 1u << 31;
 // CR4.TSD: rdtsc only at CPL 0.
-constexpr std::uint32_t kCr4Tsd = 1u << 2;
+constexpr std::uint32_t kCr4Tsd = 1u << 2, kCr4De = 1u << 3;
 
 // Why translated code returned to the dispatcher.
 enum class ExitReason : std::uint32_t {
@@ -80,6 +80,9 @@ struct alignas(64) CpuState {
   // Architectural state the runtime owns.
   std::uint32_t cr0 = 0x10;  // ET
   std::uint32_t cr2 = 0, cr3 = 0, cr4 = 0;
+  // DR0-DR3, DR6, DR7 (DR4 and DR5 are unused slots): held for the guest,
+  // as breakpoints are not emulated. Reset values (SDM Vol. 3A table 9-1).
+  std::uint32_t dr[8] = {0, 0, 0, 0, 0, 0, 0xFFFF0FF0, 0x400};
   SegmentState segment[6];  // ES CS SS DS FS GS
   std::uint32_t gdt_base = 0, idt_base = 0;
   std::uint16_t gdt_limit = 0, idt_limit = 0xFFFF;

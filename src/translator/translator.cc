@@ -50,6 +50,8 @@ bool IsCallout(const DecodedInstruction& insn) {
     case Kind::kRdtsc:
     case Kind::kMovToCr:
     case Kind::kMovFromCr:
+    case Kind::kMovToDr:
+    case Kind::kMovFromDr:
     case Kind::kLgdt:
     case Kind::kLidt:
     case Kind::kMovToSegment:

@@ -687,5 +687,39 @@ TEST_CASE("lmsw loads MP, EM and TS but cannot clear PE; clts and lmsw count as 
   CHECK(stats.callouts[static_cast<std::size_t>(CalloutKind::kControlRegister)] >= 4);
 }
 
+TEST_CASE(
+    "debug registers keep what is written, with their fixed bits; DR4/5 alias DR6/7 until CR4.DE") {
+  std::uint32_t at = 0;
+  SystemGuest guest([&](x86::Assembler& a) {
+    a.mov(x86::esi, x86::dr7);  // reset value
+    a.mov(x86::dword_ptr_abs(kOut), x86::esi);
+    a.mov(x86::eax, 0x12345678);
+    a.mov(x86::dr0, x86::eax);
+    a.mov(x86::dr3, x86::eax);
+    a.mov(x86::eax, 0);
+    a.mov(x86::dr6, x86::eax);
+    a.mov(x86::eax, 0xFFFFFFFF);
+    a.mov(x86::dr7, x86::eax);
+    a.mov(x86::ebx, x86::dr0);
+    a.mov(x86::ecx, x86::dr3);
+    a.mov(x86::edx, x86::dr4);  // DR6
+    a.mov(x86::edi, x86::dr5);  // DR7
+    a.mov(x86::eax, x86::cr4);
+    a.or_(x86::eax, 0x8);  // DE
+    a.mov(x86::cr4, x86::eax);
+    at = ExpectSkip(a, [&] { a.mov(x86::eax, x86::dr4); });
+    Halt(a);
+  });
+  const Registers r = guest.Run();
+  CHECK(guest.Read32(kOut) == 0x400);
+  CHECK(r.ebx == 0x12345678);
+  CHECK(r.ecx == 0x12345678);
+  CHECK(r.edx == 0xFFFF0FF0);
+  CHECK(r.edi == (0xFFFFFFFFu & ~0x0000D800u));
+  const std::vector<Fault> faults = guest.Faults();
+  REQUIRE(faults.size() == 1);
+  CheckFault(faults[0], 6, 0, at);
+}
+
 }  // namespace
 }  // namespace bt
