@@ -63,6 +63,8 @@ struct Stats {
   // runtime after repeated faults (adaptive translation), and back.
   std::uint64_t adaptive_resolved = 0;
   std::uint64_t adaptive_reverted = 0;
+  // Pages mapped at the iret of a #PF handler that made them valid.
+  std::uint64_t mapped_after_page_fault = 0;
   std::uint64_t dispatcher_entries = 0;
   // The shadow page tables (guest paging): flushes of all pages (mode
   // changes, overflow), of the non-global ones (CR3 loads), and invlpg.

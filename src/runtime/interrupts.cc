@@ -268,6 +268,7 @@ bool Vcpu::Iret(const decoder::DecodedInstruction& insn) {
   state_->SetEflags(((eflags & ~changeable) | (popped_flags & changeable)) & ~kEflagsRf);
   state_->gpr[kEsp] = target.outer ? target.esp : esp + 3 * size;
   LoadReturnSegments(target);
+  MapAfterPageFault();
   return ExitWith(std::nullopt, size == 2 ? eip & 0xFFFF : eip);
 }
 

@@ -253,6 +253,7 @@ Stats Machine::GetStats() const {
   stats.smc_invalidations = cpu.smc_invalidations;
   stats.adaptive_resolved = cpu.adaptive_resolved;
   stats.adaptive_reverted = cpu.adaptive_reverted;
+  stats.mapped_after_page_fault = cpu.mapped_after_page_fault;
   stats.dispatcher_entries = cpu.dispatcher_entries;
   stats.callouts = cpu.callouts;
   stats.host_faults = cpu.host_faults;

@@ -51,6 +51,17 @@ void Vcpu::OnPrivilegeChanged() {
 
 void Vcpu::OnAddressSpaceChanged() { ClearIndirectTable(); }
 
+void Vcpu::MapAfterPageFault() {
+  if (!faulted_access_) return;
+  const FaultedAccess access = *std::exchange(faulted_access_, std::nullopt);
+  // Only a walk that succeeds now maps anything; it sets the accessed (and
+  // for a write the dirty) bit that the retried access would set anyway.
+  if (parts_.mmu.HandleMiss(access.linear, access.write, access.view).result ==
+      mmu::ShadowMmu::Miss::Result::kMapped) {
+    ++counters_.mapped_after_page_fault;
+  }
+}
+
 bool Vcpu::LoadControlRegister(const DecodedInstruction& insn) {
   const std::uint32_t value = state_->gpr[insn.rm_gpr];
   switch (insn.special_register) {

@@ -144,6 +144,7 @@ std::string Stats::Format() const {
   AppendCount(out, "invlpg flushes", shadow_page_flushes);
   AppendCount(out, "adaptively resolved", adaptive_resolved);
   AppendCount(out, "adaptively reverted", adaptive_reverted);
+  AppendCount(out, "mapped after a #PF", mapped_after_page_fault);
   AppendNonZero<CalloutKind>(out, "callouts", callouts);
   AppendNonZero<HostFaultCause>(out, "host faults", host_faults);
   AppendNonZero<StopReason>(out, "exits", exits);

@@ -417,6 +417,7 @@ bool Vcpu::HandleWindowFault(platform::HostFault& fault, const TranslationUnit* 
       ++counters_.host_faults[Index(HostFaultCause::kGuestPageFault)];
       state_->cr2 = linear;
       host_page_fault_error_ = miss.error_code;
+      faulted_access_ = FaultedAccess{linear, fault.write, view};
       ExitFromFault(fault, *unit, ExitReason::kGuestFault, kPageFault);
       return true;
     case Result::kNoRam:

@@ -39,6 +39,7 @@ struct VcpuCounters {
   std::uint64_t smc_invalidations = 0;
   std::uint64_t adaptive_resolved = 0;
   std::uint64_t adaptive_reverted = 0;
+  std::uint64_t mapped_after_page_fault = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(CalloutKind::kCount)> callouts{};
   std::array<std::uint64_t, static_cast<std::size_t>(HostFaultCause::kCount)> host_faults{};
   std::array<std::uint64_t, 8> exits{};
@@ -295,6 +296,9 @@ class Vcpu final : private translator::CodeSource {
   // The view code at the current privilege level runs in.
   mmu::View CurrentView() const { return parts_.mmu.ViewFor(state_->Cpl()); }
   void OnAddressSpaceChanged();
+  // At iret: if the guest's handler made the access that took the last #PF
+  // valid, maps its page now, which spares the retry a host fault.
+  void MapAfterPageFault();
   // A #PF event for `fault` at the instruction at `eip`; sets CR2.
   GuestEvent PageFaultEvent(const LinearFault& fault, std::uint32_t eip);
   // Ends the callout of `insn` with the #PF its last guest access found.
@@ -376,6 +380,14 @@ class Vcpu final : private translator::CodeSource {
   std::optional<LinearFault> access_fault_;
   // The error code of a #PF found by a host fault in translated code.
   std::uint32_t host_page_fault_error_ = 0;
+  // The access in the window that last took a guest #PF: the guest's
+  // handler usually maps the page and returns to retry it.
+  struct FaultedAccess {
+    std::uint32_t linear;
+    bool write;
+    mmu::View view;
+  };
+  std::optional<FaultedAccess> faulted_access_;
   // Instructions that faulted in the window, by EIP (adaptive.cc).
   std::unordered_map<std::uint32_t, AdaptiveRecord> adaptive_;
   // GS may point into the VMM's mapping of guest RAM (ResolveMemory).
