@@ -5,8 +5,9 @@
 // run under btvm and QEMU) and, for the operations a Linux process can do,
 // as a native -m32 program (nano_native) that times the host's equivalent:
 //
-//   syscall   int 0x80 to a ring-0 trap gate whose handler only irets;
-//             natively a real Linux system call (int $0x80, getpid).
+//   syscall   int 0x80 from ring 3 to a ring-0 trap gate (the TSS's stack)
+//             whose handler only irets back to ring 3; natively a real
+//             Linux system call (int $0x80, getpid).
 //   in        inb from the master PIC's mask register (port 0x21), which
 //             btvm and QEMU emulate; natively n/a.
 //   call/ret  a call to an empty function; natively the same code.
@@ -142,6 +143,7 @@ static uint64_t measure_tsc_hz(void) {
 }
 
 #define NANO_IN_LOOP 0
+#define NANO_SYSCALL_LOOP nano_syscall_loop
 #define NANO_DIVZERO_TRAPS 1
 #define NANO_SYSCALL_TRAPS 0  // the host kernel's handler counts nothing
 
@@ -151,6 +153,8 @@ static void paging_setup(void) {}
 #else
 
 void nano_in_loop(uint32_t n);
+void nano_user_syscall_loop(uint32_t n);
+void nano_user_exit_entry(void);
 void nano_syscall_entry(void);
 void nano_divzero_entry(void);
 void nano_unexpected_entry(void);
@@ -165,6 +169,43 @@ __asm__(
     "  inb $0x21, %al\n"
     "  dec %ecx\n"
     "  jnz 1b\n"
+    "  ret\n"
+
+    // Runs nano_syscall_loop(n) in ring 3 (GDT selectors 0x1B and 0x23,
+    // interrupts off); int 0x81 (nano_user_exit_entry) comes back here.
+    "  .balign 16\n"
+    "  .globl nano_user_syscall_loop\n"
+    "nano_user_syscall_loop:\n"
+    "  push %ebp\n"
+    "  push %ebx\n"
+    "  push %esi\n"
+    "  push %edi\n"
+    "  mov %esp, nano_kernel_esp\n"
+    "  mov 20(%esp), %ecx\n"
+    "  push $0x23\n"
+    "  push $nano_user_stack_top\n"
+    "  push $0x2\n"
+    "  push $0x1B\n"
+    "  push $2f\n"
+    "  mov $0x23, %ax\n"
+    "  mov %ax, %ds\n"
+    "  mov %ax, %es\n"
+    "  iret\n"
+    "2:\n"
+    "  push %ecx\n"
+    "  call nano_syscall_loop\n"
+    "  int $0x81\n"
+    "  .balign 16\n"
+    "  .globl nano_user_exit_entry\n"
+    "nano_user_exit_entry:\n"
+    "  mov $0x10, %ax\n"
+    "  mov %ax, %ds\n"
+    "  mov %ax, %es\n"
+    "  mov nano_kernel_esp, %esp\n"
+    "  pop %edi\n"
+    "  pop %esi\n"
+    "  pop %ebx\n"
+    "  pop %ebp\n"
     "  ret\n"
 
     // int 0x80 (trap gate): count and return.
@@ -204,21 +245,63 @@ struct gate {
   uint16_t offset_high;
 };
 
-enum { kVectors = 256, kGatePresent = 0x80, kVectorDe = 0, kVectorPf = 14, kVectorSyscall = 0x80 };
+enum {
+  kVectors = 256,
+  kGatePresent = 0x80,
+  kGateUser = 3 << 5,  // DPL 3: int n from ring 3 may use it
+  kVectorDe = 0,
+  kVectorPf = 14,
+  kVectorSyscall = 0x80,
+  kVectorUserExit = 0x81,
+};
 
 static struct gate idt[kVectors] __attribute__((aligned(8)));
 
-static void set_gate(unsigned vector, void (*entry)(void), unsigned type) {
+static void set_gate(unsigned vector, void (*entry)(void), unsigned flags) {
   uint32_t offset = (uint32_t)(uintptr_t)entry;
   idt[vector] = (struct gate){(uint16_t)offset, kGuestCodeSelector, 0,
-                              (uint8_t)(kGatePresent | type), (uint16_t)(offset >> 16)};
+                              (uint8_t)(kGatePresent | flags), (uint16_t)(offset >> 16)};
+}
+
+// Ring 3 for the syscall benchmark (SDM Vol. 3A 5.8, 7.2): flat code and
+// data of DPL 3 at 0x18 and 0x20, and a 32-bit TSS (0x28) whose ESP0 is
+// where int 0x80 from ring 3 lands.
+static uint64_t gdt[6] __attribute__((aligned(8)));
+static uint32_t tss[26] __attribute__((aligned(128)));  // 104 bytes, no I/O bitmap
+static uint8_t kernel_stack[4096] __attribute__((aligned(16)));
+uint8_t nano_user_stack[4096] __attribute__((aligned(16)));
+uint32_t nano_kernel_esp;
+__asm__(".set nano_user_stack_top, nano_user_stack + 4096");
+
+static uint64_t descriptor(uint32_t base, uint32_t limit, uint8_t access, uint8_t flags) {
+  return (limit & 0xFFFFull) | (uint64_t)(base & 0xFFFFFF) << 16 | (uint64_t)access << 40 |
+         (uint64_t)((limit >> 16) & 0xF) << 48 | (uint64_t)flags << 48 |
+         (uint64_t)(base >> 24) << 56;
+}
+
+static void setup_rings(void) {
+  gdt[1] = descriptor(0, 0xFFFFF, 0x9A, 0xC0);
+  gdt[2] = descriptor(0, 0xFFFFF, 0x92, 0xC0);
+  gdt[3] = descriptor(0, 0xFFFFF, 0xFA, 0xC0);
+  gdt[4] = descriptor(0, 0xFFFFF, 0xF2, 0xC0);
+  gdt[5] = descriptor((uint32_t)(uintptr_t)tss, sizeof(tss) - 1, 0x89, 0);
+  tss[1] = (uint32_t)(uintptr_t)(kernel_stack + sizeof(kernel_stack));  // ESP0
+  tss[2] = kGuestDataSelector;                                            // SS0
+  tss[25] = sizeof(tss) << 16;  // the I/O map base: past the limit, no bitmap
+  struct __attribute__((packed)) {
+    uint16_t limit;
+    uint32_t base;
+  } gdtr = {sizeof(gdt) - 1, (uint32_t)(uintptr_t)gdt};
+  guest_load_gdt(&gdtr);
+  __asm__ volatile("ltr %w0" : : "r"(0x28));
 }
 
 static void machine_setup(void) {
-  guest_load_flat_gdt();
+  setup_rings();
   for (unsigned v = 0; v < kVectors; v++) set_gate(v, nano_unexpected_entry, kGuestInterruptGate);
   set_gate(kVectorDe, nano_divzero_entry, kGuestInterruptGate);
-  set_gate(kVectorSyscall, nano_syscall_entry, kGuestTrapGate);
+  set_gate(kVectorSyscall, nano_syscall_entry, kGuestTrapGate | kGateUser);
+  set_gate(kVectorUserExit, nano_user_exit_entry, kGuestInterruptGate | kGateUser);
   struct __attribute__((packed)) {
     uint16_t limit;
     uint32_t base;
@@ -241,6 +324,7 @@ static uint64_t measure_tsc_hz(void) {
 }
 
 #define NANO_IN_LOOP nano_in_loop
+#define NANO_SYSCALL_LOOP nano_user_syscall_loop
 #define NANO_DIVZERO_TRAPS 1
 #define NANO_SYSCALL_TRAPS 1
 
@@ -386,7 +470,7 @@ struct benchmark {
 };
 
 static const struct benchmark benchmarks[] = {
-    {"syscall", nano_syscall_loop, NANO_SYSCALL_TRAPS, 0},
+    {"syscall", NANO_SYSCALL_LOOP, NANO_SYSCALL_TRAPS, 0},
     {"in", NANO_IN_LOOP, 0, 0},
     {"call/ret", nano_call_ret_loop, 0, 0},
     {"divzero", nano_divzero_loop, NANO_DIVZERO_TRAPS, 0},
