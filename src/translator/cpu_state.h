@@ -93,7 +93,10 @@ struct alignas(64) CpuState {
   MsrState msr;
 
   alignas(16) std::uint8_t guest_fpu[512] = {};
-  alignas(16) std::uint8_t host_fpu[512] = {};
+  // The host's x87 control word and MXCSR, the only FPU state the C++ ABI
+  // asks a callee to keep (every x87 and XMM register is caller-saved).
+  std::uint32_t host_mxcsr = 0;
+  std::uint16_t host_fcw = 0;
 
   std::uint32_t Eflags() const {
     return (static_cast<std::uint32_t>(host_flags) & kHostFlagsMask) |

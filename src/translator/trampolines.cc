@@ -25,9 +25,22 @@ void LoadGuestRegisters(x86::Assembler& a) {
   a.popfq();
 }
 
-void SwitchFpu(x86::Assembler& a, std::size_t save, std::size_t load) {
-  a.fxsave(StateField(save, 512));
-  a.fxrstor(StateField(load, 512));
+// Into guest code: keeps the host's control words and loads the guest's
+// FPU state.
+void LoadGuestFpu(x86::Assembler& a) {
+  a.stmxcsr(StateField(offsetof(CpuState, host_mxcsr), 4));
+  a.fnstcw(StateField(offsetof(CpuState, host_fcw), 2));
+  a.fxrstor(StateField(offsetof(CpuState, guest_fpu), 512));
+}
+
+// Out of guest code, into C++: saves the guest's FPU state and gives the
+// host an empty x87 stack with its own control words, so the guest's
+// rounding and exception masks never reach C++ code.
+void LoadHostFpu(x86::Assembler& a) {
+  a.fxsave(StateField(offsetof(CpuState, guest_fpu), 512));
+  a.fninit();
+  a.fldcw(StateField(offsetof(CpuState, host_fcw), 2));
+  a.ldmxcsr(StateField(offsetof(CpuState, host_mxcsr), 4));
 }
 
 // Host callee-saved registers, pushed by enter and popped on every exit.
@@ -61,7 +74,7 @@ Result<Trampolines> BuildTrampolines(CodeCache& cache) {
   a.sub(x86::rsp, 8);  // translated code runs with a 16-byte aligned stack
   a.mov(kState, x86::rdi);
   a.mov(StateField(offsetof(CpuState, host_rsp), 8), x86::rsp);
-  SwitchFpu(a, offsetof(CpuState, host_fpu), offsetof(CpuState, guest_fpu));
+  LoadGuestFpu(a);
   a.mov(kWindow, StateField(offsetof(CpuState, window_base), 8));
   a.mov(x86::r11, x86::rsi);
   LoadGuestRegisters(a);
@@ -81,7 +94,7 @@ Result<Trampolines> BuildTrampolines(CodeCache& cache) {
   a.bind(exit_common);
   SaveGuestRegisters(a);
   a.bind(exit_saved);
-  SwitchFpu(a, offsetof(CpuState, guest_fpu), offsetof(CpuState, host_fpu));
+  LoadHostFpu(a);
   ReturnToDispatcher(a);
 
   // Called from translated code with r11 = record, r14d = effective address.
@@ -89,7 +102,7 @@ Result<Trampolines> BuildTrampolines(CodeCache& cache) {
   SaveGuestRegisters(a);
   a.mov(StateField(offsetof(CpuState, effective_address), 4), kScratch32);
   a.mov(StateField(offsetof(CpuState, exit_record), 8), x86::r11);
-  SwitchFpu(a, offsetof(CpuState, guest_fpu), offsetof(CpuState, host_fpu));
+  LoadHostFpu(a);
   a.cld();
   a.sub(x86::rsp, 8);  // the call into here pushed 8 bytes
   a.mov(x86::rdi, StateField(offsetof(CpuState, runtime), 8));

@@ -249,8 +249,7 @@ TEST_CASE("a callout that rewrites its own unit's next instruction runs the new 
 // offsets wrap around 4 GiB), with kBasedData filled with dwords 0xA0000000 + offset.
 constexpr std::uint32_t kBasedData = 0x200000;
 
-std::unique_ptr<Machine> BootWithBasedSegments(
-    const std::function<void(x86::Assembler&)>& body) {
+std::unique_ptr<Machine> BootWithBasedSegments(const std::function<void(x86::Assembler&)>& body) {
   constexpr std::uint32_t kGdt = 0x300000, kGdtr = 0x300100;
   auto descriptor = [](std::uint32_t base, std::uint8_t access) {
     return 0xFFFFull | static_cast<std::uint64_t>(base & 0xFFFFFF) << 16 |
@@ -350,6 +349,53 @@ TEST_CASE("a machine with no kernel runs code the application wrote, with its FP
   const FpuState end = machine.GetFpuState();
   CHECK(std::all_of(end.fxsave.begin() + kXmm1, end.fxsave.begin() + kXmm1 + 16,
                     [](std::uint8_t b) { return b == 0xFF; }));
+}
+
+// What the host's FPU control looks like on the vCPU thread, sampled by a
+// port read in the middle of guest code.
+class FpuControlProbe final : public PortDevice {
+ public:
+  std::uint32_t PortRead(std::uint16_t, unsigned) override {
+    std::uint16_t fcw = 0;
+    __asm__ volatile("fnstcw %0" : "=m"(fcw));
+    seen_fcw = fcw;
+    seen_mxcsr = __builtin_ia32_stmxcsr();
+    return 0;
+  }
+  void PortWrite(std::uint16_t, unsigned, std::uint32_t) override {}
+  std::uint16_t seen_fcw = 0;
+  std::uint32_t seen_mxcsr = 0;
+};
+
+TEST_CASE("the guest's x87 control word and MXCSR never reach the host's code") {
+  static constexpr std::uint16_t kProbePort = 0x510;
+  auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
+    // Round toward zero, exceptions unmasked, in both units.
+    a.mov(x86::esp, 0x90000);
+    a.push(0x0C60);
+    a.fldcw(x86::word_ptr(x86::esp));
+    a.mov(x86::dword_ptr(x86::esp), 0x6000);
+    a.ldmxcsr(x86::dword_ptr(x86::esp));
+    a.mov(x86::dx, kProbePort);
+    a.in(x86::al, x86::dx);
+    a.stmxcsr(x86::dword_ptr(x86::esp));
+    a.pop(x86::esi);
+    a.hlt();
+  }));
+  FpuControlProbe probe;
+  REQUIRE(machine->AddPortDevice(kProbePort, 1, probe));
+  std::uint16_t host_fcw = 0;
+  __asm__ volatile("fnstcw %0" : "=m"(host_fcw));
+  const std::uint32_t host_mxcsr = __builtin_ia32_stmxcsr();
+  const StopInfo stop = machine->Run();
+  REQUIRE_MESSAGE(stop.reason == StopReason::kHalted, stop.message);
+  CHECK(probe.seen_fcw == host_fcw);
+  CHECK(probe.seen_mxcsr == host_mxcsr);
+  CHECK(machine->GetRegisters().esi == 0x6000);  // the guest kept its own
+  std::uint16_t after_fcw = 0;
+  __asm__ volatile("fnstcw %0" : "=m"(after_fcw));
+  CHECK(after_fcw == host_fcw);
+  CHECK(__builtin_ia32_stmxcsr() == host_mxcsr);
 }
 
 }  // namespace
