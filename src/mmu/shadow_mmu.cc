@@ -160,7 +160,6 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write, View vie
     return view == View::kSupervisor ? MapFlat(linear, write) : Miss{Result::kNoRam, 0, linear};
   }
   const std::uint32_t page = Index(view) << kViewShift | linear / kPageSize;
-  const std::uint32_t old = entries_[page];
   const Translation translation =
       Walk(memory_, mode_, linear, write ? Access::kWrite : Access::kRead, view == View::kUser);
   switch (translation.status) {
@@ -172,18 +171,39 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write, View vie
     return {Result::kNoRam, 0, translation.physical};
   }
   const auto physical_page = static_cast<std::uint32_t>(translation.physical / kPageSize);
-  if (!(old & kShadowed) && shadowed_.size() >= kMaxShadowedPages) FlushAll();
-  Record(page, physical_page, translation.writable && translation.dirty,
-         translation.global && (mode_.cr4 & kCr4Pge), translation.page_size > kPageSize);
-  const Protection protection = ProtectionOf(entries_[page]);
+  // A large guest page is mapped a run of its 4 KiB pieces at a time:
+  // kernels map RAM with large pages and walk through it page by page.
+  std::uint32_t first = page, count = 1;
+  const std::uint32_t aligned = page & ~(kRunPages - 1);
+  if (translation.page_size > kPageSize &&
+      physical_page - (page - aligned) + kRunPages <= page_count()) {
+    first = aligned;
+    count = kRunPages;
+  }
+  const std::uint32_t first_physical = physical_page - (page - first);
+  if (shadowed_.size() + count > kMaxShadowedPages) FlushAll();
+  const std::uint32_t old = entries_[page];
+  const bool may_write = translation.writable && translation.dirty;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    Record(first + i, first_physical + i, may_write, translation.global && (mode_.cr4 & kCr4Pge),
+           translation.page_size > kPageSize);
+  }
+  platform::AddressWindow& window = WindowOf(page);
+  // Only the access rights changed (the dirty bit got set): no new mapping.
   const bool mapped =
-      (old & kShadowed) && (old & kPhysicalMask) == physical_page
-          ? WindowOf(page).Protect(AddressOf(page), kPageSize, protection)
-          : WindowOf(page).Map(AddressOf(page), memory_.shared(),
-                               std::uint64_t{physical_page} * kPageSize, kPageSize, protection);
+      count == 1 && (old & kShadowed) && (old & kPhysicalMask) == physical_page
+          ? window.Protect(AddressOf(page), kPageSize, ProtectionOf(entries_[page]))
+          : window.Map(AddressOf(first), memory_.shared(),
+                       std::uint64_t{first_physical} * kPageSize, std::size_t{count} * kPageSize,
+                       may_write ? Protection::kReadWrite : Protection::kRead);
   if (!mapped) {
-    Forget(page);
+    for (std::uint32_t i = 0; i < count; ++i) Forget(first + i);
     return {Result::kHostError, 0, translation.physical};
+  }
+  for (std::uint32_t i = 0; count > 1 && may_write && i < count; ++i) {
+    if (code_[first_physical + i]) {
+      window.Protect(AddressOf(first + i), kPageSize, Protection::kRead);
+    }
   }
   ++counters_.misses;
   if (write && code_[physical_page]) return {Result::kCodeWrite, 0, translation.physical};

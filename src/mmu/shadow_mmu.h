@@ -41,7 +41,8 @@ enum class View : std::uint8_t { kSupervisor, kUser };
 class ShadowMmu {
  public:
   static constexpr std::uint32_t kPageSize = PhysicalMemory::kPageSize;
-  // Pages mapped per miss with paging off: fewer host faults.
+  // Pages mapped per miss with paging off, and for large guest pages:
+  // fewer host faults.
   static constexpr std::uint32_t kRunPages = 16;
   // Each shadowed page may cost the host a memory mapping, and Linux allows
   // about 65,000 per process: past this many the shadow starts over, as a
@@ -119,7 +120,9 @@ class ShadowMmu {
             platform::AddressWindow user);
   // `page` is a shadow page number (kViewShift).
   platform::AddressWindow& WindowOf(std::uint32_t page) { return windows_[page >> kViewShift]; }
-  static std::uint32_t AddressOf(std::uint32_t page) { return page << 12; }
+  static std::uint32_t AddressOf(std::uint32_t page) {
+    return (page & (kLinearPages - 1)) * kPageSize;
+  }
   // Records `page` as shadowing `physical_page`; the caller maps it.
   void Record(std::uint32_t page, std::uint32_t physical_page, bool may_write, bool global,
               bool large);

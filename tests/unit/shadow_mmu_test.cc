@@ -233,6 +233,25 @@ TEST_CASE("guest RAM sizes outside what the machine supports are refused") {
   CHECK_FALSE(PhysicalMemory::Create(std::uint64_t{4} << 30));
 }
 
+TEST_CASE("a miss in a large page maps a run of its pieces; code in the run stays read-only") {
+  MmuFixture f;
+  GuestTables tables(*f.memory);
+  // A 4 MiB page at linear 8 MiB onto physical 0 (the fixture has 1 MiB).
+  tables.Set(GuestTables::kDirectory + 2 * 4, 0x0 | GuestTables::kPresent | GuestTables::kWritable |
+                                                  GuestTables::kDirty | GuestTables::kLarge);
+  f.mmu->SetMode(GuestTables::Mode(1u << 4));  // CR4.PSE
+  f.mmu->ProtectCode(0x33);
+  REQUIRE(f.mmu->HandleMiss(0x830008, true, View::kSupervisor).result == MissResult::kMapped);
+  CHECK(Writable(f.At(0x830000)));
+  CHECK(Writable(f.At(0x83F000)));  // the whole 16-page run
+  CHECK_FALSE(Writable(f.At(0x833000)));
+  CHECK(Readable(f.At(0x833000)));
+  CHECK_FALSE(Readable(f.At(0x840000)));
+  f.mmu->FlushPage(0x9FF000);  // anywhere in the large page drops all of it
+  CHECK_FALSE(Readable(f.At(0x830000)));
+  CHECK_FALSE(Readable(f.At(0x83F000)));
+}
+
 TEST_CASE("the user view holds user pages only; code stays read-only in both views") {
   MmuFixture f;
   GuestTables tables(*f.memory);
