@@ -49,7 +49,10 @@ void Vcpu::OnPrivilegeChanged() {
   if (CurrentView() == mmu::View::kUser) ClearIndirectTable();
 }
 
-void Vcpu::OnAddressSpaceChanged() { ClearIndirectTable(); }
+void Vcpu::OnAddressSpaceChanged() {
+  ClearIndirectTable();
+  std::fill(std::begin(code_tlb_), std::end(code_tlb_), CodeTlbEntry{});
+}
 
 void Vcpu::MapAfterPageFault() {
   if (!faulted_access_) return;
@@ -157,6 +160,14 @@ bool Vcpu::WriteGuest(std::uint32_t address, const void* data, std::size_t bytes
 }
 
 const std::uint8_t* Vcpu::CodePage(std::uint32_t page_base, std::uint32_t* physical_page) {
+  // Every unit lookup starts here: remembered translations spare a walk.
+  const std::uint32_t tag =
+      ((page_base / kPageSize) << 1 | (CurrentView() == mmu::View::kUser)) + 1;
+  CodeTlbEntry& cached = code_tlb_[(page_base / kPageSize) % std::size(code_tlb_)];
+  if (cached.tag == tag) {
+    *physical_page = cached.physical_page;
+    return parts_.memory.HostPointer(std::uint64_t{cached.physical_page} * kPageSize);
+  }
   const mmu::Translation translation =
       parts_.mmu.Translate(page_base, mmu::Access::kExecute, CurrentView());
   if (translation.status == mmu::Translation::Status::kPageFault) {
@@ -169,6 +180,7 @@ const std::uint8_t* Vcpu::CodePage(std::uint32_t page_base, std::uint32_t* physi
     return nullptr;
   }
   *physical_page = static_cast<std::uint32_t>(physical / kPageSize);
+  cached = {tag, *physical_page};
   return parts_.memory.HostPointer(physical);
 }
 

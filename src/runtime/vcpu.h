@@ -376,6 +376,13 @@ class Vcpu final : private translator::CodeSource {
   VcpuCounters counters_;
   std::optional<StopInfo> pending_stop_;
   std::optional<GuestEvent> pending_event_;
+  // Linear code pages already walked for execution, by view (CodePage);
+  // emptied with the indirect-branch table when translations may change.
+  struct CodeTlbEntry {
+    std::uint32_t tag = 0;  // (linear page << 1 | user view) + 1; 0 is empty
+    std::uint32_t physical_page = 0;
+  };
+  CodeTlbEntry code_tlb_[64];
   // The #PF the last VMM access or code fetch found, if it faulted.
   std::optional<LinearFault> access_fault_;
   // The error code of a #PF found by a host fault in translated code.
