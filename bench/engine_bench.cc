@@ -161,9 +161,7 @@ class SyntheticCode final : public translator::CodeSource {
     *physical_page = (page_base - kBase) / 4096;
     return bytes_.data() + (page_base - kBase);
   }
-  translator::Resolution ResolvesMemory(std::uint32_t) override {
-    return translator::Resolution::kNone;
-  }
+  translator::Adaptation AdaptationAt(std::uint32_t) override { return {}; }
 
  private:
   std::vector<std::uint8_t> bytes_;

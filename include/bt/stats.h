@@ -30,6 +30,7 @@ enum class CalloutKind : std::uint8_t {
   kFpuUnavailable,  // x87/MMX/SSE faulting because of CR0.TS or CR0.EM
   kPaging,          // invlpg
   kResolvedMemory,  // memory operands resolved by the runtime (adaptive translation)
+  kDivideCheck,     // div/idiv checked for #DE before they run (adaptive translation)
   kCount,
 };
 

@@ -80,6 +80,9 @@ enum class Kind : std::uint8_t {
   // restore the guest window's GS base inline.
   kResolveMemory,
   kReleaseMemory,
+  // Never from the decoder: the callout before a div or idiv that kept
+  // raising #DE, which raises it without a host trap (runtime/adaptive.cc).
+  kCheckDivide,
   kLegacy,       // no 64-bit encoding (BCD, bound, les, far call, ...): done in C++
   kInvalid,      // #UD: ud2, undefined encodings, features we hide
   kUnsupported,  // valid, but libbt cannot run it yet
@@ -129,6 +132,7 @@ struct DecodedInstruction {
   bool implicit_memory = false;  // a DS-relative hidden operand (xlat, lods, maskmov)
   bool moffs = false;            // A0-A3 absolute-offset form
   bool uses_high_byte = false;   // an explicit AH/CH/DH/BH operand
+  bool divides = false;          // div or idiv: #DE for a zero divisor or a big quotient
   MemoryOperand memory;
   // FS or GS (SegmentRegister numbering) when the memory operand uses one:
   // those may have a non-zero base, which translated code adds at run time.

@@ -324,6 +324,7 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
   out.privileged = IsPrivileged(insn, operands);
   out.prefix_count = insn.raw.prefix_count;
   out.operand_size = static_cast<std::uint8_t>(insn.operand_width / 8);
+  out.divides = insn.mnemonic == ZYDIS_MNEMONIC_DIV || insn.mnemonic == ZYDIS_MNEMONIC_IDIV;
   if (insn.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE)) out.rep = 1;
   if (insn.attributes & ZYDIS_ATTRIB_HAS_REPNE) out.rep = 2;
   if (insn.attributes & ZYDIS_ATTRIB_HAS_MODRM) out.modrm_offset = insn.raw.modrm.offset;

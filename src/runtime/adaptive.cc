@@ -1,5 +1,8 @@
-// Adaptive translation of memory operands (after VMware's binary translator,
-// Adams and Agesen, ASPLOS 2006).
+// Adaptive translation (after VMware's binary translator, Adams and Agesen,
+// ASPLOS 2006): instructions that keep faulting are translated again to do
+// in a callout what a host fault did, at a fraction of the cost. A division
+// that keeps raising #DE gets a callout before it that raises #DE itself;
+// the rest of this comment is about memory operands.
 //
 // An instruction whose memory operand keeps faulting on pages it faulted on
 // before (a page the guest maps and unmaps again with invlpg, or that every
@@ -33,16 +36,24 @@ constexpr unsigned kMaxReverts = 3;
 // Runs without a guest #PF, within one address space, after which a
 // resolved instruction goes back to the plain translation.
 constexpr std::uint32_t kRunsToRevert = 64;
+// Divisions checked in a row without #DE, after which a checked division
+// goes back to raising #DE through a host trap.
+constexpr std::uint32_t kChecksToRevert = 1024;
 // Beyond this many instructions tracked, the tracking starts over.
 constexpr std::size_t kMaxTracked = 1u << 16;
 
 }  // namespace
 
-translator::Resolution Vcpu::ResolvesMemory(std::uint32_t eip) {
+translator::Adaptation Vcpu::AdaptationAt(std::uint32_t eip) {
   using translator::Resolution;
   const auto found = adaptive_.find(eip);
-  if (found == adaptive_.end() || !found->second.resolved) return Resolution::kNone;
-  return found->second.device ? Resolution::kDevice : Resolution::kMemory;
+  if (found == adaptive_.end()) return {};
+  const AdaptiveRecord& record = found->second;
+  translator::Adaptation adaptation;
+  if (record.resolved)
+    adaptation.memory = record.device ? Resolution::kDevice : Resolution::kMemory;
+  adaptation.check_divide = record.check_divide;
+  return adaptation;
 }
 
 std::uint64_t Vcpu::AddressSpaceGeneration() const {
@@ -205,6 +216,64 @@ bool Vcpu::ReleaseMemory() {
   device_access_.reset();
   memory_resolved_ = false;
   platform::SetThreadGsBase(state_->window_base);
+  return false;
+}
+
+void Vcpu::NoteDivideFault(std::uint32_t eip) {
+  if (adaptive_.size() >= kMaxTracked && !adaptive_.contains(eip)) adaptive_.clear();
+  AdaptiveRecord& record = adaptive_[eip];
+  record.checks_without_fault = 0;
+  if (record.check_divide || record.divide_reverts >= kMaxReverts ||
+      ++record.divide_faults < kRepeatFaultsToResolve << record.divide_reverts) {
+    return;
+  }
+  record.check_divide = true;
+  ++counters_.adaptive_resolved;
+  RetranslatePageOf(eip);
+}
+
+// #DE as DIV and IDIV raise it (SDM Vol. 2A): a zero divisor, or a quotient
+// that does not fit the destination.
+bool Vcpu::CheckDivide(const decoder::DecodedInstruction& insn) {
+  const unsigned size = insn.operand_size;
+  std::uint32_t divisor = 0;
+  if (insn.has_memory) {
+    if (!ReadGuest(state_->effective_address, &divisor, size)) return OperandOutsideRam(insn);
+  } else {
+    const unsigned rm = insn.bytes[insn.modrm_offset] & 7;
+    // Byte registers 4-7 are AH, CH, DH, BH.
+    divisor = size == 1 && rm >= 4 ? state_->gpr[rm - 4] >> 8 : state_->gpr[rm];
+  }
+  const unsigned bits = 8 * size;
+  const std::uint64_t mask = (std::uint64_t{1} << bits) - 1;
+  divisor &= static_cast<std::uint32_t>(mask);
+  // The dividend: AX, DX:AX or EDX:EAX.
+  const std::uint64_t eax = state_->gpr[translator::kEax], edx = state_->gpr[translator::kEdx];
+  const std::uint64_t dividend = size == 1 ? eax & 0xFFFF : ((edx & mask) << bits) | (eax & mask);
+  bool faults = divisor == 0;
+  if (!faults && insn.bytes[insn.modrm_offset] >> 3 & 1) {  // idiv: ModRM.reg 7
+    const auto sign_extend = [](std::uint64_t value, unsigned width) {
+      return static_cast<__int128>(static_cast<std::int64_t>(value << (64 - width)) >>
+                                   (64 - width));
+    };
+    const __int128 quotient = sign_extend(dividend, 2 * bits) / sign_extend(divisor, bits);
+    faults = quotient > static_cast<__int128>(mask >> 1) ||
+             quotient < -static_cast<__int128>(mask >> 1) - 1;
+  } else if (!faults) {
+    faults = dividend / divisor > mask;
+  }
+  AdaptiveRecord& record = adaptive_[insn.eip];
+  if (faults) {
+    record.checks_without_fault = 0;
+    return RaiseFault(kDivideError, insn);
+  }
+  if (++record.checks_without_fault >= kChecksToRevert) {
+    record.check_divide = false;
+    record.divide_faults = 0;
+    ++record.divide_reverts;
+    ++counters_.adaptive_reverted;
+    RetranslatePageOf(insn.eip);
+  }
   return false;
 }
 

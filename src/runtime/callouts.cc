@@ -41,6 +41,7 @@ CalloutKind KindOf(Kind kind) {
     case Kind::kInvlpg: return CalloutKind::kPaging;
     case Kind::kResolveMemory:
     case Kind::kReleaseMemory: return CalloutKind::kResolvedMemory;
+    case Kind::kCheckDivide: return CalloutKind::kDivideCheck;
     case Kind::kLgdt:
     case Kind::kLidt:
     case Kind::kSgdt:
@@ -260,6 +261,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     case Kind::kInvlpg: return Invlpg(insn);
     case Kind::kResolveMemory: return ResolveMemory(insn);
     case Kind::kReleaseMemory: return ReleaseMemory();
+    case Kind::kCheckDivide: return CheckDivide(insn);
     case Kind::kLgdt:
     case Kind::kLidt: {
       std::uint8_t operand[6];

@@ -485,7 +485,10 @@ bool Vcpu::HandleHostFault(platform::HostFault& fault) {
   if (!unit) return false;
   std::uint32_t vector;
   switch (fault.kind) {
-    case Kind::kDivideError: vector = kDivideError; break;
+    case Kind::kDivideError:
+      vector = kDivideError;
+      NoteDivideFault(unit->FaultEntryAt(rip).guest_eip);
+      break;
     case Kind::kBreakpoint: vector = kBreakpoint; break;
     case Kind::kInvalidOpcode: vector = kInvalidOpcode; break;
     case Kind::kGeneralProtection: vector = kGeneralProtection; break;

@@ -156,7 +156,7 @@ class Vcpu final : private translator::CodeSource {
 
   // CodeSource
   const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) override;
-  translator::Resolution ResolvesMemory(std::uint32_t eip) override;
+  translator::Adaptation AdaptationAt(std::uint32_t eip) override;
 
   // Adaptive translation of memory operands (adaptive.cc).
   struct AdaptiveRecord {
@@ -168,6 +168,12 @@ class Vcpu final : private translator::CodeSource {
     bool device = false;     // has reached an address without RAM: stays resolved
     std::uint32_t runs = 0;  // resolved runs without #PF in `generation`
     std::uint64_t generation = 0;
+    // Divisions: #DE host traps, checks since the last #DE, and whether a
+    // callout checks before the division.
+    std::uint16_t divide_faults = 0;
+    std::uint8_t divide_reverts = 0;
+    bool check_divide = false;
+    std::uint32_t checks_without_fault = 0;
   };
   // Decodes the instruction at linear `eip`; false if it cannot be fetched.
   bool DecodeAt(std::uint32_t eip, decoder::DecodedInstruction& insn);
@@ -177,6 +183,9 @@ class Vcpu final : private translator::CodeSource {
   // for good, so that it reaches the device through the MMIO bus. False if
   // the instruction is not one the translator can resolve.
   bool ResolveForDevice(std::uint32_t eip);
+  // A #DE host trap from the division at `eip`.
+  void NoteDivideFault(std::uint32_t eip);
+  bool CheckDivide(const decoder::DecodedInstruction& insn);  // kCheckDivide
   // Drops the translations of the page holding `eip`, so that it is
   // translated again with its current adaptive choices.
   void RetranslatePageOf(std::uint32_t eip);

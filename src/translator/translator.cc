@@ -137,8 +137,12 @@ bool MayResolveMemory(const DecodedInstruction& insn) {
   return insn.kind == Kind::kIdent && insn.has_memory && !insn.memory.agen;
 }
 
-Resolution Translator::ResolvesMemory(const DecodedInstruction& insn, CodeSource& source) {
-  return MayResolveMemory(insn) ? source.ResolvesMemory(insn.eip) : Resolution::kNone;
+Adaptation Translator::AdaptationOf(const DecodedInstruction& insn, CodeSource& source) {
+  if (!MayResolveMemory(insn) && !insn.divides) return {};
+  Adaptation adaptation = source.AdaptationAt(insn.eip);
+  if (!MayResolveMemory(insn)) adaptation.memory = Resolution::kNone;
+  adaptation.check_divide = adaptation.check_divide && insn.divides;
+  return adaptation;
 }
 
 Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& source) {
@@ -168,7 +172,7 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
       if (!complete && (run.count > 0 || !next)) break;
       if (insn.length > in_page) {
         run.pages[run.page_count++] = next_physical;
-        resolved_[run.count] = ResolvesMemory(insn, source);
+        adaptation_[run.count] = AdaptationOf(insn, source);
         ++run.count;
         run.open = !EndsUnit(insn);
         eip = insn.next_eip();
@@ -177,7 +181,7 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
     } else {
       Decode(eip, page + offset, 15, key.mode, insn);
     }
-    resolved_[run.count] = ResolvesMemory(insn, source);
+    adaptation_[run.count] = AdaptationOf(insn, source);
     ++run.count;
     if (insn.kind == Kind::kJcc && side_exits < kMaxSideExits) {
       ++side_exits;
@@ -237,7 +241,8 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   unsigned exit_count = 2;
   for (unsigned i = 0; i < count; ++i) {
     if (IsCallout(decoded_[i]) || decoded_[i].uses_high_byte) ++record_count;
-    if (resolved_[i] != Resolution::kNone) record_count += 2;
+    if (adaptation_[i].memory != Resolution::kNone) record_count += 2;
+    if (adaptation_[i].check_divide) ++record_count;
     if (decoded_[i].kind == Kind::kJcc) ++exit_count;
   }
   const std::uint32_t fault_capacity = 3 * count + 2;
@@ -274,12 +279,13 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
     const bool inner = i + 1 < count || run.open;
     builder.BeginInstruction(insn);
     guest_bytes += insn.length;
+    if (adaptation_[i].check_divide) builder.EmitCheckDivide(insn);
     if (inner && insn.kind == Kind::kJcc) {
       builder.EmitConditionalExit(insn.condition, insn.branch_target);
-    } else if (resolved_[i] != Resolution::kNone) {
+    } else if (adaptation_[i].memory != Resolution::kNone) {
       builder.EmitResolveMemory(insn);
       EmitIdent(builder, insn);
-      builder.EmitReleaseMemory(insn, resolved_[i] == Resolution::kDevice);
+      builder.EmitReleaseMemory(insn, adaptation_[i].memory == Resolution::kDevice);
     } else if (!(inner && insn.kind == Kind::kJmpRelative)) {  // followed jumps vanish
       EmitInstruction(builder, insn);
     }

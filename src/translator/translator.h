@@ -23,6 +23,13 @@ enum class Resolution : std::uint8_t {
   kDevice,  // maybe a device: a callout after the instruction completes it
 };
 
+// What the runtime has learnt about an instruction that kept faulting, and
+// wants its translation to do about it (adaptive translation).
+struct Adaptation {
+  Resolution memory = Resolution::kNone;
+  bool check_divide = false;  // div/idiv: a callout raises #DE before it would fault
+};
+
 // Where the translator reads guest code from.
 class CodeSource {
  public:
@@ -30,9 +37,8 @@ class CodeSource {
   // bytes, and its guest-physical page number; null if it has no RAM or
   // cannot be fetched (the source then knows which fault to raise).
   virtual const std::uint8_t* CodePage(std::uint32_t page_base, std::uint32_t* physical_page) = 0;
-  // How the runtime should resolve the memory operand of the instruction at
-  // `eip` before it runs.
-  virtual Resolution ResolvesMemory(std::uint32_t eip) = 0;
+  // How to translate the instruction at `eip` differently from the usual.
+  virtual Adaptation AdaptationAt(std::uint32_t eip) = 0;
 
  protected:
   ~CodeSource() = default;
@@ -79,7 +85,7 @@ class Translator {
   };
 
   Run DecodeRun(UnitKey key, unsigned limit, CodeSource& source);
-  static Resolution ResolvesMemory(const DecodedInstruction& insn, CodeSource& source);
+  static Adaptation AdaptationOf(const DecodedInstruction& insn, CodeSource& source);
   // Decodes one instruction as a unit of `mode` (UnitKey::mode) runs it.
   bool Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t available,
               std::uint32_t mode, DecodedInstruction& insn) const;
@@ -91,8 +97,8 @@ class Translator {
   Options options_;
   TranslatorCounters counters_;
   DecodedInstruction decoded_[kMaxInstructions];
-  // Per decoded_ entry: how the runtime resolves its memory operand.
-  Resolution resolved_[kMaxInstructions];
+  // Per decoded_ entry: what adaptive translation asks of it.
+  Adaptation adaptation_[kMaxInstructions];
   FaultMapEntry fault_map_[3 * kMaxInstructions + 2];
 };
 

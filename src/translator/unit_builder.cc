@@ -153,6 +153,12 @@ void UnitBuilder::EmitResolveMemory(const DecodedInstruction& insn) {
   EmitCallout(resolve);
 }
 
+void UnitBuilder::EmitCheckDivide(const DecodedInstruction& insn) {
+  DecodedInstruction check = insn;
+  check.kind = Kind::kCheckDivide;
+  EmitCallout(check);
+}
+
 void UnitBuilder::EmitReleaseMemory(const DecodedInstruction& insn, bool device) {
   if (!device && platform::UserModeGsBase()) {
     assembler_.wrgsbase(kWindow);

@@ -63,6 +63,8 @@ class UnitBuilder {
   // of guest RAM, and afterwards GS back at the guest window.
   void EmitResolveMemory(const DecodedInstruction& instruction);
   void EmitReleaseMemory(const DecodedInstruction& instruction, bool device);
+  // A callout before a division that raises #DE if the division would.
+  void EmitCheckDivide(const DecodedInstruction& instruction);
   // Copies raw host bytes.
   void Embed(const std::uint8_t* bytes, std::size_t size) { assembler_.embed(bytes, size); }
 
