@@ -28,7 +28,7 @@ enum class CalloutKind : std::uint8_t {
   kMsr,             // rdmsr, wrmsr
   kFastSystemCall,  // sysenter, sysexit
   kFpuUnavailable,  // x87/MMX/SSE faulting because of CR0.TS or CR0.EM
-  kPaging,          // invlpg
+  kPaging,          // invlpg, invd, wbinvd
   kResolvedMemory,  // memory operands resolved by the runtime (adaptive translation)
   kDivideCheck,     // div/idiv checked for #DE before they run (adaptive translation)
   kCount,

@@ -71,6 +71,7 @@ enum class Kind : std::uint8_t {
   kSysenter,
   kSysexit,
   kInvlpg,
+  kCacheFlush,  // invd, wbinvd
   // Never from the decoder: the translator turns an x87/MMX/SSE instruction
   // into this when the unit's CR0 mode makes it fault (#NM, or #UD).
   kFpuUnavailable,

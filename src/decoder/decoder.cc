@@ -234,6 +234,8 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
     case ZYDIS_MNEMONIC_SYSENTER: return Kind::kSysenter;
     case ZYDIS_MNEMONIC_SYSEXIT: return Kind::kSysexit;
     case ZYDIS_MNEMONIC_INVLPG: return Kind::kInvlpg;
+    case ZYDIS_MNEMONIC_INVD:
+    case ZYDIS_MNEMONIC_WBINVD: return Kind::kCacheFlush;
     case ZYDIS_MNEMONIC_UD0:
     case ZYDIS_MNEMONIC_UD1:
     case ZYDIS_MNEMONIC_UD2: return Kind::kInvalid;

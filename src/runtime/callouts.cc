@@ -38,7 +38,8 @@ CalloutKind KindOf(Kind kind) {
     case Kind::kSmsw:
     case Kind::kLmsw:
     case Kind::kClts: return CalloutKind::kControlRegister;
-    case Kind::kInvlpg: return CalloutKind::kPaging;
+    case Kind::kInvlpg:
+    case Kind::kCacheFlush: return CalloutKind::kPaging;
     case Kind::kResolveMemory:
     case Kind::kReleaseMemory: return CalloutKind::kResolvedMemory;
     case Kind::kCheckDivide: return CalloutKind::kDivideCheck;
@@ -259,6 +260,9 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     case Kind::kMovFromDr: return MoveDebugRegister(insn);
     case Kind::kMovToCr: return LoadControlRegister(insn);
     case Kind::kInvlpg: return Invlpg(insn);
+    // Guest memory is host memory, coherent for every agent there is:
+    // nothing to write back or drop.
+    case Kind::kCacheFlush: return false;
     case Kind::kResolveMemory: return ResolveMemory(insn);
     case Kind::kReleaseMemory: return ReleaseMemory();
     case Kind::kCheckDivide: return CheckDivide(insn);

@@ -77,6 +77,7 @@ bool IsCallout(const DecodedInstruction& insn) {
     case Kind::kSysenter:
     case Kind::kSysexit:
     case Kind::kInvlpg:
+    case Kind::kCacheFlush:
     case Kind::kFpuUnavailable:
     case Kind::kLegacy:
     case Kind::kInvalid:

@@ -398,5 +398,17 @@ TEST_CASE("the guest's x87 control word and MXCSR never reach the host's code") 
   CHECK(__builtin_ia32_stmxcsr() == host_mxcsr);
 }
 
+TEST_CASE("invd and wbinvd run as no-ops at CPL 0") {
+  auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
+    a.wbinvd();
+    a.invd();
+    a.mov(x86::eax, 1);
+    a.hlt();
+  }));
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  CHECK(machine->GetRegisters().eax == 1);
+  CHECK(machine->GetStats().callouts[static_cast<std::size_t>(CalloutKind::kPaging)] == 2);
+}
+
 }  // namespace
 }  // namespace bt
