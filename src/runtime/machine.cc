@@ -11,6 +11,7 @@
 #include "mmu/physical_memory.h"
 #include "mmu/shadow_mmu.h"
 #include "platform/host_memory.h"
+#include "runtime/boot_image.h"
 #include "runtime/multiboot_loader.h"
 #include "runtime/vcpu.h"
 #include "translator/code_cache.h"
