@@ -108,7 +108,9 @@ Result<MultibootHeader> FindHeader(std::span<const std::uint8_t> image) {
     return Error{"the Multiboot header at offset " + Hex(*bad_checksum) +
                  " has a bad checksum (magic + flags + checksum must be 0)"};
   }
-  return Error{"no Multiboot header in the first 8192 bytes; this is not a Multiboot kernel"};
+  return Error{
+      "no Multiboot header in the first 8192 bytes and no Linux boot protocol header (\"HdrS\" "
+      "at 0x202): this is neither a Multiboot kernel nor a Linux bzImage"};
 }
 
 // Spec 3.1.3: header_addr is where the header itself lands, which ties file
