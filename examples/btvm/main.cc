@@ -1,6 +1,6 @@
-// btvm: boots a Multiboot kernel (or the bundled demo guest) on a libbt
-// Machine, with the guest's serial output on stdout. The exit status tells how
-// the guest stopped; `btvm --help` lists the statuses.
+// btvm: boots a Multiboot kernel or a Linux bzImage (or the bundled demo
+// guest) on a libbt Machine, with the guest's serial output on stdout. The
+// exit status tells how the guest stopped; `btvm --help` lists the statuses.
 #include <bt/machine.h>
 
 #include <pthread.h>
@@ -51,6 +51,7 @@ constexpr int kStatusInterrupted = 130;  // 128 + SIGINT, as a shell reports it
 
 struct Options {
   std::string kernel_path;
+  std::string initrd_path;
   std::string command_line;
   std::uint64_t ram_bytes = bt::MachineConfig{}.ram_bytes;
   bool print_stats = false;
@@ -79,16 +80,19 @@ std::string FormatSize(std::uint64_t bytes) {
 void PrintUsage() {
   const Options defaults;
   std::printf(
-      "Usage: btvm [--kernel FILE] [--append CMDLINE] [--mem SIZE] [--stats]\n"
-      "            [--max-unit N] [--no-chain] [--cache-size SIZE]\n"
+      "Usage: btvm [--kernel FILE] [--initrd FILE] [--append CMDLINE] [--mem SIZE]\n"
+      "            [--stats] [--max-unit N] [--no-chain] [--cache-size SIZE]\n"
       "            [--time-limit SECONDS] [--stop-on-exception] [--help]\n"
       "\n"
-      "Runs a 32-bit x86 Multiboot v1 kernel under libbt's binary translator.\n"
+      "Runs a 32-bit x86 Multiboot v1 kernel or Linux bzImage under libbt's binary\n"
+      "translator.\n"
       "Without --kernel it boots the demo guest built into btvm. The guest's\n"
       "serial output (COM1 and port 0xE9) goes to stdout.\n"
       "\n"
       "Options (also accepted as --option=value):\n"
-      "  --kernel FILE         Multiboot v1 ELF32 kernel to boot\n"
+      "  --kernel FILE         kernel to boot: Multiboot v1 (ELF32 or a.out kludge) or\n"
+      "                        an i386 Linux bzImage (boot protocol 2.10 or later)\n"
+      "  --initrd FILE         initial RAM disk for a Linux kernel\n"
       "  --append CMDLINE      kernel command line\n"
       "  --mem SIZE            guest RAM, %s to %s in 4K steps (default %s)\n"
       "  --stats               print translation statistics to stderr after the run\n"
@@ -149,6 +153,9 @@ bt::Result<void> SetOption(Options& options, std::string_view name, std::string_
   if (name == "--kernel") {
     if (text.empty()) return bt::Error{"--kernel needs a file name"};
     options.kernel_path = text;
+  } else if (name == "--initrd") {
+    if (text.empty()) return bt::Error{"--initrd needs a file name"};
+    options.initrd_path = text;
   } else if (name == "--append") {
     options.command_line = text;
   } else if (name == "--mem") {
@@ -182,8 +189,8 @@ bt::Result<void> SetOption(Options& options, std::string_view name, std::string_
 }
 
 bool TakesValue(std::string_view name) {
-  return name == "--kernel" || name == "--append" || name == "--mem" || name == "--max-unit" ||
-         name == "--cache-size" || name == "--time-limit";
+  return name == "--kernel" || name == "--initrd" || name == "--append" || name == "--mem" ||
+         name == "--max-unit" || name == "--cache-size" || name == "--time-limit";
 }
 
 bt::Result<Options> ParseArguments(std::span<char* const> args) {
@@ -335,6 +342,7 @@ int Run(const Options& options) {
   bt::MachineConfig config;
   config.ram_bytes = options.ram_bytes;
   config.boot.command_line = options.command_line;
+  config.boot.initrd_path = options.initrd_path;
   config.translator.cache_bytes = options.cache_bytes;
   config.translator.max_unit_instructions = options.max_unit;
   config.translator.chaining = options.chaining;

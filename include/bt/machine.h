@@ -30,11 +30,19 @@ struct TranslatorOptions {
 };
 
 struct BootConfig {
-  // Multiboot v1 ELF32 kernel.
+  // The kernel, told apart by its contents: a Multiboot v1 kernel (ELF32, or
+  // any image with the a.out kludge) or an i386 Linux bzImage (boot protocol
+  // 2.10 or later, Linux 2.6.31 on), which is entered through the 32-bit boot
+  // protocol with an e820 map of RAM.
   std::string kernel_path;
   std::string command_line;
   // Used instead of kernel_path when not empty: the image itself.
   std::vector<std::uint8_t> kernel_image;
+  // Linux only: the initial RAM disk (an initramfs, compressed or not), put
+  // as high in RAM as the kernel allows. initrd_image, when not empty, is
+  // used instead of the file. Empty both: no initrd.
+  std::string initrd_path;
+  std::vector<std::uint8_t> initrd_image;
   // Boot nothing: RAM starts zeroed and the CPU in the Multiboot state
   // (32-bit protected mode, flat segments, paging off) at EIP 0; the
   // application loads code with WritePhysical and sets the registers.

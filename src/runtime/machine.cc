@@ -11,6 +11,8 @@
 #include "mmu/physical_memory.h"
 #include "mmu/shadow_mmu.h"
 #include "platform/host_memory.h"
+#include "runtime/boot_image.h"
+#include "runtime/linux_loader.h"
 #include "runtime/multiboot_loader.h"
 #include "runtime/vcpu.h"
 #include "translator/code_cache.h"
@@ -49,6 +51,28 @@ namespace {
 
 Error Prefixed(const std::string& prefix, const std::string& message) {
   return Error{prefix + message};
+}
+
+// Base 0, limit 4 GiB, 32-bit, accessed: what the GDT entries of both boot
+// protocols hold, cached as a segment load would.
+void LoadFlatSegments(translator::CpuState& state, std::uint16_t code, std::uint16_t data) {
+  for (unsigned i = 0; i < 6; ++i) {
+    const bool is_code = i == translator::kCs;
+    state.segment[i] = {is_code ? code : data, 0, 0xFFFFFFFF,
+                        static_cast<std::uint16_t>(is_code ? 0xC09B : 0xC093)};
+  }
+}
+
+// A boot file given as bytes or, when there are none, by path (read into
+// `storage`); neither gives no bytes.
+Result<std::span<const std::uint8_t>> BootFile(const std::vector<std::uint8_t>& bytes,
+                                               const std::string& path,
+                                               std::vector<std::uint8_t>& storage) {
+  if (!bytes.empty() || path.empty()) return std::span<const std::uint8_t>(bytes);
+  auto read = runtime::ReadImageFile(path);
+  if (!read) return Error{read.error()};
+  storage = std::move(read.value());
+  return std::span<const std::uint8_t>(storage);
 }
 
 }  // namespace
@@ -112,32 +136,40 @@ Result<void> Machine::Impl::Build() {
 }
 
 Result<void> Machine::Impl::Boot() {
-  // Multiboot v1 section 3.2: 32-bit protected mode, flat 4 GiB segments,
-  // paging off, interrupts off.
+  // Multiboot v1 section 3.2 and the Linux 32-bit boot protocol alike: 32-bit
+  // protected mode, flat 4 GiB segments, paging off, interrupts off.
   translator::CpuState& state = vcpu->state();
   state.cr0 = 0x11;
   state.SetEflags(0x2);
-  for (unsigned i = 0; i < 6; ++i) {
-    const bool code = i == translator::kCs;
-    state.segment[i] = {static_cast<std::uint16_t>(code ? 0x08 : 0x10), 0, 0xFFFFFFFF,
-                        static_cast<std::uint16_t>(code ? 0xC09B : 0xC093)};
-  }
+  LoadFlatSegments(state, 0x08, 0x10);
   if (config.boot.no_kernel) return {};
 
-  std::vector<std::uint8_t> file;
-  std::string name = "kernel image";
-  if (config.boot.kernel_image.empty()) {
-    if (config.boot.kernel_path.empty()) return Error{"no kernel to boot was given"};
-    auto read = runtime::ReadImageFile(config.boot.kernel_path);
-    if (!read) return Error{read.error()};
-    file = std::move(read.value());
-    name = config.boot.kernel_path;
+  if (config.boot.kernel_image.empty() && config.boot.kernel_path.empty()) {
+    return Error{"no kernel to boot was given"};
   }
-  const std::vector<std::uint8_t>& image =
-      config.boot.kernel_image.empty() ? file : config.boot.kernel_image;
-  auto boot = runtime::LoadMultiboot(image, config.boot.command_line, *memory);
-  if (!boot) return Prefixed(name + ": ", boot.error());
+  std::vector<std::uint8_t> kernel_file, initrd_file;
+  auto kernel = BootFile(config.boot.kernel_image, config.boot.kernel_path, kernel_file);
+  if (!kernel) return Error{kernel.error()};
+  auto initrd = BootFile(config.boot.initrd_image, config.boot.initrd_path, initrd_file);
+  if (!initrd) return Error{initrd.error()};
+  const std::string name =
+      config.boot.kernel_image.empty() ? config.boot.kernel_path : "kernel image";
 
+  if (runtime::IsLinuxKernel(*kernel)) {
+    auto boot = runtime::LoadLinux(*kernel, *initrd, config.boot.command_line, *memory);
+    if (!boot) return Prefixed(name + ": ", boot.error());
+    LoadFlatSegments(state, runtime::kLinuxBootCodeSelector, runtime::kLinuxBootDataSelector);
+    state.gdt_base = boot->gdt_base;
+    state.gdt_limit = boot->gdt_limit;
+    state.eip = boot->eip;
+    state.gpr[translator::kEsi] = boot->esi;
+    return {};
+  }
+  if (!initrd->empty()) {
+    return Error{name + ": an initrd was given, but this is a Multiboot kernel, not a Linux one"};
+  }
+  auto boot = runtime::LoadMultiboot(*kernel, config.boot.command_line, *memory);
+  if (!boot) return Prefixed(name + ": ", boot.error());
   state.eip = boot->eip;
   state.gpr[translator::kEax] = boot->eax;
   state.gpr[translator::kEbx] = boot->ebx;

@@ -1,21 +1,14 @@
 #include "runtime/multiboot_loader.h"
 
+#include "runtime/boot_image.h"
+
 #include <algorithm>
 #include <cassert>
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <memory>
 #include <optional>
-#include <system_error>
 
 namespace bt::runtime {
 namespace {
-
-constexpr std::uint64_t kKiB = 1024;
-constexpr std::uint64_t kMiB = 1024 * kKiB;
-constexpr std::uint64_t kMaxImageBytes = 256 * kMiB;
 
 // Multiboot header (spec 3.1.1): within the first 8192 bytes of the image,
 // 4-byte aligned, with magic + flags + checksum == 0 (mod 2^32).
@@ -46,14 +39,10 @@ constexpr std::uint16_t kElfTypeShared = 3;
 constexpr std::uint16_t kElfMachine386 = 3;
 constexpr std::uint32_t kElfSegmentLoad = 1;
 
-// The PC's low memory: conventional RAM up to the extended BIOS data area at
-// 639 KiB, then video memory and ROMs up to 1 MiB. The memory map (spec 3.3,
-// mmap_*) marks the EBDA and the BIOS ROM reserved and leaves the video hole
-// out, as a PC BIOS does; nothing is loaded anywhere in that range.
-constexpr std::uint64_t kLowMemoryEnd = 0x9FC00;
+// The memory map (spec 3.3, mmap_*) marks the EBDA and the BIOS ROM reserved
+// and leaves the video hole out, as a PC BIOS does.
 constexpr std::uint64_t kVideoMemoryStart = 0xA0000;
 constexpr std::uint64_t kBiosStart = 0xF0000;
-constexpr std::uint64_t kHighMemoryStart = 0x100000;
 constexpr std::uint32_t kMemoryAvailable = 1;
 constexpr std::uint32_t kMemoryReserved = 2;
 
@@ -99,45 +88,6 @@ struct KernelLayout {
   std::uint32_t entry;
 };
 
-std::string Hex(std::uint64_t value) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string digits;
-  do {
-    digits.insert(digits.begin(), kDigits[value & 0xF]);
-    value >>= 4;
-  } while (value != 0);
-  return "0x" + digits;
-}
-
-std::string SizeName(std::uint64_t bytes) {
-  if (bytes % kMiB == 0) return std::to_string(bytes / kMiB) + " MiB";
-  if (bytes % kKiB == 0) return std::to_string(bytes / kKiB) + " KiB";
-  return std::to_string(bytes) + " bytes";
-}
-
-// The image is little-endian like the host; the caller has checked bounds.
-std::uint16_t Load16(std::span<const std::uint8_t> bytes, std::size_t offset) {
-  assert(offset + 2 <= bytes.size());
-  std::uint16_t value;
-  std::memcpy(&value, bytes.data() + offset, sizeof(value));
-  return value;
-}
-
-std::uint32_t Load32(std::span<const std::uint8_t> bytes, std::size_t offset) {
-  assert(offset + 4 <= bytes.size());
-  std::uint32_t value;
-  std::memcpy(&value, bytes.data() + offset, sizeof(value));
-  return value;
-}
-
-void Store32(std::vector<std::uint8_t>& bytes, std::size_t offset, std::uint32_t value) {
-  std::memcpy(bytes.data() + offset, &value, sizeof(value));
-}
-
-void Store64(std::vector<std::uint8_t>& bytes, std::size_t offset, std::uint64_t value) {
-  std::memcpy(bytes.data() + offset, &value, sizeof(value));
-}
-
 struct MultibootHeader {
   std::size_t offset;
   std::uint32_t flags;
@@ -158,7 +108,9 @@ Result<MultibootHeader> FindHeader(std::span<const std::uint8_t> image) {
     return Error{"the Multiboot header at offset " + Hex(*bad_checksum) +
                  " has a bad checksum (magic + flags + checksum must be 0)"};
   }
-  return Error{"no Multiboot header in the first 8192 bytes; this is not a Multiboot kernel"};
+  return Error{
+      "no Multiboot header in the first 8192 bytes and no Linux boot protocol header (\"HdrS\" "
+      "at 0x202): this is neither a Multiboot kernel nor a Linux bzImage"};
 }
 
 // Spec 3.1.3: header_addr is where the header itself lands, which ties file
@@ -360,32 +312,6 @@ std::vector<std::uint8_t> BuildInfo(std::string_view command_line, std::uint64_t
 }
 
 }  // namespace
-
-Result<std::vector<std::uint8_t>> ReadImageFile(const std::string& path) {
-  struct Closer {
-    void operator()(std::FILE* file) const { std::fclose(file); }
-  };
-  std::unique_ptr<std::FILE, Closer> file(std::fopen(path.c_str(), "rb"));
-  if (!file) return Error{"cannot open " + path + ": " + std::strerror(errno)};
-  // Refuse a huge regular file before reading it; the read loop below still
-  // enforces the limit for files whose size is not known in advance.
-  std::error_code size_error;
-  const std::uintmax_t size = std::filesystem::file_size(path, size_error);
-  const std::string too_large =
-      path + " is larger than " + SizeName(kMaxImageBytes) + "; that is not a kernel image";
-  if (!size_error && size > kMaxImageBytes) return Error{too_large};
-
-  std::vector<std::uint8_t> image;
-  if (!size_error) image.reserve(size);
-  std::vector<std::uint8_t> buffer(1 << 20);
-  while (const std::size_t got = std::fread(buffer.data(), 1, buffer.size(), file.get())) {
-    if (image.size() + got > kMaxImageBytes) return Error{too_large};
-    image.insert(image.end(), buffer.begin(), buffer.begin() + got);
-  }
-  if (std::ferror(file.get())) return Error{"cannot read " + path + ": " + std::strerror(errno)};
-  if (image.empty()) return Error{path + " is empty"};
-  return image;
-}
 
 Result<BootState> LoadMultiboot(std::span<const std::uint8_t> image, std::string_view command_line,
                                 mmu::PhysicalMemory& memory) {

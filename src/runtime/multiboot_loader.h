@@ -27,10 +27,6 @@ struct BootState {
 
 inline constexpr std::uint32_t kMultibootBootloaderMagic = 0x2BADB002;
 
-// Reads a whole kernel image. Fails, naming `path`, if the file cannot be
-// opened or read, is empty, or is larger than 256 MiB.
-Result<std::vector<std::uint8_t>> ReadImageFile(const std::string& path);
-
 // Loads `image` into `memory` and builds the information structure in low
 // memory at 0x8000, with `command_line` as the kernel command line. Checks
 // everything before writing anything, so a failed load leaves RAM untouched.

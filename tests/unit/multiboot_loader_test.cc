@@ -1,17 +1,23 @@
 #include "runtime/multiboot_loader.h"
 
+#include "tests/support/loader_ram.h"
+
 #include <doctest/doctest.h>
 
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <random>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace bt::runtime {
 namespace {
+
+using testing::Contains;
+using testing::Poke16;
+using testing::Poke32;
+using testing::Read32;
+using testing::Read64;
+using testing::ReadRam;
+using testing::ReadString;
 
 constexpr std::uint64_t kRamBytes = 16u << 20;
 constexpr std::uint32_t kHeaderMagic = 0x1BADB002;
@@ -24,13 +30,7 @@ constexpr std::size_t kElfPhentsize = 42, kElfPhnum = 44;
 constexpr std::size_t kPhdrTable = 52, kPhdrBytes = 32;
 constexpr std::size_t kPhdrOffset = 4, kPhdrFilesz = 16, kPhdrMemsz = 20;
 
-void Poke16(std::vector<std::uint8_t>& bytes, std::size_t offset, std::uint16_t value) {
-  std::memcpy(bytes.data() + offset, &value, sizeof(value));
-}
-
-void Poke32(std::vector<std::uint8_t>& bytes, std::size_t offset, std::uint32_t value) {
-  std::memcpy(bytes.data() + offset, &value, sizeof(value));
-}
+mmu::PhysicalMemory MakeRam(std::uint64_t bytes = kRamBytes) { return testing::MakeRam(bytes); }
 
 std::vector<std::uint8_t> Pattern(std::size_t bytes, std::uint8_t seed) {
   std::vector<std::uint8_t> data(bytes);
@@ -93,37 +93,6 @@ std::vector<std::uint8_t> SimpleElf() {
   return BuildElf({{0x100000, 0x100000, Pattern(256, 1), 0x1000}}, 0x100010);
 }
 
-mmu::PhysicalMemory MakeRam(std::uint64_t bytes = kRamBytes) {
-  auto memory = mmu::PhysicalMemory::Create(bytes);
-  REQUIRE(memory.ok());
-  return std::move(memory.value());
-}
-
-std::vector<std::uint8_t> ReadRam(const mmu::PhysicalMemory& memory, std::uint64_t address,
-                                  std::size_t bytes) {
-  std::vector<std::uint8_t> data(bytes);
-  REQUIRE(memory.Read(address, data.data(), bytes));
-  return data;
-}
-
-std::uint32_t Read32(const mmu::PhysicalMemory& memory, std::uint64_t address) {
-  std::uint32_t value = 0;
-  REQUIRE(memory.Read(address, &value, sizeof(value)));
-  return value;
-}
-
-std::uint64_t Read64(const mmu::PhysicalMemory& memory, std::uint64_t address) {
-  std::uint64_t value = 0;
-  REQUIRE(memory.Read(address, &value, sizeof(value)));
-  return value;
-}
-
-std::string ReadString(const mmu::PhysicalMemory& memory, std::uint64_t address) {
-  std::string text;
-  for (char c; (c = static_cast<char>(ReadRam(memory, address++, 1)[0])) != '\0';) text += c;
-  return text;
-}
-
 bool AllBytesAre(const mmu::PhysicalMemory& memory, std::uint64_t address, std::size_t bytes,
                  std::uint8_t value) {
   for (std::uint8_t byte : ReadRam(memory, address, bytes)) {
@@ -139,10 +108,6 @@ std::string LoadError(const std::vector<std::uint8_t>& image, std::string_view c
   Result<BootState> boot = LoadMultiboot(image, command_line, memory);
   REQUIRE_FALSE(boot.ok());
   return boot.error();
-}
-
-bool Contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
 }
 
 TEST_CASE("Multiboot loads ELF segments at their physical addresses and zeroes bss") {
@@ -468,46 +433,6 @@ TEST_CASE("Multiboot a.out kludge errors") {
   AppendHeader(cut_off, 1u << 16);
   cut_off.resize(0x40 + 28);
   CHECK(Contains(LoadError(cut_off), "address fields are cut off"));
-}
-
-struct TempDir {
-  std::filesystem::path path = std::filesystem::temp_directory_path() /
-                               ("bt_multiboot_test_" + std::to_string(std::random_device{}()));
-  TempDir() { std::filesystem::create_directories(path); }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string File(const std::string& name, const std::string& contents) const {
-    const std::string file = (path / name).string();
-    std::ofstream(file, std::ios::binary) << contents;
-    return file;
-  }
-};
-
-TEST_CASE("ReadImageFile reads a whole file and explains failures") {
-  TempDir dir;
-  auto image = ReadImageFile(dir.File("kernel.bin", std::string("\x7f"
-                                                                "ELF\0\1",
-                                                                6)));
-  REQUIRE_MESSAGE(image.ok(), image.error());
-  CHECK(*image == std::vector<std::uint8_t>{0x7F, 'E', 'L', 'F', 0, 1});
-
-  const std::string missing = (dir.path / "missing.elf").string();
-  auto not_there = ReadImageFile(missing);
-  REQUIRE_FALSE(not_there.ok());
-  CHECK(not_there.error() == "cannot open " + missing + ": No such file or directory");
-
-  auto empty = ReadImageFile(dir.File("empty.elf", ""));
-  REQUIRE_FALSE(empty.ok());
-  CHECK(Contains(empty.error(), "empty.elf is empty"));
-
-  auto directory = ReadImageFile(dir.path.string());
-  REQUIRE_FALSE(directory.ok());
-  CHECK(Contains(directory.error(), "Is a directory"));
-
-  const std::string huge = dir.File("huge.elf", "");
-  std::filesystem::resize_file(huge, (256u << 20) + 1);  // sparse: costs no disk
-  auto too_large = ReadImageFile(huge);
-  REQUIRE_FALSE(too_large.ok());
-  CHECK(Contains(too_large.error(), "huge.elf is larger than 256 MiB"));
 }
 
 }  // namespace
