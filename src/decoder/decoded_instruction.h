@@ -105,9 +105,9 @@ struct MemoryOperand {
   std::int32_t displacement = 0;
   bool address16 = false;   // 16-bit addressing through a 0x67 prefix
   bool agen = false;        // lea: the address is computed, not accessed
-  bool read = false;        // ModRM operands: read (perhaps also written)
-  bool written = false;     // ModRM operands: written (perhaps also read)
-  std::uint16_t bytes = 0;  // ModRM operands: the size of the access
+  bool read = false;        // read (perhaps also written)
+  bool written = false;     // written (perhaps also read)
+  std::uint16_t bytes = 0;  // the size of the access
 };
 
 struct DecodedInstruction {

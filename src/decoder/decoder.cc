@@ -375,21 +375,19 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
           out.implicit_memory = true;
           break;
         }
+        out.memory.displacement = static_cast<std::int32_t>(op.mem.disp.value);
+        out.memory.address16 = insn.address_width == 16;
+        out.memory.bytes = static_cast<std::uint16_t>(op.size / 8);
+        out.memory.read = (op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) != 0;
+        out.memory.written = (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
         if (op.encoding == ZYDIS_OPERAND_ENCODING_MODRM_RM) {
           out.has_memory = true;
           out.memory.base = base.number;
           out.memory.index = index.number;
           out.memory.scale = op.mem.scale ? op.mem.scale : 1;
-          out.memory.displacement = static_cast<std::int32_t>(op.mem.disp.value);
-          out.memory.address16 = insn.address_width == 16;
           out.memory.agen = op.mem.type == ZYDIS_MEMOP_TYPE_AGEN;
-          out.memory.bytes = static_cast<std::uint16_t>(op.size / 8);
-          out.memory.read = (op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) != 0;
-          out.memory.written = (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
         } else {
           out.moffs = true;
-          out.memory.displacement = static_cast<std::int32_t>(op.mem.disp.value);
-          out.memory.address16 = insn.address_width == 16;
         }
         break;
       }

@@ -135,7 +135,7 @@ bool Translator::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_
 }
 
 bool MayResolveMemory(const DecodedInstruction& insn) {
-  return insn.kind == Kind::kIdent && insn.has_memory && !insn.memory.agen;
+  return insn.kind == Kind::kIdent && (insn.has_memory || insn.moffs) && !insn.memory.agen;
 }
 
 Adaptation Translator::AdaptationOf(const DecodedInstruction& insn, CodeSource& source) {

@@ -12,7 +12,7 @@
 namespace bt::translator {
 
 // Whether the translator can have the runtime resolve the memory operand of
-// `insn` (a ModRM operand of an instruction it otherwise copies).
+// `insn` (a ModRM or moffs operand of an instruction it otherwise copies).
 bool MayResolveMemory(const decoder::DecodedInstruction& insn);
 
 // How the runtime resolves an instruction's memory operand (adaptive

@@ -142,7 +142,7 @@ void UnitBuilder::EmitIndirectExit() {
 void UnitBuilder::EmitCallout(const DecodedInstruction& insn) {
   CalloutRecord* record = &records_[record_count_++];
   new (record) CalloutRecord{insn};
-  if (insn.has_memory) EffectiveAddress(insn, kScratch);
+  if (insn.has_memory || insn.moffs) EffectiveAddress(insn, kScratch);
   assembler_.mov(x86::r11, Imm(reinterpret_cast<std::uint64_t>(record)));
   assembler_.call(Imm(reinterpret_cast<std::uint64_t>(trampolines_.callout)));
 }

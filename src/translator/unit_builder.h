@@ -55,8 +55,8 @@ class UnitBuilder {
   void EmitConditionalExit(std::uint8_t condition, std::uint32_t target_eip);
   // An exit to the guest address in r14d through the inline lookup table.
   void EmitIndirectExit();
-  // Calls the runtime for `instruction`; the address of its memory operand,
-  // if any, is passed in r14d.
+  // Calls the runtime for `instruction`; the address of its ModRM or moffs
+  // memory operand, if any, is passed in r14d.
   void EmitCallout(const DecodedInstruction& instruction);
   // Around an instruction whose memory operand the runtime resolves: a
   // callout that points GS so that the operand lands in the VMM's mapping

@@ -65,6 +65,9 @@ TEST_CASE("guest loads, stores and read-modify-writes reach a device, each exact
     a.mov(x86::dword_ptr(x86::ebx, 4), 0x12345678);  // write register 1
     a.add(x86::dword_ptr(x86::ebx, 8), 5);           // read and write register 2
     a.movzx(x86::ecx, x86::word_ptr(x86::ebx, 12));  // read 2 bytes of register 3
+    a.mov(x86::ebp, x86::eax);
+    a.mov(x86::eax, x86::dword_ptr_abs(kDeviceBase + 16));  // the moffs form (A1)
+    a.xchg(x86::eax, x86::ebp);
     for (int i = 0; i < 3; ++i) {
       a.mov(x86::edx, x86::dword_ptr(x86::ebx));  // the same instruction again
     }
@@ -75,8 +78,9 @@ TEST_CASE("guest loads, stores and read-modify-writes reach a device, each exact
   const Registers r = machine->GetRegisters();
   CHECK(r.eax == 0x1000);
   CHECK(r.ecx == 0x4002);
-  CHECK(r.edx == 0x1005);  // the last of reads 3, 4 and 5
-  REQUIRE(device.log.size() == 8);
+  CHECK(r.ebp == 0x5003);
+  CHECK(r.edx == 0x1006);  // the last of reads 4, 5 and 6
+  REQUIRE(device.log.size() == 9);
   CHECK((device.log[0].write == false && device.log[0].offset == 0 && device.log[0].size == 4));
   CHECK((device.log[1].write && device.log[1].offset == 4 && device.log[1].value == 0x12345678));
   CHECK((!device.log[2].write && device.log[2].offset == 8));
@@ -105,6 +109,22 @@ TEST_CASE("with paging, a linear page mapped onto a device's frame reaches the d
   REQUIRE(device.log.size() == 2);
   CHECK((device.log[0].write && device.log[0].offset == 0x10 && device.log[0].value == 0xCAFE));
   CHECK((!device.log[1].write && device.log[1].offset == 0x20));
+}
+
+// Linux reads its stack canary through FS with paging still off, an
+// address far above RAM, with the moffs form; a PC answers all ones.
+TEST_CASE("loads from addresses with neither RAM nor a device read all ones, writes vanish") {
+  auto machine = testing::BootIntercepting(AssembleGuest([](x86::Assembler& a) {
+    a.embed("\x64\xA1\xE0\xE6\xE5\xC1", 6);  // mov eax, fs:[0xc1e5e6e0] (moffs)
+    a.mov(x86::ebx, 0xC0000000);
+    a.mov(x86::dword_ptr(x86::ebx), 0x1234);
+    a.mov(x86::cx, x86::word_ptr(x86::ebx, 2));  // ModRM
+    a.hlt();
+  }));
+  const StopInfo stop = machine->Run();
+  REQUIRE_MESSAGE(stop.reason == StopReason::kHalted, stop.message);
+  CHECK(machine->GetRegisters().eax == 0xFFFFFFFF);
+  CHECK((machine->GetRegisters().ecx & 0xFFFF) == 0xFFFF);
 }
 
 }  // namespace
