@@ -16,7 +16,7 @@
 namespace bt::runtime {
 
 std::uint32_t Vcpu::CurrentUnitMode() {
-  const std::uint32_t mode = translator::UnitMode(state_->cr0);
+  const std::uint32_t mode = translator::UnitMode(state_->cr0, state_->cr4);
   if (mode != indirect_mode_) {
     ClearIndirectTable();
     indirect_mode_ = mode;
@@ -25,7 +25,8 @@ std::uint32_t Vcpu::CurrentUnitMode() {
 }
 
 void Vcpu::OnCr0Changed(std::uint32_t old_cr0) {
-  if (translator::UnitMode(old_cr0) != translator::UnitMode(state_->cr0)) CurrentUnitMode();
+  if (translator::UnitMode(old_cr0, state_->cr4) != translator::UnitMode(state_->cr0, state_->cr4))
+    CurrentUnitMode();
   UpdatePagingMode();
 }
 
@@ -33,7 +34,7 @@ bool Vcpu::RaiseFpuUnavailable(const decoder::DecodedInstruction& insn) {
   // Units are keyed on CR0, so this unit's mode is CR0's. Should CR0 have
   // changed without a return to the dispatcher, re-run the instruction from
   // a unit of the right mode rather than fault wrongly.
-  if (!translator::FpuFaults(insn.fpu_class, translator::UnitMode(state_->cr0))) {
+  if (!translator::FpuFaults(insn.fpu_class, translator::UnitMode(state_->cr0, state_->cr4))) {
     return ExitWith(std::nullopt, insn.eip);
   }
   const bool simd_emulated =

@@ -90,6 +90,7 @@ bool Vcpu::LoadControlRegister(const DecodedInstruction& insn) {
     case 4:
       if (value & ~kCr4Supported) return RaiseFault(kGeneralProtection, insn, 0);
       state_->cr4 = value;
+      CurrentUnitMode();  // CR4.TSD is part of the unit mode
       UpdatePagingMode();
       break;
     default: return RaiseFault(kInvalidOpcode, insn);

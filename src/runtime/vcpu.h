@@ -143,7 +143,7 @@ class Vcpu final : private translator::CodeSource {
   // from a callout that then leaves translated code (ExitWith(std::nullopt,
   // next EIP)). Translations depend on CR0.TS, EM and MP: x87/MMX/SSE
   // instructions run natively unless those make them fault, so units are
-  // keyed on translator::UnitMode(cr0) (see fpu_mode.cc). The hook switches
+  // keyed on translator::UnitMode(cr0, cr4) (see fpu_mode.cc). The hook switches
   // the inline indirect-branch table to the new mode at once; the
   // dispatcher's next lookup would notice a missed change too, and units
   // never chain across modes, so the exit is what makes the new mode take

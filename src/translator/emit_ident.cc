@@ -1,7 +1,10 @@
 // IDENT translation: the guest instruction's own bytes, with its memory
 // operand moved into the guest window (gs: + addr32) and guest ESP renamed to
-// R12 through REX bits. Handles Kind::kIdent and Kind::kIncDecShort.
+// R12 through REX bits. Handles Kind::kIdent and Kind::kIncDecShort, and
+// rdtsc, which runs natively too.
 #include "translator/unit_builder.h"
+
+#include <cpuid.h>
 
 #include <cassert>
 
@@ -205,6 +208,35 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
   if (address_reg != 14) {
     b.a().mov(kGuestGpr64[address_reg], StateField(offsetof(CpuState, spill), 8));
   }
+}
+
+namespace {
+
+bool HostHasBmi2() {
+  static const bool bmi2 = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    __cpuid_count(7, 0, eax, ebx, ecx, edx);
+    return (ebx >> 8 & 1) != 0;
+  }();
+  return bmi2;
+}
+
+}  // namespace
+
+// The guest TSC is the host's plus CpuState::msr.tsc_offset. rorx and lea
+// leave the guest's flags alone, which add and shl would not.
+bool EmitTimeStamp(UnitBuilder& b) {
+  if ((b.mode() & kModeTsd) || !HostHasBmi2()) return false;
+  x86::Assembler& a = b.a();
+  a.rdtsc();
+  a.rorx(x86::rdx, x86::rdx, 32);
+  a.lea(x86::rax, x86::ptr(x86::rax, x86::rdx));
+  a.mov(kScratch, StateField(offsetof(CpuState, msr) + offsetof(MsrState, tsc_offset), 8));
+  a.lea(x86::rax, x86::ptr(x86::rax, kScratch));
+  a.rorx(x86::rdx, x86::rax, 32);
+  a.mov(x86::edx, x86::edx);
+  a.mov(x86::eax, x86::eax);
+  return true;
 }
 
 }  // namespace bt::translator

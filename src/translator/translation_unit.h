@@ -79,14 +79,19 @@ struct UnitKey {
   bool operator==(const UnitKey&) const = default;
 };
 
-// The UnitKey::mode for control register 0. x87, MMX and SSE instructions run
-// natively, so units depend on whether CR0.TS/EM/MP make them fault: they
-// keep the CR0 bits that do, and are 0 whenever none would fault, so the
-// usual state (TS and EM clear, whatever MP) has one set of translations and
-// translated code tests nothing at run time.
-constexpr std::uint32_t UnitMode(std::uint32_t cr0) {
-  if (cr0 & kCr0Ts) return cr0 & (kCr0Mp | kCr0Em | kCr0Ts);
-  return cr0 & kCr0Em;
+// UnitKey::mode bit: CR4.TSD is set, so rdtsc is a callout (#GP at CPL > 0).
+constexpr std::uint32_t kModeTsd = 1u << 16;
+
+// The UnitKey::mode for control registers 0 and 4. x87, MMX and SSE
+// instructions run natively, so units depend on whether CR0.TS/EM/MP make
+// them fault: they keep the CR0 bits that do, and are 0 whenever none would
+// fault, so the usual state (TS and EM clear, whatever MP) has one set of
+// translations and translated code tests nothing at run time. rdtsc runs
+// inline unless CR4.TSD may make it fault.
+constexpr std::uint32_t UnitMode(std::uint32_t cr0, std::uint32_t cr4) {
+  const std::uint32_t tsd = (cr4 & kCr4Tsd) ? kModeTsd : 0;
+  if (cr0 & kCr0Ts) return (cr0 & (kCr0Mp | kCr0Em | kCr0Ts)) | tsd;
+  return (cr0 & kCr0Em) | tsd;
 }
 
 // True when an instruction of `fpu_class` faults under UnitKey::mode `mode`

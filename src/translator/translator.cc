@@ -225,6 +225,9 @@ void Translator::EmitInstruction(UnitBuilder& builder, const DecodedInstruction&
       }
       break;
     case Kind::kStringEs: EmitString(builder, insn); return;
+    case Kind::kRdtsc:
+      if (EmitTimeStamp(builder)) return;
+      break;
     default: break;
   }
   builder.EmitCallout(insn);

@@ -29,6 +29,8 @@ class UnitBuilder {
               bool chaining);
 
   x86::Assembler& a() { return assembler_; }
+  // The UnitKey::mode of the unit being built.
+  std::uint32_t mode() const { return unit_->key.mode; }
   const Trampolines& trampolines() const { return trampolines_; }
 
   // Starts the host code of `instruction`; a host fault from here on is
@@ -105,5 +107,8 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn);
 void EmitStack(UnitBuilder& b, const DecodedInstruction& insn);
 void EmitControl(UnitBuilder& b, const DecodedInstruction& insn);
 void EmitString(UnitBuilder& b, const DecodedInstruction& insn);
+// rdtsc inline, with the guest's TSC offset; false where it must be a
+// callout (CR4.TSD in the unit's mode, or a host without BMI2).
+bool EmitTimeStamp(UnitBuilder& b);
 
 }  // namespace bt::translator

@@ -441,6 +441,25 @@ TEST_CASE("wrmsr to IA32_TIME_STAMP_COUNTER moves what rdtsc and rdmsr read") {
   CHECK(by_rdmsr - by_rdtsc < (1ull << 36));
 }
 
+TEST_CASE("rdtsc runs inline and keeps the flags; with CR4.TSD it is a callout") {
+  SystemGuest guest([](x86::Assembler& a) {
+    a.stc();
+    a.rdtsc();
+    a.setc(x86::bl);  // CF survived
+    a.mov(x86::esi, x86::edx);
+    a.mov(x86::eax, x86::cr4);
+    a.or_(x86::eax, 0x4);  // TSD: rdtsc faults at CPL > 0, so it is checked
+    a.mov(x86::cr4, x86::eax);
+    a.rdtsc();
+    a.mov(x86::edi, x86::edx);
+    Halt(a);
+  });
+  const Registers r = guest.Run();
+  CHECK((r.ebx & 0xFF) == 1);
+  CHECK(r.edi >= r.esi);
+  CHECK(guest.machine().GetStats().callouts[static_cast<std::size_t>(CalloutKind::kRdtsc)] == 1);
+}
+
 // IA32_SYSENTER_CS = cs, IA32_SYSENTER_ESP = kSysenterStack, IA32_SYSENTER_EIP
 // = entry.
 constexpr std::uint32_t kSysenterStack = 0x370000;
