@@ -2,10 +2,11 @@
 // the shadow MMU; guest memory accesses by the VMM's own code, through the
 // guest page tables; and the guest #PF those and instruction fetch raise.
 //
-// Translations are keyed by the physical page of their code and reached by
-// chains within their own pages (see MayChain), so an address-space switch
-// needs no retranslation. The indirect-branch table is keyed by linear EIP
-// alone and is emptied whenever linear-to-physical translations may change.
+// Translations are keyed by the physical page of their code. Chains within
+// a unit's own pages need nothing more; chains into another page break when
+// that page's translation may change (see ChainScopeOf), so an address-space
+// switch needs no retranslation. The indirect-branch table and the code-page
+// cache are keyed by linear address and emptied likewise.
 #include "runtime/vcpu.h"
 
 namespace bt::runtime {
@@ -13,6 +14,8 @@ namespace bt::runtime {
 using decoder::DecodedInstruction;
 using translator::kCr0Pe;
 using translator::kCr0Pg;
+using translator::kCr4Pae;
+using translator::kCr4Pge;
 using translator::kEferNxe;
 
 namespace {
@@ -52,6 +55,26 @@ void Vcpu::OnPrivilegeChanged() {
 void Vcpu::OnAddressSpaceChanged() {
   ClearIndirectTable();
   std::fill(std::begin(code_tlb_), std::end(code_tlb_), CodeTlbEntry{});
+  parts_.cache.UnchainCrossPage([](const translator::ExitLink&) { return true; });
+}
+
+void Vcpu::OnCr3Loaded() {
+  ClearIndirectTable(true);
+  for (CodeTlbEntry& entry : code_tlb_) {
+    if (!entry.global) entry = {};
+  }
+  parts_.cache.UnchainCrossPage([](const translator::ExitLink& link) {
+    return link.scope == translator::ChainScope::kLocal;
+  });
+}
+
+void Vcpu::OnPageInvalidated(std::uint32_t linear) {
+  ClearIndirectTable();
+  std::fill(std::begin(code_tlb_), std::end(code_tlb_), CodeTlbEntry{});
+  // The page may be a piece of a large page, whose whole translation goes.
+  const std::uint32_t region = (state_->cr4 & kCr4Pae) ? 2u << 20 : 4u << 20;
+  parts_.cache.UnchainCrossPage(
+      [&](const translator::ExitLink& link) { return (link.target_eip ^ linear) < region; });
 }
 
 void Vcpu::MapAfterPageFault() {
@@ -85,7 +108,7 @@ bool Vcpu::LoadControlRegister(const DecodedInstruction& insn) {
     case 2: state_->cr2 = value; break;
     case 3:
       state_->cr3 = value;
-      if (parts_.mmu.LoadCr3(value)) OnAddressSpaceChanged();
+      if (parts_.mmu.LoadCr3(value)) OnCr3Loaded();
       break;
     case 4:
       if (value & ~kCr4Supported) return RaiseFault(kGeneralProtection, insn, 0);
@@ -100,7 +123,7 @@ bool Vcpu::LoadControlRegister(const DecodedInstruction& insn) {
 
 bool Vcpu::Invlpg(const DecodedInstruction& insn) {
   parts_.mmu.FlushPage(state_->effective_address);
-  OnAddressSpaceChanged();
+  OnPageInvalidated(state_->effective_address);
   return ExitWith(std::nullopt, insn.next_eip());
 }
 
@@ -161,14 +184,19 @@ bool Vcpu::WriteGuest(std::uint32_t address, const void* data, std::size_t bytes
 }
 
 const std::uint8_t* Vcpu::CodePage(std::uint32_t page_base, std::uint32_t* physical_page) {
+  const CodeTlbEntry* entry = CodePageEntry(page_base);
+  if (!entry) return nullptr;
+  *physical_page = entry->physical_page;
+  return parts_.memory.HostPointer(std::uint64_t{entry->physical_page} * kPageSize);
+}
+
+const Vcpu::CodeTlbEntry* Vcpu::CodePageEntry(std::uint32_t eip) {
   // Every unit lookup starts here: remembered translations spare a walk.
+  const std::uint32_t page_base = eip & ~(kPageSize - 1);
   const std::uint32_t tag =
       ((page_base / kPageSize) << 1 | (CurrentView() == mmu::View::kUser)) + 1;
   CodeTlbEntry& cached = code_tlb_[(page_base / kPageSize) % std::size(code_tlb_)];
-  if (cached.tag == tag) {
-    *physical_page = cached.physical_page;
-    return parts_.memory.HostPointer(std::uint64_t{cached.physical_page} * kPageSize);
-  }
+  if (cached.tag == tag) return &cached;
   const mmu::Translation translation =
       parts_.mmu.Translate(page_base, mmu::Access::kExecute, CurrentView());
   if (translation.status == mmu::Translation::Status::kPageFault) {
@@ -180,17 +208,31 @@ const std::uint8_t* Vcpu::CodePage(std::uint32_t page_base, std::uint32_t* physi
       !parts_.memory.Contains(physical, kPageSize)) {
     return nullptr;
   }
-  *physical_page = static_cast<std::uint32_t>(physical / kPageSize);
-  cached = {tag, *physical_page};
-  return parts_.memory.HostPointer(physical);
+  cached = {tag, static_cast<std::uint32_t>(physical / kPageSize),
+            parts_.mmu.paging() && translation.global && (state_->cr4 & kCr4Pge) != 0,
+            !parts_.mmu.paging() || translation.user};
+  return &cached;
 }
 
-bool Vcpu::MayChain(const TranslationUnit& owner, const TranslationUnit& target) const {
-  if (!parts_.mmu.paging()) return true;
-  return (owner.key.eip ^ target.key.eip) < kPageSize &&
-         owner.key.physical_page == target.key.physical_page &&
-         (target.page_count == 1 ||
-          (owner.page_count == 2 && owner.physical_page[1] == target.physical_page[1]));
+std::optional<translator::ChainScope> Vcpu::ChainScopeOf(const TranslationUnit& owner,
+                                                         const TranslationUnit& target) {
+  using translator::ChainScope;
+  if (!parts_.mmu.paging()) return ChainScope::kPage;
+  if ((owner.key.eip ^ target.key.eip) < kPageSize &&
+      owner.key.physical_page == target.key.physical_page &&
+      (target.page_count == 1 ||
+       (owner.page_count == 2 && owner.physical_page[1] == target.physical_page[1]))) {
+    return ChainScope::kPage;
+  }
+  // A target whose last instruction runs into the next page depends on two
+  // translations; such units are rare enough to go through lookups.
+  if (target.page_count == 2) return std::nullopt;
+  const CodeTlbEntry* from = CodePageEntry(owner.key.eip);
+  const CodeTlbEntry* to = CodePageEntry(target.key.eip);
+  if (!from || !to || to->physical_page != target.key.physical_page) return std::nullopt;
+  // User-mode code that may run the owner must be allowed to run the target.
+  if (from->user && !to->user) return std::nullopt;
+  return to->global ? ChainScope::kGlobal : ChainScope::kLocal;
 }
 
 }  // namespace bt::runtime

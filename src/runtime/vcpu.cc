@@ -58,21 +58,31 @@ Vcpu::Vcpu(const Parts& parts, platform::PageMemory state_memory)
 
 Vcpu::~Vcpu() { parts_.cache.SetInvalidationListener(nullptr, nullptr); }
 
-void Vcpu::ClearIndirectTable() {
-  if (indirect_filled_.size() < kMaxTrackedIndirect) {
-    for (std::uint32_t slot : indirect_filled_) indirect_[slot] = EmptyIndirectEntry();
-  } else {
+void Vcpu::ClearIndirectTable(bool keep_global) {
+  if (indirect_filled_.size() >= kMaxTrackedIndirect) {
     for (std::size_t i = 0; i < translator::kIndirectEntries; ++i) {
       indirect_[i] = EmptyIndirectEntry();
     }
+    indirect_filled_.clear();
+    return;
   }
-  indirect_filled_.clear();
+  std::size_t kept = 0;
+  for (const FilledSlot& filled : indirect_filled_) {
+    if (keep_global && filled.global) {
+      indirect_filled_[kept++] = filled;
+    } else {
+      indirect_[filled.slot] = EmptyIndirectEntry();
+    }
+  }
+  indirect_filled_.resize(kept);
 }
 
 void Vcpu::RememberIndirectTarget(TranslationUnit& unit) {
   translator::IndirectEntry& entry = IndirectSlot(unit.key.eip);
   if (indirect_filled_.size() < kMaxTrackedIndirect) {
-    indirect_filled_.push_back(static_cast<std::uint32_t>(&entry - indirect_));
+    const CodeTlbEntry* code = CodePageEntry(unit.key.eip);
+    indirect_filled_.push_back(
+        {static_cast<std::uint32_t>(&entry - indirect_), code && code->global});
   }
   entry = {0u - unit.key.eip, 0, unit.code};
 }
@@ -319,9 +329,10 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       TranslationUnit* target = FindOrTranslate(state_->eip, false);
       if (!target) return LookupFailed();
       // A unit only chains to units of its own mode (see OnCr0Changed).
-      if (flushes == parts_.cache.counters().flushes && target->key.mode == link->owner->key.mode &&
-          MayChain(*link->owner, *target)) {
-        parts_.cache.Chain(*link, target);
+      if (flushes == parts_.cache.counters().flushes && target->key.mode == link->owner->key.mode) {
+        if (const auto scope = ChainScopeOf(*link->owner, *target)) {
+          parts_.cache.Chain(*link, target, *scope);
+        }
       }
       next_unit_ = target;
       break;

@@ -205,14 +205,18 @@ class Vcpu final : private translator::CodeSource {
   translator::IndirectEntry EmptyIndirectEntry() const {
     return {0, 0, parts_.trampolines.exit_indirect};
   }
-  void ClearIndirectTable();
+  // Empties the indirect-branch table; with `keep_global`, entries into
+  // global pages stay (a CR3 load keeps their translations).
+  void ClearIndirectTable(bool keep_global = false);
   // Fills the indirect-branch table's slot for `unit`.
   void RememberIndirectTarget(TranslationUnit& unit);
-  // May `owner`'s exit jump straight into `target`? With paging, only if
-  // the target's code lies in the owner's pages, whose mapping was checked
-  // when the owner was entered, so the jump cannot bypass a change of
-  // address space.
-  bool MayChain(const TranslationUnit& owner, const TranslationUnit& target) const;
+  // May `owner`'s exit jump straight into `target`, and what may break the
+  // chain? With paging, a chain within the owner's pages is as good as the
+  // owner (whose mapping was checked when it was entered); one into another
+  // page holds until that page's translation may change: for a global page
+  // an invlpg of it or a paging-mode change, for others also a CR3 load.
+  std::optional<translator::ChainScope> ChainScopeOf(const TranslationUnit& owner,
+                                                     const TranslationUnit& target);
   // The lookup of the unit at EIP failed: deliver the fetch fault, or stop.
   std::optional<StopInfo> LookupFailed();
   void ForgetUnit(const TranslationUnit& unit);
@@ -305,6 +309,10 @@ class Vcpu final : private translator::CodeSource {
   // The view code at the current privilege level runs in.
   mmu::View CurrentView() const { return parts_.mmu.ViewFor(state_->Cpl()); }
   void OnAddressSpaceChanged();
+  // What survives a CR3 load (global pages), and what an invlpg of
+  // `linear` takes.
+  void OnCr3Loaded();
+  void OnPageInvalidated(std::uint32_t linear);
   // At iret: if the guest's handler made the access that took the last #PF
   // valid, maps its page now, which spares the retry a host fault.
   void MapAfterPageFault();
@@ -390,7 +398,12 @@ class Vcpu final : private translator::CodeSource {
   struct CodeTlbEntry {
     std::uint32_t tag = 0;  // (linear page << 1 | user view) + 1; 0 is empty
     std::uint32_t physical_page = 0;
+    bool global = false;  // survives CR3 loads (G with CR4.PGE)
+    bool user = false;    // user-mode code may run it too
   };
+  // The entry for the code page of `eip`, walked now if not cached; null if
+  // it cannot be fetched.
+  const CodeTlbEntry* CodePageEntry(std::uint32_t eip);
   CodeTlbEntry code_tlb_[64];
   // The #PF the last VMM access or code fetch found, if it faulted.
   std::optional<LinearFault> access_fault_;
@@ -419,7 +432,11 @@ class Vcpu final : private translator::CodeSource {
   alignas(16) std::uint8_t device_bytes_[64] = {};
   // Slots of the indirect-branch table filled since it was last cleared;
   // past kMaxTrackedIndirect, the table is cleared whole.
-  std::vector<std::uint32_t> indirect_filled_;
+  struct FilledSlot {
+    std::uint32_t slot;
+    bool global;  // its unit's code page is global
+  };
+  std::vector<FilledSlot> indirect_filled_;
   std::uint32_t intercepted_exceptions_ = 0;
   bool one_shot_next_ = false;
   bool halted_ = false;

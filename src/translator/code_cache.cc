@@ -107,12 +107,22 @@ void CodeCache::Insert(TranslationUnit* unit) {
   }
 }
 
-void CodeCache::Chain(ExitLink& link, TranslationUnit* target) {
+void CodeCache::Chain(ExitLink& link, TranslationUnit* target, ChainScope scope) {
   assert(link.target == nullptr && target->live);
   PatchRel32(link.rel32, target->code);
   link.target = target;
+  link.scope = scope;
   target->incoming.push_back(link);
+  if (scope != ChainScope::kPage) cross_page_.push_back(link);
   ++counters_.chains_made;
+}
+
+void CodeCache::Unchain(ExitLink& link) {
+  link.target->incoming.erase(link.target->incoming.iterator_to(link));
+  PatchRel32(link.rel32, link.slow_path);
+  if (link.scope != ChainScope::kPage) cross_page_.erase(cross_page_.iterator_to(link));
+  link.target = nullptr;
+  ++counters_.chains_broken;
 }
 
 void CodeCache::Unlink(TranslationUnit* unit) {
@@ -124,18 +134,13 @@ void CodeCache::Unlink(TranslationUnit* unit) {
     list.erase(list.iterator_to(unit->pages[i]));
   }
   // Others must no longer jump here...
-  while (!unit->incoming.empty()) {
-    ExitLink& link = unit->incoming.front();
-    unit->incoming.pop_front();
-    PatchRel32(link.rel32, link.slow_path);
-    link.target = nullptr;
-    ++counters_.chains_broken;
-  }
+  while (!unit->incoming.empty()) Unchain(unit->incoming.front());
   // ...and this unit's own chains leave its targets' incoming lists.
   for (unsigned i = 0; i < unit->exit_count; ++i) {
     ExitLink& link = unit->exits[i];
     if (!link.target) continue;
     link.target->incoming.erase(link.target->incoming.iterator_to(link));
+    if (link.scope != ChainScope::kPage) cross_page_.erase(cross_page_.iterator_to(link));
     link.target = nullptr;
   }
 }
@@ -152,6 +157,7 @@ std::size_t CodeCache::InvalidatePage(std::uint32_t page) {
 void CodeCache::Flush() {
   counters_.units_evicted += table_.size();
   table_.clear();
+  cross_page_.clear();
   for (PageList& list : pages_) list.clear();
   for (TranslationUnit* unit : by_address_) {
     unit->incoming.clear();

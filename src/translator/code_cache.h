@@ -47,8 +47,19 @@ class CodeCache {
 
   // Indexes a fully built unit (hash and page lists).
   void Insert(TranslationUnit* unit);
-  // Patches `link`'s jump to enter `target` directly.
-  void Chain(ExitLink& link, TranslationUnit* target);
+  // Patches `link`'s jump to enter `target` directly. With guest paging, a
+  // chain into another guest page than the owner's is valid only while
+  // that page's translation stays: `scope` says which events may change it,
+  // and the runtime breaks such chains (UnchainCrossPage) when they happen.
+  void Chain(ExitLink& link, TranslationUnit* target, ChainScope scope);
+  // Breaks every chain into another page for which `breaks(link)` holds.
+  template <class Predicate>
+  void UnchainCrossPage(Predicate breaks) {
+    for (auto it = cross_page_.begin(); it != cross_page_.end();) {
+      ExitLink& link = *it++;
+      if (breaks(link)) Unchain(link);
+    }
+  }
   // Called for each unit dropped by InvalidatePage (not by Flush).
   using InvalidationListener = void (*)(void* context, const TranslationUnit& unit);
   void SetInvalidationListener(InvalidationListener listener, void* context) {
@@ -93,6 +104,8 @@ class CodeCache {
 
   CodeCache(platform::PageMemory memory, std::size_t physical_pages);
   void Unlink(TranslationUnit* unit);
+  // Points a chained `link` back at its slow path.
+  void Unchain(ExitLink& link);
 
   platform::PageMemory memory_;
   std::uint8_t* code_begin_;  // after the permanent code
@@ -102,6 +115,7 @@ class CodeCache {
   std::vector<HashTable::bucket_type> buckets_;
   HashTable table_;
   std::vector<PageList> pages_;
+  CrossPageList cross_page_;  // chains of scope kGlobal and kLocal
   // Units in allocation (= address) order, for UnitAt() from a fault handler.
   std::vector<TranslationUnit*> by_address_;
   CacheCounters counters_;

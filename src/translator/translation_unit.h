@@ -48,13 +48,22 @@ inline void PatchRel32(std::uint8_t* field, const std::uint8_t* target) {
 // One direct exit of a unit: a jmp or jcc whose rel32 field is `rel32`.
 // While unchained it goes to `slow_path`, which hands this link to the
 // dispatcher; chaining patches the rel32 to enter the target directly.
+// How a chained exit depends on guest paging (see CodeCache::Chain).
+enum class ChainScope : std::uint8_t {
+  kPage,    // into the owner's own pages, or paging is off
+  kGlobal,  // into another page whose translation is global
+  kLocal,   // into another page of the current address space only
+};
+
 struct ExitLink {
-  bi::list_member_hook<NormalLink> incoming_hook;  // in target->incoming
+  bi::list_member_hook<NormalLink> incoming_hook;    // in target->incoming
+  bi::list_member_hook<NormalLink> cross_page_hook;  // in the cache's cross-page list
   TranslationUnit* owner = nullptr;
   TranslationUnit* target = nullptr;
   std::uint8_t* rel32 = nullptr;
   std::uint8_t* slow_path = nullptr;
   std::uint32_t target_eip = 0;
+  ChainScope scope = ChainScope::kPage;
 };
 
 // A unit's membership in the list of units made from one guest page.
@@ -66,6 +75,8 @@ struct PageRef {
 using IncomingList =
     bi::list<ExitLink,
              bi::member_hook<ExitLink, bi::list_member_hook<NormalLink>, &ExitLink::incoming_hook>>;
+using CrossPageList = bi::list<ExitLink, bi::member_hook<ExitLink, bi::list_member_hook<NormalLink>,
+                                                         &ExitLink::cross_page_hook>>;
 using PageList =
     bi::list<PageRef, bi::member_hook<PageRef, bi::list_member_hook<NormalLink>, &PageRef::hook>>;
 

@@ -54,7 +54,7 @@ TEST_CASE("chaining patches the jump and invalidation undoes it") {
   REQUIRE(cache);
   TranslationUnit* from = MakeUnit(**cache, 0x1000, 1);
   TranslationUnit* to = MakeUnit(**cache, 0x2000, 2);
-  (*cache)->Chain(from->exits[0], to);
+  (*cache)->Chain(from->exits[0], to, ChainScope::kPage);
   CHECK(from->code + 5 + JumpDisplacement(from) == to->code);
   CHECK((*cache)->counters().chains_made == 1);
 
@@ -74,7 +74,7 @@ TEST_CASE("invalidating a unit removes its own links from its targets") {
   REQUIRE(cache);
   TranslationUnit* from = MakeUnit(**cache, 0x1000, 1);
   TranslationUnit* to = MakeUnit(**cache, 0x2000, 2);
-  (*cache)->Chain(from->exits[0], to);
+  (*cache)->Chain(from->exits[0], to, ChainScope::kPage);
   (*cache)->InvalidatePage(1);
   CHECK(to->incoming.empty());
 }
