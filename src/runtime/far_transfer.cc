@@ -15,13 +15,6 @@ using translator::kCs;
 using translator::kEsp;
 using translator::kSs;
 
-namespace {
-
-// System-segment types (SDM Vol. 3A table 3-2).
-constexpr unsigned kTss16 = 1, kCallGate16 = 4, kTaskGate = 5, kTss32 = 9, kCallGate32 = 0xC;
-
-}  // namespace
-
 bool Vcpu::FarTransfer(const DecodedInstruction& insn, std::uint16_t selector, std::uint32_t offset,
                        bool call) {
   if ((selector & ~3u) != 0) {
@@ -35,9 +28,9 @@ bool Vcpu::FarTransfer(const DecodedInstruction& insn, std::uint16_t selector, s
       switch (descriptor.type()) {
         case kCallGate16:
         case kCallGate32: return TransferThroughCallGate(insn, selector, descriptor, call);
-        case kTss16:
+        case kTss16Available:
         case kTaskGate:
-        case kTss32:
+        case kTss32Available:
           return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
                                               "a task switch by far jmp or call is not "
                                               "supported yet:"),
@@ -68,7 +61,7 @@ bool Vcpu::TransferThroughCallGate(const DecodedInstruction& insn, std::uint16_t
     return RaiseFault(kGeneralProtection, insn, gate_error);
   }
   if (!gate.present()) return RaiseFault(kSegmentNotPresent, insn, gate_error);
-  const auto code_selector = static_cast<std::uint16_t>(gate.bytes[2] | gate.bytes[3] << 8);
+  const std::uint16_t code_selector = gate.gate_selector();
   const GuestEvent cause = InstructionCause(insn);
   Descriptor code;
   GuestEvent nested;

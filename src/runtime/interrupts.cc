@@ -27,10 +27,6 @@ using translator::kSs;
 constexpr std::uint32_t kIretChangeable = 0x00257FD5;
 constexpr unsigned kMaxNestedFaults = 8;
 
-// Gate types (SDM Vol. 3, 6.11).
-constexpr std::uint8_t kTaskGate = 0x05, kInterruptGate16 = 0x06, kTrapGate16 = 0x07,
-                       kInterruptGate32 = 0x0E, kTrapGate32 = 0x0F;
-
 bool Contributory(std::uint8_t vector) { return vector == 0 || (vector >= 10 && vector <= 13); }
 
 }  // namespace
@@ -113,25 +109,6 @@ Vcpu::Delivery Vcpu::AccessFailedDuring(const GuestEvent& cause, const char* out
   return Delivery::kStop;
 }
 
-Vcpu::Delivery Vcpu::ReadDescriptor(std::uint16_t selector, const GuestEvent& cause,
-                                    Descriptor& descriptor, GuestEvent& nested,
-                                    std::uint8_t vector) {
-  if (selector & 4) {
-    pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction,
-                             "a selector in the LDT; the LDT is not supported yet");
-    return Delivery::kStop;
-  }
-  const std::uint32_t offset = selector & ~7u;
-  if (offset + 7 > state_->gdt_limit) {
-    nested = FaultDuring(cause, vector, selector & 0xFFFCu);
-    return Delivery::kNestedFault;
-  }
-  if (!ReadGuest(state_->gdt_base + offset, descriptor.bytes, 8)) {
-    return AccessFailedDuring(cause, "the GDT lies outside RAM", nested);
-  }
-  return Delivery::kDone;
-}
-
 Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
   if (!(state_->cr0 & kCr0Pe)) {
     pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction,
@@ -168,7 +145,7 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
     return Delivery::kNestedFault;
   }
   const bool gate32 = type & 0x08;
-  const auto selector = static_cast<std::uint16_t>(gate.bytes[2] | gate.bytes[3] << 8);
+  const std::uint16_t selector = gate.gate_selector();
   std::uint32_t offset = gate.bytes[0] | gate.bytes[1] << 8;
   if (gate32) offset |= gate.high() & 0xFFFF0000u;
 

@@ -311,10 +311,22 @@ class Vcpu final : private translator::CodeSource {
   // A guest access failed while delivering `cause`: a #PF in `nested`, or
   // a stop for an access outside RAM.
   Delivery AccessFailedDuring(const GuestEvent& cause, const char* outside_ram, GuestEvent& nested);
+  // Descriptor tables and segment loads (segments.cc).
+  //
+  // The linear address of the descriptor `selector` names in the GDT or,
+  // with TI set, in the LDT; false if it lies outside the table or the LDTR
+  // is null.
+  bool DescriptorAddress(std::uint16_t selector, std::uint32_t& address) const;
   // Reads the descriptor `selector` names; a selector outside its table
   // gives `vector`(selector) in `nested`.
   Delivery ReadDescriptor(std::uint16_t selector, const GuestEvent& cause, Descriptor& descriptor,
                           GuestEvent& nested, std::uint8_t vector = kGeneralProtection);
+  // Loads segment register `index` from `selector` at privilege `cpl`. A
+  // selector the register may not hold gives `invalid`(selector) in
+  // `nested` (#GP for instructions, #TS for a task switch), a segment not
+  // present #NP(selector), #SS for SS.
+  Delivery LoadSegmentRegister(unsigned index, std::uint16_t selector, unsigned cpl,
+                               std::uint8_t invalid, const GuestEvent& cause, GuestEvent& nested);
 
   // Segment checks of control transfers between privilege levels
   // (privilege.cc). Each gives kDone, a fault in `nested` or a stop.
@@ -360,6 +372,8 @@ class Vcpu final : private translator::CodeSource {
   // May the current CPL access `bytes` ports from `port` (SDM Vol. 1,
   // 19.5)? False with access_fault_ set if reading the TSS faulted.
   bool IoPermitted(std::uint16_t port, unsigned bytes);
+  // LoadSegmentRegister for `insn` at the CPL: false if it raised a fault
+  // or stopped.
   bool LoadSegment(unsigned index, std::uint16_t selector, const decoder::DecodedInstruction& insn);
   void HoldInterruptsAfterStackLoad(unsigned segment);
   bool ReadGuest(std::uint32_t address, void* data, std::size_t bytes);

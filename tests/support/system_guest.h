@@ -42,6 +42,13 @@ constexpr std::uint64_t Descriptor(std::uint32_t base, std::uint32_t limit, std:
          std::uint64_t{base >> 24} << 56;
 }
 
+// Flat 32-bit code (execute/read) and data (read/write) segments of DPL 0
+// and 3.
+inline constexpr std::uint64_t kFlatCode0 = Descriptor(0, 0xFFFFF, 0x9B, kBig),
+                               kFlatData0 = Descriptor(0, 0xFFFFF, 0x93, kBig),
+                               kFlatCode3 = Descriptor(0, 0xFFFFF, 0xFB, kBig),
+                               kFlatData3 = Descriptor(0, 0xFFFFF, 0xF3, kBig);
+
 constexpr std::uint64_t Gate(std::uint32_t offset, std::uint16_t selector, std::uint8_t access) {
   return (offset & 0xFFFFu) | std::uint64_t{selector} << 16 | std::uint64_t{access} << 40 |
          std::uint64_t{offset >> 16} << 48;

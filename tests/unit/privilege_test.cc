@@ -58,11 +58,11 @@ enum Selector : std::uint16_t {
 
 constexpr std::uint64_t kGdtEntries[] = {
     0,
-    Descriptor(0, 0xFFFFF, 0x9B, kBig),    // 0x08 code, DPL 0
-    Descriptor(0, 0xFFFFF, 0x93, kBig),    // 0x10 data, DPL 0
+    testing::kFlatCode0,                   // 0x08
+    testing::kFlatData0,                   // 0x10
     Descriptor(kTss, kTssLimit, 0x89, 0),  // 0x18 32-bit TSS with an I/O map
-    Descriptor(0, 0xFFFFF, 0xFB, kBig),    // 0x20 code, DPL 3
-    Descriptor(0, 0xFFFFF, 0xF3, kBig),    // 0x28 data, DPL 3
+    testing::kFlatCode3,                   // 0x20
+    testing::kFlatData3,                   // 0x28
     Descriptor(0, 0xFFFFF, 0xBB, kBig),    // 0x30 code, DPL 1
     Descriptor(0, 0xFFFFF, 0xB3, kBig),    // 0x38 data, DPL 1
     Descriptor(0, 0xFFFFF, 0x33, kBig),    // 0x40 data, DPL 1, not present
