@@ -1,8 +1,8 @@
 // Far jmp and far call in protected mode (SDM Vol. 2A CALL and JMP; Vol. 3A
 // 5.8): straight to a code segment, or through a call gate, by which a call
 // may enter an inner ring on the stack the TSS holds for it, copying the
-// gate's count of parameters there. Task switches (to a TSS or through a
-// task gate) stop the run as not supported yet.
+// gate's count of parameters there. A TSS or a task gate switches tasks
+// (task_switch.cc).
 #include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
@@ -29,12 +29,10 @@ bool Vcpu::FarTransfer(const DecodedInstruction& insn, std::uint16_t selector, s
         case kCallGate16:
         case kCallGate32: return TransferThroughCallGate(insn, selector, descriptor, call);
         case kTss16Available:
+        case kTss16Busy:
         case kTaskGate:
         case kTss32Available:
-          return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
-                                              "a task switch by far jmp or call is not "
-                                              "supported yet:"),
-                          insn.eip);
+        case kTss32Busy: return TransferToTask(insn, selector, descriptor, call);
         default: break;  // LoadSegment raises #GP(selector)
       }
     }

@@ -1,8 +1,9 @@
 // Protected-mode interrupt and exception delivery through the IDT, with the
 // stack switch through the TSS into an inner ring, the double- and
 // triple-fault rules, and iret (SDM Vol. 3, chapter 6; Vol. 2, IRET). Task
-// gates, 16-bit TSSs, real mode and virtual-8086 mode stop the run as
-// unsupported rather than run wrongly.
+// gates and iret to a nested task switch tasks (task_switch.cc). 16-bit
+// TSSs, real mode and virtual-8086 mode stop the run as unsupported rather
+// than run wrongly.
 #include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
@@ -129,11 +130,6 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
   const unsigned cpl = state_->Cpl();
   const bool software =
       event.source == Source::kSoftwareException || event.source == Source::kSoftwareInterrupt;
-  if (type == kTaskGate && gate.present()) {
-    pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction,
-                             "task gates in the IDT are not supported yet");
-    return Delivery::kStop;
-  }
   const bool interrupt_gate = type == kInterruptGate32 || type == kInterruptGate16;
   if ((!interrupt_gate && type != kTrapGate32 && type != kTrapGate16 && type != kTaskGate) ||
       (software && gate.dpl() < cpl)) {
@@ -144,6 +140,7 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
     nested = FaultDuring(event, kSegmentNotPresent, gate_error);
     return Delivery::kNestedFault;
   }
+  if (type == kTaskGate) return DeliverThroughTaskGate(event, gate, nested);
   const bool gate32 = type & 0x08;
   const std::uint16_t selector = gate.gate_selector();
   std::uint32_t offset = gate.bytes[0] | gate.bytes[1] << 8;
@@ -212,12 +209,12 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
 
 bool Vcpu::Iret(const decoder::DecodedInstruction& insn) {
   const std::uint32_t eflags = state_->Eflags();
-  if (!(state_->cr0 & kCr0Pe) || (eflags & kEflagsNt)) {
+  if (!(state_->cr0 & kCr0Pe)) {
     return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
-                                        "iret in real mode or to a nested task is not supported "
-                                        "yet:"),
+                                        "iret in real mode is not supported yet:"),
                     insn.eip);
   }
+  if (eflags & kEflagsNt) return ReturnToPreviousTask(insn);
   const unsigned size = insn.operand_size == 2 ? 2 : 4;
   const std::uint32_t esp = state_->gpr[kEsp];
   std::uint32_t eip = 0, cs = 0, popped_flags = 0;

@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <span>
@@ -97,9 +98,10 @@ class SystemGuest {
 
   Machine& machine() { return *machine_; }
 
-  // Runs to the guest's cli; hlt.
+  // Runs to the guest's cli; hlt. A guest that goes astray (faulting in a
+  // loop) fails the test on the time budget instead of hanging it.
   Registers Run() {
-    const StopInfo stop = machine_->Run();
+    const StopInfo stop = machine_->Run({.time_budget = std::chrono::seconds(30)});
     REQUIRE_MESSAGE(stop.reason == StopReason::kHalted, stop.message);
     return machine_->GetRegisters();
   }
@@ -201,6 +203,13 @@ inline std::uint32_t ExpectSkip(asmjit::x86::Assembler& a,
   emit_faulting();
   a.bind(after);
   return at;
+}
+
+// Emits a far call or jmp (ptr16:32) to `selector`, offset 0.
+inline void EmitFar(asmjit::x86::Assembler& a, bool call, std::uint16_t selector) {
+  a.db(call ? 0x9A : 0xEA);
+  a.dd(0);
+  a.dw(selector);
 }
 
 inline void Halt(asmjit::x86::Assembler& a) {
