@@ -292,6 +292,7 @@ TEST_CASE("far call through a task gate switches to the gate's TSS; iret returns
 
 TEST_CASE(
     "task switches that fail before the commit point fault in the old task, changing nothing") {
+  constexpr std::uint8_t kBusyTaskVector = 0x40, kLdtTaskVector = 0x41;
   std::vector<std::uint32_t> at;
   TaskGuest guest([&](x86::Assembler& a) {
     auto far = [&](bool call, std::uint16_t selector) {
@@ -304,6 +305,11 @@ TEST_CASE(
     far(true, kTssBSelector | 3);  // #GP(TSS): RPL 3 above its DPL 0
     far(true, kGateToB | 3);       // #GP(gate)
     far(true, kLdtSelector);       // #GP: not a TSS, a gate or code
+    // Task gates in the IDT to a busy TSS and to one with TI set:
+    // #GP(TSS), without EXT for int n.
+    for (const std::uint8_t vector : {kBusyTaskVector, kLdtTaskVector}) {
+      at.push_back(ExpectSkip(a, [&] { a.int_(vector); }));
+    }
     // iret with NT to a back link that is not a busy TSS: #TS(link).
     const std::uint16_t links[] = {kTssBSelector, 0, kLdtData};
     for (const std::uint16_t link : links) {
@@ -317,9 +323,11 @@ TEST_CASE(
     Halt(a);
   });
   guest.SetTask(kTssB, {.eip = 0x12345678, .esp = kStackB});
+  guest.SetGate(kBusyTaskVector, Gate(0, kTssASelector, 0x85));
+  guest.SetGate(kLdtTaskVector, Gate(0, kTssBSelector | 4, 0x85));
   const Registers r = guest.Run();
   const std::vector<Fault> faults = guest.Faults();
-  REQUIRE(faults.size() == 10);
+  REQUIRE(faults.size() == 12);
   CheckFault(faults[0], 11, kAbsentTss, at[0]);
   CheckFault(faults[1], 11, kAbsentGate, at[1]);
   CheckFault(faults[2], 10, kShortTssSelector, at[2]);
@@ -327,9 +335,11 @@ TEST_CASE(
   CheckFault(faults[4], 13, kTssBSelector, at[4]);
   CheckFault(faults[5], 13, kGateToB, at[5]);
   CheckFault(faults[6], 13, kLdtSelector, at[6]);
-  CheckFault(faults[7], 10, kTssBSelector, at[7]);
-  CheckFault(faults[8], 10, 0, at[8]);
-  CheckFault(faults[9], 10, kLdtData, at[9]);
+  CheckFault(faults[7], 13, kTssASelector, at[7]);
+  CheckFault(faults[8], 13, kTssBSelector | 4, at[8]);
+  CheckFault(faults[9], 10, kTssBSelector, at[9]);
+  CheckFault(faults[10], 10, 0, at[10]);
+  CheckFault(faults[11], 10, kLdtData, at[11]);
   CHECK(r.ebx == kTssASelector);
   CHECK(guest.Access(kTssASelector) == kBusy);
   CHECK(guest.Access(kTssBSelector) == kAvailable);
