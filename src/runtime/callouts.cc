@@ -1,11 +1,8 @@
 // The runtime's half of sensitive and privileged instructions: translated
 // code calls here (through the callout trampoline) with the guest registers
 // saved in CpuState; returning true leaves translated code.
-#include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 #include "translator/unit_builder.h"
-
-#include <cstdio>
 
 namespace bt::runtime {
 
@@ -102,78 +99,6 @@ bool Vcpu::ExitWith(std::optional<StopInfo> stop, std::uint32_t eip) {
   if (stop) pending_stop_ = std::move(stop);
   state_->eip = eip;
   state_->exit_reason = ExitReason::kCallout;
-  return true;
-}
-
-// Loads a segment register in protected mode with the checks of MOV Sreg,
-// POP Sreg and far JMP and CALL to a code segment (SDM Vol. 2). libbt runs 4 GiB segments only for
-// now, based ones only in FS and GS: anything else stops the run rather than run with a wrong base
-// or without limit checks.
-bool Vcpu::LoadSegment(unsigned index, std::uint16_t selector, const DecodedInstruction& insn) {
-  translator::SegmentState& segment = state_->segment[index];
-  const unsigned cpl = state_->Cpl();
-  const unsigned rpl = selector & 3;
-  const std::uint32_t error_code = selector & 0xFFFCu;
-  if ((selector & ~3u) == 0) {
-    if (index == kCs || index == translator::kSs) return !RaiseFault(kGeneralProtection, insn, 0);
-    segment = {selector, 0, 0, 0};  // null selector: usable until referenced
-    return true;
-  }
-  if (selector & 4) {
-    ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
-                                 "a selector in the LDT; the LDT is not supported yet:"),
-             insn.eip);
-    return false;
-  }
-  Descriptor descriptor;
-  const std::uint32_t offset = selector & ~7u;
-  if (offset + 7 > state_->gdt_limit) return !RaiseFault(kGeneralProtection, insn, error_code);
-  if (!ReadGuest(state_->gdt_base + offset, descriptor.bytes, sizeof(descriptor.bytes))) {
-    if (access_fault_) return !RaiseAccessFault(insn);
-    return !RaiseFault(kGeneralProtection, insn, error_code);
-  }
-  const unsigned dpl = descriptor.dpl();
-  const bool user_segment = !descriptor.system(), code = descriptor.code();
-  const bool conforming = descriptor.conforming();
-  const bool readable_or_writable = descriptor.readable_or_writable();
-  bool allowed = false;
-  switch (index) {
-    case translator::kSs:
-      allowed = user_segment && !code && readable_or_writable && rpl == cpl && dpl == cpl;
-      break;
-    case kCs:
-      allowed = user_segment && code && (conforming ? dpl <= cpl : dpl == cpl && rpl <= cpl);
-      break;
-    default:
-      allowed = user_segment && (!code || readable_or_writable) &&
-                (conforming || (rpl <= dpl && cpl <= dpl));
-      break;
-  }
-  if (!allowed) return !RaiseFault(kGeneralProtection, insn, error_code);
-  if (!descriptor.present()) {
-    return !RaiseFault(index == translator::kSs ? kStackFault : kSegmentNotPresent, insn,
-                       error_code);
-  }
-  const std::uint32_t base = descriptor.base(), limit = descriptor.limit();
-  // Translated code adds FS and GS bases at run time; other segments must be
-  // flat until segmentation is emulated in full.
-  const bool base_supported = base == 0 || index == translator::kFs || index == translator::kGs;
-  if (!base_supported || limit != 0xFFFFFFFF || (index == kCs && !descriptor.big())) {
-    char text[192];
-    std::snprintf(text, sizeof(text),
-                  "segment selector 0x%04x (base 0x%08x, limit 0x%08x) as a %s segment is "
-                  "not supported yet (4 GiB limits only, bases only in FS and GS):",
-                  selector, base, limit, index == kCs ? "32-bit code" : "data");
-    ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn, text), insn.eip);
-    return false;
-  }
-  // The processor marks the descriptor accessed.
-  if (!(descriptor.bytes[5] & 1)) {
-    descriptor.bytes[5] |= 1;
-    WriteGuest(state_->gdt_base + offset + 5, &descriptor.bytes[5], 1);
-  }
-  segment = descriptor.Cached(
-      static_cast<std::uint16_t>(index == kCs ? (selector & ~3u) | cpl : selector));
   return true;
 }
 

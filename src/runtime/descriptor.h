@@ -10,6 +10,27 @@
 
 namespace bt::runtime {
 
+// System-segment and gate types (SDM Vol. 3A table 3-2).
+enum SystemType : unsigned {
+  kTss16Available = 1,
+  kLdtType = 2,
+  kTss16Busy = 3,
+  kCallGate16 = 4,
+  kTaskGate = 5,
+  kInterruptGate16 = 6,
+  kTrapGate16 = 7,
+  kTss32Available = 9,
+  kTss32Busy = 0xB,
+  kCallGate32 = 0xC,
+  kInterruptGate32 = 0xE,
+  kTrapGate32 = 0xF,
+};
+// The busy bit of a TSS type.
+constexpr unsigned kTssBusy = 2;
+// The smallest limit of a 32-bit TSS: its fixed fields end at 0x68 (SDM
+// Vol. 3A 7.2.2).
+constexpr std::uint32_t kTss32MinimumLimit = 0x67;
+
 struct Descriptor {
   std::uint8_t bytes[8] = {};
 
@@ -27,6 +48,10 @@ struct Descriptor {
     std::uint32_t value;
     std::memcpy(&value, bytes + 4, 4);
     return value;
+  }
+  // The selector a gate leads to: a code segment, or a TSS for a task gate.
+  std::uint16_t gate_selector() const {
+    return static_cast<std::uint16_t>(bytes[2] | bytes[3] << 8);
   }
   std::uint32_t base() const {
     return bytes[2] | bytes[3] << 8 | bytes[4] << 16 | static_cast<std::uint32_t>(bytes[7]) << 24;

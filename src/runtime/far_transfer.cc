@@ -1,8 +1,8 @@
 // Far jmp and far call in protected mode (SDM Vol. 2A CALL and JMP; Vol. 3A
 // 5.8): straight to a code segment, or through a call gate, by which a call
 // may enter an inner ring on the stack the TSS holds for it, copying the
-// gate's count of parameters there. Task switches (to a TSS or through a
-// task gate) stop the run as not supported yet.
+// gate's count of parameters there. A TSS or a task gate switches tasks
+// (task_switch.cc).
 #include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
@@ -14,13 +14,6 @@ using decoder::DecodedInstruction;
 using translator::kCs;
 using translator::kEsp;
 using translator::kSs;
-
-namespace {
-
-// System-segment types (SDM Vol. 3A table 3-2).
-constexpr unsigned kTss16 = 1, kCallGate16 = 4, kTaskGate = 5, kTss32 = 9, kCallGate32 = 0xC;
-
-}  // namespace
 
 bool Vcpu::FarTransfer(const DecodedInstruction& insn, std::uint16_t selector, std::uint32_t offset,
                        bool call) {
@@ -35,13 +28,11 @@ bool Vcpu::FarTransfer(const DecodedInstruction& insn, std::uint16_t selector, s
       switch (descriptor.type()) {
         case kCallGate16:
         case kCallGate32: return TransferThroughCallGate(insn, selector, descriptor, call);
-        case kTss16:
+        case kTss16Available:
+        case kTss16Busy:
         case kTaskGate:
-        case kTss32:
-          return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
-                                              "a task switch by far jmp or call is not "
-                                              "supported yet:"),
-                          insn.eip);
+        case kTss32Available:
+        case kTss32Busy: return TransferToTask(insn, selector, descriptor, call);
         default: break;  // LoadSegment raises #GP(selector)
       }
     }
@@ -68,7 +59,7 @@ bool Vcpu::TransferThroughCallGate(const DecodedInstruction& insn, std::uint16_t
     return RaiseFault(kGeneralProtection, insn, gate_error);
   }
   if (!gate.present()) return RaiseFault(kSegmentNotPresent, insn, gate_error);
-  const auto code_selector = static_cast<std::uint16_t>(gate.bytes[2] | gate.bytes[3] << 8);
+  const std::uint16_t code_selector = gate.gate_selector();
   const GuestEvent cause = InstructionCause(insn);
   Descriptor code;
   GuestEvent nested;

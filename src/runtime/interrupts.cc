@@ -1,8 +1,9 @@
 // Protected-mode interrupt and exception delivery through the IDT, with the
 // stack switch through the TSS into an inner ring, the double- and
 // triple-fault rules, and iret (SDM Vol. 3, chapter 6; Vol. 2, IRET). Task
-// gates, 16-bit TSSs, real mode and virtual-8086 mode stop the run as
-// unsupported rather than run wrongly.
+// gates and iret to a nested task switch tasks (task_switch.cc). 16-bit
+// TSSs, real mode and virtual-8086 mode stop the run as unsupported rather
+// than run wrongly.
 #include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
@@ -26,10 +27,6 @@ using translator::kSs;
 // What iret may change at CPL 0: CF PF AF ZF SF TF IF DF OF IOPL NT RF AC ID.
 constexpr std::uint32_t kIretChangeable = 0x00257FD5;
 constexpr unsigned kMaxNestedFaults = 8;
-
-// Gate types (SDM Vol. 3, 6.11).
-constexpr std::uint8_t kTaskGate = 0x05, kInterruptGate16 = 0x06, kTrapGate16 = 0x07,
-                       kInterruptGate32 = 0x0E, kTrapGate32 = 0x0F;
 
 bool Contributory(std::uint8_t vector) { return vector == 0 || (vector >= 10 && vector <= 13); }
 
@@ -113,25 +110,6 @@ Vcpu::Delivery Vcpu::AccessFailedDuring(const GuestEvent& cause, const char* out
   return Delivery::kStop;
 }
 
-Vcpu::Delivery Vcpu::ReadDescriptor(std::uint16_t selector, const GuestEvent& cause,
-                                    Descriptor& descriptor, GuestEvent& nested,
-                                    std::uint8_t vector) {
-  if (selector & 4) {
-    pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction,
-                             "a selector in the LDT; the LDT is not supported yet");
-    return Delivery::kStop;
-  }
-  const std::uint32_t offset = selector & ~7u;
-  if (offset + 7 > state_->gdt_limit) {
-    nested = FaultDuring(cause, vector, selector & 0xFFFCu);
-    return Delivery::kNestedFault;
-  }
-  if (!ReadGuest(state_->gdt_base + offset, descriptor.bytes, 8)) {
-    return AccessFailedDuring(cause, "the GDT lies outside RAM", nested);
-  }
-  return Delivery::kDone;
-}
-
 Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
   if (!(state_->cr0 & kCr0Pe)) {
     pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction,
@@ -152,11 +130,6 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
   const unsigned cpl = state_->Cpl();
   const bool software =
       event.source == Source::kSoftwareException || event.source == Source::kSoftwareInterrupt;
-  if (type == kTaskGate && gate.present()) {
-    pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction,
-                             "task gates in the IDT are not supported yet");
-    return Delivery::kStop;
-  }
   const bool interrupt_gate = type == kInterruptGate32 || type == kInterruptGate16;
   if ((!interrupt_gate && type != kTrapGate32 && type != kTrapGate16 && type != kTaskGate) ||
       (software && gate.dpl() < cpl)) {
@@ -167,8 +140,9 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
     nested = FaultDuring(event, kSegmentNotPresent, gate_error);
     return Delivery::kNestedFault;
   }
+  if (type == kTaskGate) return DeliverThroughTaskGate(event, gate, nested);
   const bool gate32 = type & 0x08;
-  const auto selector = static_cast<std::uint16_t>(gate.bytes[2] | gate.bytes[3] << 8);
+  const std::uint16_t selector = gate.gate_selector();
   std::uint32_t offset = gate.bytes[0] | gate.bytes[1] << 8;
   if (gate32) offset |= gate.high() & 0xFFFF0000u;
 
@@ -235,12 +209,12 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
 
 bool Vcpu::Iret(const decoder::DecodedInstruction& insn) {
   const std::uint32_t eflags = state_->Eflags();
-  if (!(state_->cr0 & kCr0Pe) || (eflags & kEflagsNt)) {
+  if (!(state_->cr0 & kCr0Pe)) {
     return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
-                                        "iret in real mode or to a nested task is not supported "
-                                        "yet:"),
+                                        "iret in real mode is not supported yet:"),
                     insn.eip);
   }
+  if (eflags & kEflagsNt) return ReturnToPreviousTask(insn);
   const unsigned size = insn.operand_size == 2 ? 2 : 4;
   const std::uint32_t esp = state_->gpr[kEsp];
   std::uint32_t eip = 0, cs = 0, popped_flags = 0;

@@ -106,10 +106,7 @@ bool Vcpu::LoadControlRegister(const DecodedInstruction& insn) {
       break;
     }
     case 2: state_->cr2 = value; break;
-    case 3:
-      state_->cr3 = value;
-      if (parts_.mmu.LoadCr3(value)) OnCr3Loaded();
-      break;
+    case 3: LoadCr3(value); break;
     case 4:
       if (value & ~kCr4Supported) return RaiseFault(kGeneralProtection, insn, 0);
       state_->cr4 = value;
@@ -119,6 +116,11 @@ bool Vcpu::LoadControlRegister(const DecodedInstruction& insn) {
     default: return RaiseFault(kInvalidOpcode, insn);
   }
   return ExitWith(std::nullopt, insn.next_eip());
+}
+
+void Vcpu::LoadCr3(std::uint32_t value) {
+  state_->cr3 = value;
+  if (parts_.mmu.LoadCr3(value)) OnCr3Loaded();
 }
 
 bool Vcpu::Invlpg(const DecodedInstruction& insn) {

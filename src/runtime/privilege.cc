@@ -18,10 +18,8 @@ namespace {
 // The data segment registers a return to an outer level checks.
 constexpr unsigned kDataSegments[] = {translator::kEs, translator::kDs, translator::kFs,
                                       translator::kGs};
-// System-segment types of the TSS (SDM Vol. 3A table 3-2).
-constexpr unsigned kTss16Available = 1, kTss16Busy = 3;
-// Where a 32-bit TSS holds the I/O map base, and its smallest limit.
-constexpr std::uint32_t kIoMapBaseOffset = 0x66, kTss32MinimumLimit = 0x67;
+// Where a 32-bit TSS holds the I/O map base.
+constexpr std::uint32_t kIoMapBaseOffset = 0x66;
 
 unsigned TssType(const translator::SegmentState& tr) { return tr.attributes & 0xF; }
 
@@ -161,6 +159,7 @@ void Vcpu::LoadReturnSegments(const ReturnTarget& target) {
 bool Vcpu::FailCheck(Delivery result, const GuestEvent& nested,
                      const decoder::DecodedInstruction& insn) {
   if (result == Delivery::kNestedFault) return Raise(nested);
+  pending_stop_->eip = insn.eip;
   return ExitWith(std::move(pending_stop_), insn.eip);
 }
 

@@ -19,8 +19,6 @@ using translator::kCs;
 
 namespace {
 
-// System-segment and gate types (SDM Vol. 3A table 3-2).
-constexpr unsigned kTss16Available = 1, kLdtType = 2, kTss32Available = 9;
 constexpr std::uint16_t TypeBit(unsigned type) { return static_cast<std::uint16_t>(1u << type); }
 // Which system types lar and lsl accept: TSSs (available or busy) and LDTs
 // for both; call and task gates for lar only.
@@ -156,15 +154,11 @@ bool Vcpu::CheckSegment(const DecodedInstruction& insn) {
   } else {
     selector = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
   }
-  const bool local = selector & 4;
-  const std::uint32_t table_base = local ? state_->ldtr.base : state_->gdt_base;
-  const std::uint32_t table_limit =
-      local ? (NullSelector(state_->ldtr.selector) ? 0 : state_->ldtr.limit) : state_->gdt_limit;
-  const std::uint32_t offset = selector & ~7u;
-  bool usable = !(local ? NullSelector(state_->ldtr.selector) : NullSelector(selector)) &&
-                offset + 7 <= table_limit;
+  // LDT entry 0 is usable: only a GDT selector can be null.
+  std::uint32_t address = 0;
+  bool usable = ((selector & 4) || !NullSelector(selector)) && DescriptorAddress(selector, address);
   Descriptor descriptor;
-  if (usable && !ReadGuest(table_base + offset, descriptor.bytes, 8)) {
+  if (usable && !ReadGuest(address, descriptor.bytes, 8)) {
     return OperandOutsideRam(insn);
   }
   if (usable && !descriptor.conforming()) {

@@ -139,8 +139,8 @@ class Vcpu final : private translator::CodeSource {
   void InvalidatePhysical(std::uint64_t address, std::uint64_t bytes);
 
   // The CR0 hook: call it after every change of CpuState::cr0 (mov to CR0,
-  // clts, lmsw, and later task switches), with the value before the change,
-  // from a callout that then leaves translated code (ExitWith(std::nullopt,
+  // clts, lmsw, task switches), with the value before the change, from a
+  // callout that then leaves translated code (ExitWith(std::nullopt,
   // next EIP)). Translations depend on CR0.TS, EM and MP: x87/MMX/SSE
   // instructions run natively unless those make them fault, so units are
   // keyed on translator::UnitMode(cr0, cr4) (see fpu_mode.cc). The hook switches
@@ -266,6 +266,17 @@ class Vcpu final : private translator::CodeSource {
                    std::uint32_t offset, bool call);
   bool TransferThroughCallGate(const decoder::DecodedInstruction& insn, std::uint16_t selector,
                                const Descriptor& gate, bool call);
+  // Task switches (task_switch.cc).
+  //
+  // What started a task switch: it decides the busy bits, the back link and
+  // NT (SDM Vol. 3A table 7-2).
+  enum class TaskSwitch : std::uint8_t { kJmp, kCall, kIret, kInterrupt };
+  // Far jmp or call to the TSS or task gate `descriptor` that `selector`
+  // names.
+  bool TransferToTask(const decoder::DecodedInstruction& insn, std::uint16_t selector,
+                      const Descriptor& descriptor, bool call);
+  // iret with EFLAGS.NT: back to the task in the current TSS's back link.
+  bool ReturnToPreviousTask(const decoder::DecodedInstruction& insn);
   // Ends the callout of `insn`, whose stack access faulted (#PF) or lies
   // outside RAM (the run stops).
   bool StackOutsideRam(const decoder::DecodedInstruction& insn);
@@ -295,15 +306,38 @@ class Vcpu final : private translator::CodeSource {
   enum class Delivery : std::uint8_t { kDone, kNestedFault, kStop };
   std::optional<StopInfo> Deliver(GuestEvent event);
   Delivery DeliverOnce(const GuestEvent& event, GuestEvent& nested);
+  // Delivers `event` through the task gate `gate` (task_switch.cc).
+  Delivery DeliverThroughTaskGate(const GuestEvent& event, const Descriptor& gate,
+                                  GuestEvent& nested);
+  // Reads the descriptor of the TSS a task switch from `source` goes to:
+  // #GP(selector), or #TS for an iret, unless it is a 32-bit TSS in the GDT
+  // that is busy for an iret and available otherwise; #NP if not present.
+  Delivery ReadTssDescriptor(std::uint16_t selector, TaskSwitch source, const GuestEvent& cause,
+                             Descriptor& tss, GuestEvent& nested);
+  // Switches to the task of the checked TSS `tss` (SDM Vol. 3A 7.3), saving
+  // `return_eip` as the old task's EIP. Faults before the commit point are
+  // raised during `cause`; those after it in the new task, at its first
+  // instruction.
+  Delivery SwitchTask(std::uint16_t selector, const Descriptor& tss, TaskSwitch source,
+                      std::uint32_t return_eip, const GuestEvent& cause, GuestEvent& nested);
+  // Sets or clears the busy bit of the TSS descriptor `selector` names in
+  // the GDT; false if the GDT access failed.
+  bool MarkTssBusy(std::uint16_t selector, bool busy);
+  // `cause` as a fault raised in the task now current reports it: at the
+  // EIP the task starts at.
+  GuestEvent InCurrentTask(const GuestEvent& cause) const;
   // Paging (paging.cc): control-register loads, invlpg, guest #PF.
   bool LoadControlRegister(const decoder::DecodedInstruction& insn);
+  // Loads CR3 as mov to CR3 does, which drops the shadow MMU's non-global
+  // mappings when paging is on.
+  void LoadCr3(std::uint32_t value);
   bool Invlpg(const decoder::DecodedInstruction& insn);
   // Hands the paging control registers and IA32_EFER.NXE to the MMU; drops
   // what depended on the old linear-to-physical mapping.
   void UpdatePagingMode();
   // The CPL hook: call it after every change of the CPL (interrupt
-  // delivery, iret, far transfers, sysenter, sysexit) once CS holds the new
-  // one, and after CR0.PG changes. Puts GS on the guest window of the
+  // delivery, iret, far transfers, sysenter, sysexit, task switches) once
+  // CS holds the new one, and after CR0.PG changes. Puts GS on the guest window of the
   // current privilege level's view.
   void OnPrivilegeChanged();
   // The view code at the current privilege level runs in.
@@ -328,10 +362,22 @@ class Vcpu final : private translator::CodeSource {
   // A guest access failed while delivering `cause`: a #PF in `nested`, or
   // a stop for an access outside RAM.
   Delivery AccessFailedDuring(const GuestEvent& cause, const char* outside_ram, GuestEvent& nested);
+  // Descriptor tables and segment loads (segments.cc).
+  //
+  // The linear address of the descriptor `selector` names in the GDT or,
+  // with TI set, in the LDT; false if it lies outside the table or the LDTR
+  // is null.
+  bool DescriptorAddress(std::uint16_t selector, std::uint32_t& address) const;
   // Reads the descriptor `selector` names; a selector outside its table
   // gives `vector`(selector) in `nested`.
   Delivery ReadDescriptor(std::uint16_t selector, const GuestEvent& cause, Descriptor& descriptor,
                           GuestEvent& nested, std::uint8_t vector = kGeneralProtection);
+  // Loads segment register `index` from `selector` at privilege `cpl`. A
+  // selector the register may not hold gives `invalid`(selector) in
+  // `nested` (#GP for instructions, #TS for a task switch), a segment not
+  // present #NP(selector), #SS for SS.
+  Delivery LoadSegmentRegister(unsigned index, std::uint16_t selector, unsigned cpl,
+                               std::uint8_t invalid, const GuestEvent& cause, GuestEvent& nested);
 
   // Segment checks of control transfers between privilege levels
   // (privilege.cc). Each gives kDone, a fault in `nested` or a stop.
@@ -377,6 +423,8 @@ class Vcpu final : private translator::CodeSource {
   // May the current CPL access `bytes` ports from `port` (SDM Vol. 1,
   // 19.5)? False with access_fault_ set if reading the TSS faulted.
   bool IoPermitted(std::uint16_t port, unsigned bytes);
+  // LoadSegmentRegister for `insn` at the CPL: false if it raised a fault
+  // or stopped.
   bool LoadSegment(unsigned index, std::uint16_t selector, const decoder::DecodedInstruction& insn);
   void HoldInterruptsAfterStackLoad(unsigned segment);
   bool ReadGuest(std::uint32_t address, void* data, std::size_t bytes);

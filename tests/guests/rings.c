@@ -66,10 +66,7 @@ enum {
 };
 
 struct tss {
-  uint32_t link, esp0, ss0, esp1, ss1, esp2, ss2, cr3, eip, eflags;
-  uint32_t eax, ecx, edx, ebx, esp, ebp, esi, edi;
-  uint32_t es, cs, ss, ds, fs, gs, ldt;
-  uint16_t trap, io_map_base;
+  struct guest_tss task;
   // Ports 0-0x3FF, then the byte of ones the processor may read past the
   // end (SDM Vol. 1, 19.5.2).
   uint8_t io_map[0x400 / 8 + 1];
@@ -88,12 +85,6 @@ static uint32_t user_esp(unsigned task) {
   return top(user_stacks[task], sizeof(user_stacks[0])) - 4;
 }
 
-static uint64_t descriptor(uint32_t base, uint32_t limit, uint8_t access, uint8_t flags) {
-  return (limit & 0xFFFFull) | (uint64_t)(base & 0xFFFFFF) << 16 | (uint64_t)access << 40 |
-         (uint64_t)((limit >> 16) & 0xF) << 48 | (uint64_t)(flags & 0xF0) << 48 |
-         (uint64_t)(base >> 24) << 56;
-}
-
 static uint16_t read_cs(void) {
   uint16_t cs;
   __asm__ volatile("mov %%cs, %0" : "=r"(cs));
@@ -107,11 +98,11 @@ static uint16_t read_ss(void) {
 }
 
 static void setup_gdt_tss(void) {
-  gdt[1] = descriptor(0, 0xFFFFF, 0x9A, 0xC0);  // ring-0 code
-  gdt[2] = descriptor(0, 0xFFFFF, 0x92, 0xC0);  // ring-0 data
-  gdt[3] = descriptor(0, 0xFFFFF, 0xFA, 0xC0);  // ring-3 code
-  gdt[4] = descriptor(0, 0xFFFFF, 0xF2, 0xC0);  // ring-3 data
-  gdt[5] = descriptor(addr(&tss), sizeof(tss) - 1, 0x89, 0);
+  gdt[1] = guest_descriptor(0, 0xFFFFF, 0x9A, 0xC0);  // ring-0 code
+  gdt[2] = guest_descriptor(0, 0xFFFFF, 0x92, 0xC0);  // ring-0 data
+  gdt[3] = guest_descriptor(0, 0xFFFFF, 0xFA, 0xC0);  // ring-3 code
+  gdt[4] = guest_descriptor(0, 0xFFFFF, 0xF2, 0xC0);  // ring-3 data
+  gdt[5] = guest_descriptor(addr(&tss), sizeof(tss) - 1, 0x89, 0);
   // A 32-bit call gate of DPL 3 that copies one parameter (SDM Vol. 3A
   // figure 5-8): the layout of an interrupt gate with the count in byte 4.
   const uint32_t entry = addr(call_gate_entry);
@@ -122,9 +113,9 @@ static void setup_gdt_tss(void) {
     uint32_t base;
   } gdtr = {sizeof(gdt) - 1, addr(gdt)};
   guest_load_gdt(&gdtr);
-  tss.esp0 = top(kernel_stack, sizeof(kernel_stack));
-  tss.ss0 = kKernelDs;
-  tss.io_map_base = __builtin_offsetof(struct tss, io_map);
+  tss.task.esp0 = top(kernel_stack, sizeof(kernel_stack));
+  tss.task.ss0 = kKernelDs;
+  tss.task.io_map_base = __builtin_offsetof(struct tss, io_map);
   memset(tss.io_map, 0xFF, sizeof(tss.io_map));
   tss.io_map[0x3FF / 8] &= (uint8_t) ~(1 << (0x3FF % 8));
   __asm__ volatile("ltr %w0" : : "r"(kTssSelector));

@@ -111,12 +111,6 @@ static void check_no_exception(const char *what) { check_eq(what, 0, seen.count)
 
 // ---- Descriptor tables ----
 
-static uint64_t descriptor(uint32_t base, uint32_t limit, uint8_t access, uint8_t flags) {
-  return (limit & 0xFFFFull) | (uint64_t)(base & 0xFFFFFF) << 16 | (uint64_t)access << 40 |
-         (uint64_t)((limit >> 16) & 0xF) << 48 | (uint64_t)(flags & 0xF0) << 48 |
-         (uint64_t)(base >> 24) << 56;
-}
-
 static uint64_t gate(uint32_t offset, uint8_t access) {
   return (offset & 0xFFFF) | (uint64_t)kGuestCodeSelector << 16 | (uint64_t)access << 40 |
          (uint64_t)(offset >> 16) << 48;
@@ -137,26 +131,26 @@ struct __attribute__((packed)) table_register {
 // here already accessed, so that loads do not change them), then system
 // descriptors and assorted segments, the same as the unit tests'.
 static void load_gdt(void) {
-  gdt[1] = descriptor(0, 0xFFFFF, 0x9B, kBig);                // 0x08 code
-  gdt[2] = descriptor(0, 0xFFFFF, 0x93, kBig);                // 0x10 data
-  gdt[3] = descriptor(addr(tss_area[0]), 0x67, 0x89, 0);      // 0x18 32-bit TSS
-  gdt[4] = descriptor(addr(tss_area[1]), 0x67, 0x89, 0);      // 0x20 32-bit TSS
-  gdt[5] = descriptor(addr(ldt), sizeof(ldt) - 1, 0x82, 0);   // 0x28 LDT
-  gdt[6] = descriptor(addr(tss_area[2]), 0x67, 0x09, 0);      // 0x30 TSS, not present
-  gdt[7] = descriptor(0, 0xFFFFF, 0xF3, kBig);                // 0x38 data, DPL 3
-  gdt[8] = descriptor(0, 0xFFFFF, 0x99, kBig);                // 0x40 code, execute-only
-  gdt[9] = descriptor(0, 0xFFFFF, 0x9F, kBig);                // 0x48 conforming code
-  gdt[10] = descriptor(0x1000, 0x12345, 0x91, kByte32);       // 0x50 data, read-only
-  gdt[11] = gate(0x12345678, 0x8E);                           // 0x58 interrupt gate
-  gdt[12] = gate(0x9ABCDEF0, 0x8C);                           // 0x60 call gate
-  gdt[13] = descriptor(addr(tss_area[3]), 0x2B, 0x81, 0);     // 0x68 16-bit TSS
-  gdt[14] = descriptor(0, 0xFFFF, 0x13, 0);                   // 0x70 data, not present
-  gdt[15] = descriptor(0, 0xFFFF, 0x80, 0);                   // 0x78 reserved type 0
-  gdt[16] = descriptor(addr(ldt), sizeof(ldt) - 1, 0x02, 0);  // 0x80 LDT, not present
-  gdt[17] = descriptor(0, 0xFFFFF, 0xB3, kBig);               // 0x88 data, DPL 1
-  ldt[0] = descriptor(0x2000, 0xFFF, 0x93, kByte32);          // 0x04 data
-  ldt[1] = descriptor(0, 0xFFFFF, 0x9B, kBig);                // 0x0C code
-  ldt[2] = descriptor(0, 0x1FFF, 0xF1, kByte32);              // 0x14 data, DPL 3
+  gdt[1] = guest_descriptor(0, 0xFFFFF, 0x9B, kBig);                // 0x08 code
+  gdt[2] = guest_descriptor(0, 0xFFFFF, 0x93, kBig);                // 0x10 data
+  gdt[3] = guest_descriptor(addr(tss_area[0]), 0x67, 0x89, 0);      // 0x18 32-bit TSS
+  gdt[4] = guest_descriptor(addr(tss_area[1]), 0x67, 0x89, 0);      // 0x20 32-bit TSS
+  gdt[5] = guest_descriptor(addr(ldt), sizeof(ldt) - 1, 0x82, 0);   // 0x28 LDT
+  gdt[6] = guest_descriptor(addr(tss_area[2]), 0x67, 0x09, 0);      // 0x30 TSS, not present
+  gdt[7] = guest_descriptor(0, 0xFFFFF, 0xF3, kBig);                // 0x38 data, DPL 3
+  gdt[8] = guest_descriptor(0, 0xFFFFF, 0x99, kBig);                // 0x40 code, execute-only
+  gdt[9] = guest_descriptor(0, 0xFFFFF, 0x9F, kBig);                // 0x48 conforming code
+  gdt[10] = guest_descriptor(0x1000, 0x12345, 0x91, kByte32);       // 0x50 data, read-only
+  gdt[11] = gate(0x12345678, 0x8E);                                 // 0x58 interrupt gate
+  gdt[12] = gate(0x9ABCDEF0, 0x8C);                                 // 0x60 call gate
+  gdt[13] = guest_descriptor(addr(tss_area[3]), 0x2B, 0x81, 0);     // 0x68 16-bit TSS
+  gdt[14] = guest_descriptor(0, 0xFFFF, 0x13, 0);                   // 0x70 data, not present
+  gdt[15] = guest_descriptor(0, 0xFFFF, 0x80, 0);                   // 0x78 reserved type 0
+  gdt[16] = guest_descriptor(addr(ldt), sizeof(ldt) - 1, 0x02, 0);  // 0x80 LDT, not present
+  gdt[17] = guest_descriptor(0, 0xFFFFF, 0xB3, kBig);               // 0x88 data, DPL 1
+  ldt[0] = guest_descriptor(0x2000, 0xFFF, 0x93, kByte32);          // 0x04 data
+  ldt[1] = guest_descriptor(0, 0xFFFFF, 0x9B, kBig);                // 0x0C code
+  ldt[2] = guest_descriptor(0, 0x1FFF, 0xF1, kByte32);              // 0x14 data, DPL 3
   struct table_register gdtr = {sizeof(gdt) - 1, addr(gdt)};
   __asm__ volatile("lgdt %0" : : "m"(gdtr) : "memory");
 }

@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <span>
@@ -41,6 +42,13 @@ constexpr std::uint64_t Descriptor(std::uint32_t base, std::uint32_t limit, std:
          std::uint64_t{(limit >> 16) & 0xF} << 48 | std::uint64_t{flags & 0xF0u} << 48 |
          std::uint64_t{base >> 24} << 56;
 }
+
+// Flat 32-bit code (execute/read) and data (read/write) segments of DPL 0
+// and 3.
+inline constexpr std::uint64_t kFlatCode0 = Descriptor(0, 0xFFFFF, 0x9B, kBig),
+                               kFlatData0 = Descriptor(0, 0xFFFFF, 0x93, kBig),
+                               kFlatCode3 = Descriptor(0, 0xFFFFF, 0xFB, kBig),
+                               kFlatData3 = Descriptor(0, 0xFFFFF, 0xF3, kBig);
 
 constexpr std::uint64_t Gate(std::uint32_t offset, std::uint16_t selector, std::uint8_t access) {
   return (offset & 0xFFFFu) | std::uint64_t{selector} << 16 | std::uint64_t{access} << 40 |
@@ -90,9 +98,10 @@ class SystemGuest {
 
   Machine& machine() { return *machine_; }
 
-  // Runs to the guest's cli; hlt.
+  // Runs to the guest's cli; hlt. A guest that goes astray (faulting in a
+  // loop) fails the test on the time budget instead of hanging it.
   Registers Run() {
-    const StopInfo stop = machine_->Run();
+    const StopInfo stop = machine_->Run({.time_budget = std::chrono::seconds(30)});
     REQUIRE_MESSAGE(stop.reason == StopReason::kHalted, stop.message);
     return machine_->GetRegisters();
   }
@@ -194,6 +203,13 @@ inline std::uint32_t ExpectSkip(asmjit::x86::Assembler& a,
   emit_faulting();
   a.bind(after);
   return at;
+}
+
+// Emits a far call or jmp (ptr16:32) to `selector`, offset 0.
+inline void EmitFar(asmjit::x86::Assembler& a, bool call, std::uint16_t selector) {
+  a.db(call ? 0x9A : 0xEA);
+  a.dd(0);
+  a.dw(selector);
 }
 
 inline void Halt(asmjit::x86::Assembler& a) {

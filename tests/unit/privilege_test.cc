@@ -20,6 +20,7 @@ namespace {
 namespace x86 = asmjit::x86;
 using testing::CheckFault;
 using testing::Descriptor;
+using testing::EmitFar;
 using testing::ExpectSkip;
 using testing::Gate;
 using testing::Here;
@@ -52,17 +53,16 @@ enum Selector : std::uint16_t {
   kGateSlot0 = 0x60,
   kGateSlot1 = 0x68,
   kGateSlot2 = 0x70,
-  kTaskGate = 0x78,
   kGateSlot3 = 0x80,
 };
 
 constexpr std::uint64_t kGdtEntries[] = {
     0,
-    Descriptor(0, 0xFFFFF, 0x9B, kBig),    // 0x08 code, DPL 0
-    Descriptor(0, 0xFFFFF, 0x93, kBig),    // 0x10 data, DPL 0
+    testing::kFlatCode0,                   // 0x08
+    testing::kFlatData0,                   // 0x10
     Descriptor(kTss, kTssLimit, 0x89, 0),  // 0x18 32-bit TSS with an I/O map
-    Descriptor(0, 0xFFFFF, 0xFB, kBig),    // 0x20 code, DPL 3
-    Descriptor(0, 0xFFFFF, 0xF3, kBig),    // 0x28 data, DPL 3
+    testing::kFlatCode3,                   // 0x20
+    testing::kFlatData3,                   // 0x28
     Descriptor(0, 0xFFFFF, 0xBB, kBig),    // 0x30 code, DPL 1
     Descriptor(0, 0xFFFFF, 0xB3, kBig),    // 0x38 data, DPL 1
     Descriptor(0, 0xFFFFF, 0x33, kBig),    // 0x40 data, DPL 1, not present
@@ -72,7 +72,7 @@ constexpr std::uint64_t kGdtEntries[] = {
     0,                                     // 0x60 kGateSlot0
     0,                                     // 0x68 kGateSlot1
     0,                                     // 0x70 kGateSlot2
-    Gate(0, kTssSelector, 0x85),           // 0x78 task gate
+    0,                                     // 0x78 unused
     0,                                     // 0x80 kGateSlot3
 };
 
@@ -559,13 +559,6 @@ constexpr std::uint64_t CallGate(std::uint32_t offset, std::uint16_t selector, s
   return Gate(offset, selector, access) | std::uint64_t{parameters} << 32;
 }
 
-// Emits a far call or jmp (ptr16:32) to `selector`.
-void EmitFar(x86::Assembler& a, bool call, std::uint16_t selector) {
-  a.db(call ? 0x9A : 0xEA);
-  a.dd(0);
-  a.dw(selector);
-}
-
 TEST_CASE("far call through a call gate from CPL 3 enters ring 0 on SS0:ESP0 with the parameters") {
   for (const TranslatorOptions& settings : kSettings) {
     std::uint32_t procedure = 0, after_call = 0;
@@ -660,24 +653,6 @@ TEST_CASE("call gate checks: gate DPL and RPL, presence, jmp to an inner ring, t
   guest.SetDescriptor(kGateSlot2, CallGate(0, kCode0, 0x0C));  // not present
   guest.SetDescriptor(kGateSlot3, CallGate(0, kCode1 & ~3, 0xEC));
   RunExpecting(guest, expected);
-}
-
-TEST_CASE("far jmp and call to a TSS or through a task gate stop the run: not supported yet") {
-  for (const std::uint16_t selector : {kSmallTssSelector, kTaskGate}) {
-    for (const bool call : {false, true}) {
-      CAPTURE(selector);
-      CAPTURE(call);
-      std::uint32_t at = 0;
-      RingGuest guest([&](x86::Assembler& a) {
-        at = Here(a);
-        EmitFar(a, call, selector);
-      });
-      const StopInfo stop = guest.machine().Run();
-      CHECK(stop.reason == StopReason::kUnsupportedInstruction);
-      CHECK(stop.eip == at);
-      CHECK(stop.message.find("not supported yet") != std::string::npos);
-    }
-  }
 }
 
 }  // namespace

@@ -44,6 +44,24 @@ void guest_load_flat_gdt(void);
 // kGuestDataSelector, which it must hold as the flat GDT does.
 void guest_load_gdt(const void *gdtr);
 
+// A segment descriptor (SDM Vol. 3A 3.4.5): `flags` holds G, D/B, L and AVL
+// in its high nibble; `limit` is in the units G chooses.
+static inline uint64_t guest_descriptor(uint32_t base, uint32_t limit, uint8_t access,
+                                        uint8_t flags) {
+  return (limit & 0xFFFFull) | (uint64_t)(base & 0xFFFFFF) << 16 | (uint64_t)access << 40 |
+         (uint64_t)((limit >> 16) & 0xF) << 48 | (uint64_t)(flags & 0xF0) << 48 |
+         (uint64_t)(base >> 24) << 56;
+}
+
+// A 32-bit TSS (SDM Vol. 3A figure 7-2) up to its I/O map base; selectors
+// sit in the low half of their slots.
+struct guest_tss {
+  uint32_t link, esp0, ss0, esp1, ss1, esp2, ss2, cr3, eip, eflags;
+  uint32_t eax, ecx, edx, ebx, esp, ebp, esi, edi;
+  uint32_t es, cs, ss, ds, fs, gs, ldt;
+  uint16_t trap, io_map_base;
+} __attribute__((packed));
+
 static inline uint64_t guest_rdtsc(void) {
   uint32_t lo, hi;
   __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));

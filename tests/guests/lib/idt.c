@@ -3,14 +3,15 @@
 
 // ---- IDT ----
 
-// 32-bit interrupt or trap gate (SDM Vol. 3A 6.11, figure 6-2).
+// 32-bit interrupt or trap gate, or a task gate, whose selector is a TSS's
+// and whose offset is unused (SDM Vol. 3A 6.11, figure 6-2).
 struct gate {
   uint16_t offset_low, selector;
   uint8_t reserved, flags;  // flags: P, DPL, 0, type
   uint16_t offset_high;
 };
 
-enum { kVectors = 256, kStubSize = 16, kGatePresent = 0x80 };
+enum { kVectors = 256, kStubSize = 16, kGatePresent = 0x80, kTaskGateType = 0x5 };
 
 extern const char guest_idt_stubs[];  // idt_asm.S
 void guest_trap_dispatch(struct guest_trap_frame *frame);
@@ -51,6 +52,11 @@ void guest_idt_init(void) {
 void guest_idt_set(uint8_t vector, guest_trap_handler handler, unsigned type, unsigned dpl) {
   handlers[vector] = handler;
   write_gate(vector, type, dpl, 1);
+}
+
+void guest_idt_set_task_gate(uint8_t vector, uint16_t tss_selector) {
+  handlers[vector] = 0;
+  idt[vector] = (struct gate){0, tss_selector, 0, kGatePresent | kTaskGateType, 0};
 }
 
 void guest_idt_clear(uint8_t vector) {

@@ -37,6 +37,10 @@ enum { kGuestInterruptGate = 0xE, kGuestTrapGate = 0xF };
 void guest_idt_init(void);
 // Routes `vector` to `handler` through a present gate of `type` and `dpl`.
 void guest_idt_set(uint8_t vector, guest_trap_handler handler, unsigned type, unsigned dpl);
+// Routes `vector` to the task whose TSS descriptor `tss_selector` names,
+// through a present task gate of DPL 0 (SDM Vol. 3A 6.11): the task runs
+// with the interrupted one in its back link, and an error code on its stack.
+void guest_idt_set_task_gate(uint8_t vector, uint16_t tss_selector);
 // Marks the gate of `vector` not present: using it raises #NP (SDM Vol. 3A
 // 6.12.1.1).
 void guest_idt_clear(uint8_t vector);
