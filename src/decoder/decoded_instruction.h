@@ -90,12 +90,14 @@ enum class Kind : std::uint8_t {
 };
 
 // Which part of the FPU/SIMD state an instruction uses, for the faults that
-// CR0.EM, CR0.MP and CR0.TS cause (SDM Vol. 3A 2.5, table 2-2).
+// CR0.EM, CR0.MP, CR0.TS and CR4.OSFXSR cause (SDM Vol. 3A 2.5, table 2-2;
+// 13.1.3).
 enum class FpuClass : std::uint8_t {
   kNone,
   kX87,   // x87 (and fxsave/fxrstor): #NM when EM or TS is set
   kWait,  // wait/fwait: #NM when MP and TS are both set
-  kSimd,  // MMX, SSE and MXCSR: #UD when EM is set, else #NM when TS is
+  kMmx,   // MMX: #UD when EM is set, else #NM when TS is
+  kSse,   // SSE to SSE4.2 and MXCSR: #UD when EM is set or OSFXSR clear, else #NM when TS is
 };
 
 struct MemoryOperand {

@@ -94,11 +94,15 @@ bool IsUnsupportedMnemonic(ZydisMnemonic mnemonic) {
   }
 }
 
-// What CR0.EM/MP/TS do to the instruction (SDM Vol. 3A table 2-2): x87 by
-// ISA extension or x87 register (fisttp is filed under SSE3), MMX/SSE by the
-// MMX extension, an MMX, XMM or MXCSR operand or an SSE exception class
-// (cvtsd2si with a memory source names no XMM register). prefetch, the
-// fences, clflush, movnti, popcnt and crc32 touch no FPU state: no fault.
+// What CR0.EM/MP/TS and CR4.OSFXSR do to the instruction (SDM Vol. 3A
+// table 2-2, 13.1.3): x87 by ISA extension or x87 register (fisttp is filed
+// under SSE3); MMX by the MMX extension or an MMX operand, which includes
+// the SSE instructions on MMX registers (pshufw, pavgb...) as their
+// exceptions do (SDM Vol. 2, the MMX exception table: no OSFXSR check);
+// SSE by an XMM or MXCSR operand or an SSE exception class (cvtsd2si with a
+// memory source names no XMM register).
+// prefetch, the fences, clflush, movnti, popcnt and crc32 touch no FPU
+// state: no fault.
 FpuClass ClassifyFpu(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* operands) {
   switch (insn.mnemonic) {
     case ZYDIS_MNEMONIC_FWAIT: return FpuClass::kWait;
@@ -107,21 +111,22 @@ FpuClass ClassifyFpu(const ZydisDecodedInstruction& insn, const ZydisDecodedOper
     default: break;
   }
   if (insn.meta.isa_ext == ZYDIS_ISA_EXT_X87) return FpuClass::kX87;
-  bool simd = insn.meta.isa_ext == ZYDIS_ISA_EXT_MMX ||  // emms names no register
-              insn.meta.exception_class != ZYDIS_EXCEPTION_CLASS_NONE;
+  bool mmx = insn.meta.isa_ext == ZYDIS_ISA_EXT_MMX;  // emms names no register
+  bool sse = !mmx && insn.meta.exception_class != ZYDIS_EXCEPTION_CLASS_NONE;
   for (std::uint8_t i = 0; i < insn.operand_count; ++i) {
     if (operands[i].type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
     const ZydisRegister reg = operands[i].reg.value;
     switch (ZydisRegisterGetClass(reg)) {
       case ZYDIS_REGCLASS_X87: return FpuClass::kX87;
-      case ZYDIS_REGCLASS_MMX:
-      case ZYDIS_REGCLASS_XMM: simd = true; break;
+      case ZYDIS_REGCLASS_MMX: mmx = true; break;
+      case ZYDIS_REGCLASS_XMM: sse = true; break;
       default:
-        if (reg == ZYDIS_REGISTER_MXCSR) simd = true;
+        if (reg == ZYDIS_REGISTER_MXCSR) sse = true;
         break;
     }
   }
-  return simd ? FpuClass::kSimd : FpuClass::kNone;
+  if (sse) return FpuClass::kSse;
+  return mmx ? FpuClass::kMmx : FpuClass::kNone;
 }
 
 Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* operands) {

@@ -31,15 +31,18 @@ void Vcpu::OnCr0Changed(std::uint32_t old_cr0) {
 }
 
 bool Vcpu::RaiseFpuUnavailable(const decoder::DecodedInstruction& insn) {
-  // Units are keyed on CR0, so this unit's mode is CR0's. Should CR0 have
-  // changed without a return to the dispatcher, re-run the instruction from
-  // a unit of the right mode rather than fault wrongly.
+  // Units are keyed on CR0 and CR4, so this unit's mode is theirs. Should
+  // they have changed without a return to the dispatcher, re-run the
+  // instruction from a unit of the right mode rather than fault wrongly.
   if (!translator::FpuFaults(insn.fpu_class, translator::UnitMode(state_->cr0, state_->cr4))) {
     return ExitWith(std::nullopt, insn.eip);
   }
-  const bool simd_emulated =
-      insn.fpu_class == decoder::FpuClass::kSimd && (state_->cr0 & translator::kCr0Em);
-  return RaiseFault(simd_emulated ? kInvalidOpcode : kDeviceNotAvailable, insn);
+  // #UD comes before #NM: MMX and SSE under CR0.EM, SSE without OSFXSR.
+  const bool undefined =
+      (insn.fpu_class == decoder::FpuClass::kMmx && (state_->cr0 & translator::kCr0Em)) ||
+      (insn.fpu_class == decoder::FpuClass::kSse &&
+       ((state_->cr0 & translator::kCr0Em) || !(state_->cr4 & translator::kCr4Osfxsr)));
+  return RaiseFault(undefined ? kInvalidOpcode : kDeviceNotAvailable, insn);
 }
 
 }  // namespace bt::runtime

@@ -23,7 +23,8 @@ constexpr std::uint32_t kEflagsCf = 1u << 0, kEflagsPf = 1u << 2, kEflagsAf = 1u
 constexpr std::uint32_t kCr0Pe = 1u << 0, kCr0Mp = 1u << 1, kCr0Em = 1u << 2, kCr0Ts = 1u << 3,
                         kCr0Et = 1u << 4, kCr0Pg = 1u << 31;
 // CR4.TSD: rdtsc only at CPL 0.
-constexpr std::uint32_t kCr4Tsd = 1u << 2, kCr4De = 1u << 3, kCr4Pae = 1u << 5, kCr4Pge = 1u << 7;
+constexpr std::uint32_t kCr4Tsd = 1u << 2, kCr4De = 1u << 3, kCr4Pae = 1u << 5, kCr4Pge = 1u << 7,
+                        kCr4Osfxsr = 1u << 9;
 
 // Why translated code returned to the dispatcher.
 enum class ExitReason : std::uint32_t {

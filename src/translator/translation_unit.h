@@ -90,28 +90,31 @@ struct UnitKey {
   bool operator==(const UnitKey&) const = default;
 };
 
-// UnitKey::mode bit: CR4.TSD is set, so rdtsc is a callout (#GP at CPL > 0).
-constexpr std::uint32_t kModeTsd = 1u << 16;
+// UnitKey::mode bits: CR4.TSD is set, so rdtsc is a callout (#GP at CPL >
+// 0); CR4.OSFXSR is clear, so SSE instructions are #UD.
+constexpr std::uint32_t kModeTsd = 1u << 16, kModeSseOff = 1u << 17;
 
 // The UnitKey::mode for control registers 0 and 4. x87, MMX and SSE
 // instructions run natively, so units depend on whether CR0.TS/EM/MP make
 // them fault: they keep the CR0 bits that do, and are 0 whenever none would
 // fault, so the usual state (TS and EM clear, whatever MP) has one set of
 // translations and translated code tests nothing at run time. rdtsc runs
-// inline unless CR4.TSD may make it fault.
+// inline unless CR4.TSD may make it fault; SSE unless CR4.OSFXSR is clear.
 constexpr std::uint32_t UnitMode(std::uint32_t cr0, std::uint32_t cr4) {
-  const std::uint32_t tsd = (cr4 & kCr4Tsd) ? kModeTsd : 0;
-  if (cr0 & kCr0Ts) return (cr0 & (kCr0Mp | kCr0Em | kCr0Ts)) | tsd;
-  return (cr0 & kCr0Em) | tsd;
+  const std::uint32_t cr4_bits =
+      ((cr4 & kCr4Tsd) ? kModeTsd : 0) | ((cr4 & kCr4Osfxsr) ? 0 : kModeSseOff);
+  if (cr0 & kCr0Ts) return (cr0 & (kCr0Mp | kCr0Em | kCr0Ts)) | cr4_bits;
+  return (cr0 & kCr0Em) | cr4_bits;
 }
 
 // True when an instruction of `fpu_class` faults under UnitKey::mode `mode`
-// (SDM Vol. 3A table 2-2): x87 with EM or TS, wait with MP and TS, MMX and
-// SSE with EM (#UD) or TS (#NM).
+// (SDM Vol. 3A table 2-2): x87 with EM or TS, wait with MP and TS, MMX with
+// EM (#UD) or TS (#NM), SSE also without OSFXSR (#UD).
 constexpr bool FpuFaults(decoder::FpuClass fpu_class, std::uint32_t mode) {
   switch (fpu_class) {
     case decoder::FpuClass::kX87:
-    case decoder::FpuClass::kSimd: return (mode & (kCr0Em | kCr0Ts)) != 0;
+    case decoder::FpuClass::kMmx: return (mode & (kCr0Em | kCr0Ts)) != 0;
+    case decoder::FpuClass::kSse: return (mode & (kCr0Em | kCr0Ts | kModeSseOff)) != 0;
     case decoder::FpuClass::kWait: return (mode & (kCr0Mp | kCr0Ts)) == (kCr0Mp | kCr0Ts);
     case decoder::FpuClass::kNone: return false;
   }

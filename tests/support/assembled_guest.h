@@ -55,6 +55,15 @@ inline void EmitEnablePaging(asmjit::x86::Assembler& a, std::uint32_t directory)
   a.mov(x86::cr0, x86::eax);
 }
 
+// Sets CR4.OSFXSR and OSXMMEXCPT, without which SSE instructions are #UD,
+// as an OS does before it uses SSE. Clobbers EAX.
+inline void EmitEnableSse(asmjit::x86::Assembler& a) {
+  namespace x86 = asmjit::x86;
+  a.mov(x86::eax, x86::cr4);
+  a.or_(x86::eax, 0x600);
+  a.mov(x86::cr4, x86::eax);
+}
+
 // Ends the guest: writes 0 to the debug-exit port.
 inline void EmitExit(asmjit::x86::Assembler& a) {
   a.xor_(asmjit::x86::eax, asmjit::x86::eax);

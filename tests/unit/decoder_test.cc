@@ -120,13 +120,12 @@ TEST_CASE("x87, MMX and SSE instructions are classed for CR0.EM, MP and TS") {
   CHECK(DecodeBytes({0x0F, 0xAE, 0x00}).fpu_class == FpuClass::kX87);  // fxsave
   CHECK(DecodeBytes({0x0F, 0xAE, 0x08}).fpu_class == FpuClass::kX87);  // fxrstor
   CHECK(DecodeBytes({0x9B}).fpu_class == FpuClass::kWait);
-  CHECK(DecodeBytes({0x0F, 0x6E, 0xC0}).fpu_class == FpuClass::kSimd);  // movd mm0, eax
-  CHECK(DecodeBytes({0x0F, 0x77}).fpu_class == FpuClass::kSimd);        // emms
-  CHECK(DecodeBytes({0x0F, 0x57, 0xC0}).fpu_class == FpuClass::kSimd);  // xorps
-  CHECK(DecodeBytes({0xF2, 0x0F, 0x2C, 0x00}).fpu_class ==
-        FpuClass::kSimd);                                               // cvttsd2si eax, [eax]
-  CHECK(DecodeBytes({0x0F, 0xAE, 0x10}).fpu_class == FpuClass::kSimd);  // ldmxcsr
-  CHECK(DecodeBytes({0x66, 0x0F, 0xD7, 0xC0}).fpu_class == FpuClass::kSimd);  // pmovmskb eax, xmm0
+  CHECK(DecodeBytes({0x0F, 0x6E, 0xC0}).fpu_class == FpuClass::kMmx);        // movd mm0, eax
+  CHECK(DecodeBytes({0x0F, 0x77}).fpu_class == FpuClass::kMmx);              // emms
+  CHECK(DecodeBytes({0x0F, 0x57, 0xC0}).fpu_class == FpuClass::kSse);        // xorps
+  CHECK(DecodeBytes({0xF2, 0x0F, 0x2C, 0x00}).fpu_class == FpuClass::kSse);  // cvttsd2si eax, [eax]
+  CHECK(DecodeBytes({0x0F, 0xAE, 0x10}).fpu_class == FpuClass::kSse);        // ldmxcsr
+  CHECK(DecodeBytes({0x66, 0x0F, 0xD7, 0xC0}).fpu_class == FpuClass::kSse);  // pmovmskb eax, xmm0
   // No FPU or SIMD state: no #NM.
   CHECK(DecodeBytes({0x0F, 0xC3, 0x00}).fpu_class == FpuClass::kNone);              // movnti
   CHECK(DecodeBytes({0x0F, 0x18, 0x00}).fpu_class == FpuClass::kNone);              // prefetchnta

@@ -64,6 +64,7 @@ TEST_CASE("#DE from a host trap in the middle of a unit is precise") {
 TEST_CASE("#GP from a misaligned movaps is precise") {
   std::uint32_t at = 0;
   auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    testing::EmitEnableSse(a);
     a.mov(x86::esi, 0x200001);
     at = Here(a);
     a.movaps(x86::xmm0, x86::ptr(x86::esi));
@@ -330,8 +331,10 @@ TEST_CASE("a machine with no kernel runs code the application wrote, with its FP
   auto created = Machine::Create(config);
   REQUIRE(created);
   Machine& machine = **created;
+  // mov eax, cr4; or eax, 0x600 (OSFXSR, OSXMMEXCPT); mov cr4, eax;
   // movd eax, xmm0; pcmpeqd xmm1, xmm1; hlt
-  const std::uint8_t code[] = {0x66, 0x0F, 0x7E, 0xC0, 0x66, 0x0F, 0x76, 0xC9, 0xF4};
+  const std::uint8_t code[] = {0x0F, 0x20, 0xE0, 0x0D, 0x00, 0x06, 0x00, 0x00, 0x0F, 0x22,
+                               0xE0, 0x66, 0x0F, 0x7E, 0xC0, 0x66, 0x0F, 0x76, 0xC9, 0xF4};
   REQUIRE(machine.WritePhysical(0x1000, code, sizeof(code)));
   FpuState fpu = machine.GetFpuState();
   constexpr std::size_t kXmm0 = 160, kXmm1 = 176, kMxcsr = 24;
@@ -371,6 +374,7 @@ TEST_CASE("the guest's x87 control word and MXCSR never reach the host's code") 
   static constexpr std::uint16_t kProbePort = 0x510;
   auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
     // Round toward zero, exceptions unmasked, in both units.
+    testing::EmitEnableSse(a);
     a.mov(x86::esp, 0x90000);
     a.push(0x0C60);
     a.fldcw(x86::word_ptr(x86::esp));

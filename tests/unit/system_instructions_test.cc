@@ -39,6 +39,7 @@ using testing::kIdt;
 using testing::kIdtr;
 using testing::kOut;
 using testing::kSettings;
+using testing::kSkip;
 using Fault = testing::LoggedFault;
 
 constexpr std::uint32_t kTss = 0x302000, kLdt = 0x303000;
@@ -551,12 +552,6 @@ void SetCr0Bits(x86::Assembler& a, std::uint32_t bits) {
 
 constexpr std::uint32_t kMp = 2, kEm = 4, kTs = 8;
 
-void EnableSse(x86::Assembler& a) {
-  a.mov(x86::eax, x86::cr4);
-  a.or_(x86::eax, 0x600);  // OSFXSR, OSXMMEXCPT
-  a.mov(x86::cr4, x86::eax);
-}
-
 TEST_CASE("CR0.TS: x87, MMX and SSE raise #NM until clts; wait only with MP") {
   for (const TranslatorOptions& settings : kSettings) {
     CAPTURE(settings.max_unit_instructions);
@@ -564,7 +559,7 @@ TEST_CASE("CR0.TS: x87, MMX and SSE raise #NM until clts; wait only with MP") {
     std::vector<std::uint32_t> at;
     SystemGuest guest(
         [&](x86::Assembler& a) {
-          EnableSse(a);
+          testing::EmitEnableSse(a);
           a.mov(x86::dword_ptr_abs(kAction), kClts);  // lazy FPU switching
           SetCr0Bits(a, kTs);
           at.push_back(Here(a));
@@ -609,7 +604,7 @@ TEST_CASE("CR0.EM: x87 raises #NM, MMX and SSE #UD (also with TS set), wait runs
     std::vector<std::uint32_t> at;
     SystemGuest guest(
         [&](x86::Assembler& a) {
-          EnableSse(a);
+          testing::EmitEnableSse(a);
           a.mov(x86::dword_ptr_abs(kAction), kClearEmTs);
           SetCr0Bits(a, kEm | kMp);
           a.fwait();
@@ -640,6 +635,29 @@ TEST_CASE("CR0.EM: x87 raises #NM, MMX and SSE #UD (also with TS set), wait runs
     CheckFault(faults[0], 7, 0, at[0]);
     for (std::size_t i = 1; i < faults.size(); ++i) CheckFault(faults[i], 6, 0, at[i]);
   }
+}
+
+TEST_CASE("CR4.OSFXSR clear: SSE instructions are #UD, MMX (pshufw too) and x87 run") {
+  std::vector<std::uint32_t> at;
+  SystemGuest guest([&](x86::Assembler& a) {
+    a.mov(x86::dword_ptr_abs(kAction), kSkip);
+    a.pxor(x86::mm1, x86::mm1);
+    a.emms();
+    a.fldz();
+    a.fstp(x86::st0);
+    at.push_back(ExpectSkip(a, [&] { a.addps(x86::xmm0, x86::xmm1); }));
+    at.push_back(ExpectSkip(a, [&] { a.stmxcsr(x86::dword_ptr_abs(kOut)); }));
+    a.pshufw(x86::mm0, x86::mm1, 0);  // SSE on MMX registers: the MMX exceptions
+    a.emms();
+    testing::EmitEnableSse(a);
+    a.stmxcsr(x86::dword_ptr_abs(kOut + 4));  // the same kind of unit, now with OSFXSR
+    Halt(a);
+  });
+  guest.Run();
+  CHECK(guest.Read32(kOut + 4) == 0x1F80);
+  const std::vector<Fault> faults = guest.Faults();
+  REQUIRE(faults.size() == at.size());
+  for (std::size_t i = 0; i < at.size(); ++i) CheckFault(faults[i], 6, 0, at[i]);
 }
 
 // Regression guard for the translation scheme: code translated while TS was
