@@ -73,6 +73,7 @@ void Vcpu::OnPageInvalidated(std::uint32_t linear) {
   std::fill(std::begin(code_tlb_), std::end(code_tlb_), CodeTlbEntry{});
   // The page may be a piece of a large page, whose whole translation goes.
   const std::uint32_t region = (state_->cr4 & kCr4Pae) ? 2u << 20 : 4u << 20;
+  if (!parts_.cache.HasCrossPageChainsInto(linear & ~(region - 1), region)) return;
   parts_.cache.UnchainCrossPage(
       [&](const translator::ExitLink& link) { return (link.target_eip ^ linear) < region; });
 }

@@ -113,14 +113,20 @@ void CodeCache::Chain(ExitLink& link, TranslationUnit* target, ChainScope scope)
   link.target = target;
   link.scope = scope;
   target->incoming.push_back(link);
-  if (scope != ChainScope::kPage) cross_page_.push_back(link);
+  if (scope != ChainScope::kPage) {
+    cross_page_.push_back(link);
+    ++cross_page_into_[link.target_eip >> kRegionShift];
+  }
   ++counters_.chains_made;
 }
 
 void CodeCache::Unchain(ExitLink& link) {
   link.target->incoming.erase(link.target->incoming.iterator_to(link));
   PatchRel32(link.rel32, link.slow_path);
-  if (link.scope != ChainScope::kPage) cross_page_.erase(cross_page_.iterator_to(link));
+  if (link.scope != ChainScope::kPage) {
+    cross_page_.erase(cross_page_.iterator_to(link));
+    --cross_page_into_[link.target_eip >> kRegionShift];
+  }
   link.target = nullptr;
   ++counters_.chains_broken;
 }
@@ -140,7 +146,10 @@ void CodeCache::Unlink(TranslationUnit* unit) {
     ExitLink& link = unit->exits[i];
     if (!link.target) continue;
     link.target->incoming.erase(link.target->incoming.iterator_to(link));
-    if (link.scope != ChainScope::kPage) cross_page_.erase(cross_page_.iterator_to(link));
+    if (link.scope != ChainScope::kPage) {
+      cross_page_.erase(cross_page_.iterator_to(link));
+      --cross_page_into_[link.target_eip >> kRegionShift];
+    }
     link.target = nullptr;
   }
 }
@@ -158,6 +167,7 @@ void CodeCache::Flush() {
   counters_.units_evicted += table_.size();
   table_.clear();
   cross_page_.clear();
+  cross_page_into_.fill(0);
   for (PageList& list : pages_) list.clear();
   for (TranslationUnit* unit : by_address_) {
     unit->incoming.clear();

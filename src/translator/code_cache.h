@@ -10,6 +10,7 @@
 
 #include <bt/result.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -52,6 +53,15 @@ class CodeCache {
   // that page's translation stays: `scope` says which events may change it,
   // and the runtime breaks such chains (UnchainCrossPage) when they happen.
   void Chain(ExitLink& link, TranslationUnit* target, ChainScope scope);
+  // Whether any chain into another page targets linear [base, base + bytes),
+  // a 2 MiB-aligned range of whole 2 MiB regions.
+  bool HasCrossPageChainsInto(std::uint32_t base, std::uint32_t bytes) const {
+    for (std::uint32_t region = base >> kRegionShift;
+         region < (std::uint64_t{base} + bytes) >> kRegionShift; ++region) {
+      if (cross_page_into_[region] != 0) return true;
+    }
+    return false;
+  }
   // Breaks every chain into another page for which `breaks(link)` holds.
   template <class Predicate>
   void UnchainCrossPage(Predicate breaks) {
@@ -116,6 +126,10 @@ class CodeCache {
   HashTable table_;
   std::vector<PageList> pages_;
   CrossPageList cross_page_;  // chains of scope kGlobal and kLocal
+  // How many of them target each 2 MiB of linear space.
+  static constexpr unsigned kRegionShift = 21;
+  static constexpr std::size_t kRegions = std::size_t{1} << (32 - kRegionShift);
+  std::array<std::uint32_t, kRegions> cross_page_into_{};
   // Units in allocation (= address) order, for UnitAt() from a fault handler.
   std::vector<TranslationUnit*> by_address_;
   CacheCounters counters_;
