@@ -238,7 +238,7 @@ bool Vcpu::CheckDivide(const decoder::DecodedInstruction& insn) {
   const unsigned size = insn.operand_size;
   std::uint32_t divisor = 0;
   if (insn.has_memory) {
-    if (!ReadGuest(state_->effective_address, &divisor, size)) return OperandOutsideRam(insn);
+    if (!ReadOperand(state_->effective_address, &divisor, size)) return OperandOutsideRam(insn);
   } else {
     const unsigned rm = insn.bytes[insn.modrm_offset] & 7;
     // Byte registers 4-7 are AH, CH, DH, BH.

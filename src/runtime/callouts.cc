@@ -194,7 +194,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     case Kind::kLgdt:
     case Kind::kLidt: {
       std::uint8_t operand[6];
-      if (!ReadGuest(state_->effective_address, operand, sizeof(operand))) break;
+      if (!ReadOperand(state_->effective_address, operand, sizeof(operand))) break;
       std::uint32_t base = operand[2] | operand[3] << 8 | operand[4] << 16 |
                            static_cast<std::uint32_t>(operand[5]) << 24;
       if (size == 2) base &= 0x00FFFFFF;
@@ -211,7 +211,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     case Kind::kMovToSegment: {
       std::uint16_t selector = 0;
       if (insn.has_memory) {
-        if (!ReadGuest(state_->effective_address, &selector, 2)) break;
+        if (!ReadOperand(state_->effective_address, &selector, 2)) break;
       } else {
         selector = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
       }
@@ -223,7 +223,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     case Kind::kMovFromSegment: {
       const std::uint16_t selector = state_->segment[insn.special_register].selector;
       if (insn.has_memory) {
-        if (!WriteGuest(state_->effective_address, &selector, 2)) break;
+        if (!WriteOperand(state_->effective_address, &selector, 2)) break;
       } else {
         WriteRegister(insn.rm_gpr, size, selector);
       }
@@ -231,7 +231,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     }
     case Kind::kPopSegment: {
       std::uint16_t selector = 0;
-      if (!ReadGuest(state_->gpr[translator::kEsp], &selector, 2)) break;
+      if (!ReadOperand(state_->gpr[translator::kEsp], &selector, 2)) break;
       if (!LoadSegment(insn.special_register, selector, insn)) return true;
       state_->gpr[translator::kEsp] += size;
       HoldInterruptsAfterStackLoad(insn.special_register);
@@ -239,7 +239,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     }
     case Kind::kPopf: {
       std::uint32_t value = 0;
-      if (!ReadGuest(state_->gpr[translator::kEsp], &value, size)) break;
+      if (!ReadOperand(state_->gpr[translator::kEsp], &value, size)) break;
       state_->gpr[translator::kEsp] += size;
       // Without a fault, popf leaves IOPL and IF alone where the CPL may not
       // change them (SDM Vol. 2B POPF).
@@ -252,7 +252,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       std::uint16_t selector = static_cast<std::uint16_t>(insn.immediate2);
       if (insn.has_memory) {
         std::uint8_t operand[6];
-        if (!ReadGuest(state_->effective_address, operand, size + 2u)) break;
+        if (!ReadOperand(state_->effective_address, operand, size + 2u)) break;
         offset = size == 2 ? operand[0] | operand[1] << 8
                            : operand[0] | operand[1] << 8 | operand[2] << 16 |
                                  static_cast<std::uint32_t>(operand[3]) << 24;
@@ -267,7 +267,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       std::uint32_t ebp = state_->gpr[translator::kEbp];
       auto push = [&](std::uint32_t value) {
         esp -= size;
-        return WriteGuest(esp, &value, size);
+        return WriteOperand(esp, &value, size);
       };
       if (!push(ebp)) break;
       const std::uint32_t frame = esp;
@@ -276,7 +276,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       for (unsigned i = 1; ok && i < level; ++i) {
         ebp -= size;
         std::uint32_t value = 0;
-        ok = ReadGuest(ebp, &value, size) && push(value);
+        ok = ReadOperand(ebp, &value, size) && push(value);
       }
       if (!ok || (level > 0 && !push(frame))) break;
       WriteRegister(translator::kEbp, size, frame);

@@ -44,7 +44,7 @@ bool Vcpu::FarTransfer(const DecodedInstruction& insn, std::uint16_t selector, s
     std::uint8_t bytes[8];
     std::memcpy(bytes, &frame[0], size);
     std::memcpy(bytes + size, &frame[1], size);
-    if (!WriteGuest(esp - 2 * size, bytes, 2 * size)) return StackOutsideRam(insn);
+    if (!WriteOperand(esp - 2 * size, bytes, 2 * size)) return StackOutsideRam(insn);
   }
   if (!LoadSegment(kCs, selector, insn)) return true;
   if (call) state_->gpr[kEsp] = esp - 2 * size;
@@ -116,7 +116,12 @@ bool Vcpu::TransferThroughCallGate(const DecodedInstruction& insn, std::uint16_t
     count += parameters + 2;
   }
   esp -= count * size;
-  if (!WriteGuest(esp, bytes, count * size)) return StackOutsideRam(insn);
+  // The inner ring's stack is a supervisor access; the caller's own, at
+  // its CPL, an access of that CPL.
+  if (!(new_cpl != cpl ? WriteGuest(esp, bytes, count * size)
+                       : WriteOperand(esp, bytes, count * size))) {
+    return StackOutsideRam(insn);
+  }
   if (new_cpl != cpl) state_->segment[kSs] = stack.Cached(ss);
   state_->segment[kCs] = new_cs;
   state_->gpr[kEsp] = esp;

@@ -218,8 +218,8 @@ bool Vcpu::Iret(const decoder::DecodedInstruction& insn) {
   const unsigned size = insn.operand_size == 2 ? 2 : 4;
   const std::uint32_t esp = state_->gpr[kEsp];
   std::uint32_t eip = 0, cs = 0, popped_flags = 0;
-  if (!ReadGuest(esp, &eip, size) || !ReadGuest(esp + size, &cs, size) ||
-      !ReadGuest(esp + 2 * size, &popped_flags, size)) {
+  if (!ReadOperand(esp, &eip, size) || !ReadOperand(esp + size, &cs, size) ||
+      !ReadOperand(esp + 2 * size, &popped_flags, size)) {
     return StackOutsideRam(insn);
   }
   if (state_->Cpl() == 0 && size == 4 && (popped_flags & kEflagsVm)) {

@@ -119,8 +119,8 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
           {kOverflow, GuestEvent::Source::kSoftwareException, false, 0, insn.next_eip(), insn.eip});
     case 0x62: {  // bound
       std::uint32_t bounds[2] = {};
-      if (!ReadGuest(state_->effective_address, &bounds[0], size) ||
-          !ReadGuest(state_->effective_address + size, &bounds[1], size)) {
+      if (!ReadOperand(state_->effective_address, &bounds[0], size) ||
+          !ReadOperand(state_->effective_address + size, &bounds[1], size)) {
         break;
       }
       const std::int32_t index = SignExtend(state_->gpr[insn.reg_gpr], size);
@@ -132,7 +132,7 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
     case 0x63: {  // arpl r/m16, r16
       std::uint16_t destination = 0;
       if (insn.has_memory) {
-        if (!ReadGuest(state_->effective_address, &destination, 2)) break;
+        if (!ReadOperand(state_->effective_address, &destination, 2)) break;
       } else {
         destination = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
       }
@@ -142,7 +142,7 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
       if (!raise) return false;
       destination = static_cast<std::uint16_t>((destination & ~3) | source_rpl);
       if (insn.has_memory) {
-        if (!WriteGuest(state_->effective_address, &destination, 2)) break;
+        if (!WriteOperand(state_->effective_address, &destination, 2)) break;
       } else {
         WriteRegister(insn.rm_gpr, 2, destination);
       }
@@ -159,8 +159,8 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
       }
       std::uint32_t offset = 0;
       std::uint16_t selector = 0;
-      if (!ReadGuest(state_->effective_address, &offset, size) ||
-          !ReadGuest(state_->effective_address + size, &selector, 2)) {
+      if (!ReadOperand(state_->effective_address, &offset, size) ||
+          !ReadOperand(state_->effective_address + size, &selector, 2)) {
         break;
       }
       if (!LoadSegment(segment, selector, insn)) return true;
@@ -173,8 +173,8 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
       std::uint16_t selector = static_cast<std::uint16_t>(insn.immediate2);
       if (opcode[0] == 0xFF) {
         offset = 0;
-        if (!ReadGuest(state_->effective_address, &offset, size) ||
-            !ReadGuest(state_->effective_address + size, &selector, 2)) {
+        if (!ReadOperand(state_->effective_address, &offset, size) ||
+            !ReadOperand(state_->effective_address + size, &selector, 2)) {
           break;
         }
       }
@@ -184,7 +184,7 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
     case 0xCB: {  // retf
       const std::uint32_t esp = state_->gpr[kEsp];
       std::uint32_t eip = 0, selector = 0;
-      if (!ReadGuest(esp, &eip, size) || !ReadGuest(esp + size, &selector, size)) break;
+      if (!ReadOperand(esp, &eip, size) || !ReadOperand(esp + size, &selector, size)) break;
       // The immediate releases parameters on both stacks (SDM Vol. 2B RET).
       const std::uint32_t release = opcode[0] == 0xCA ? insn.immediate & 0xFFFF : 0;
       ReturnTarget target;

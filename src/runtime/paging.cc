@@ -139,7 +139,8 @@ bool Vcpu::RaiseAccessFault(const DecodedInstruction& insn) {
   return Raise(PageFaultEvent(*access_fault_, insn.eip));
 }
 
-bool Vcpu::AccessGuest(std::uint32_t address, void* data, std::size_t bytes, bool write) {
+bool Vcpu::AccessGuest(std::uint32_t address, void* data, std::size_t bytes, bool write,
+                       mmu::View view) {
   access_fault_.reset();
   // At most two pages: check both before touching either, so that an
   // access faulting on its second page changes nothing.
@@ -151,8 +152,8 @@ bool Vcpu::AccessGuest(std::uint32_t address, void* data, std::size_t bytes, boo
   std::uint32_t linear = address;
   for (std::size_t left = bytes; left > 0; ++count) {
     const std::size_t in_page = std::min<std::size_t>(left, kPageSize - linear % kPageSize);
-    const mmu::Translation translation = parts_.mmu.Translate(
-        linear, write ? mmu::Access::kWrite : mmu::Access::kRead, mmu::View::kSupervisor);
+    const mmu::Translation translation =
+        parts_.mmu.Translate(linear, write ? mmu::Access::kWrite : mmu::Access::kRead, view);
     if (translation.status == mmu::Translation::Status::kPageFault) {
       access_fault_ = LinearFault{linear, translation.error_code};
       return false;
@@ -179,11 +180,19 @@ bool Vcpu::AccessGuest(std::uint32_t address, void* data, std::size_t bytes, boo
 }
 
 bool Vcpu::ReadGuest(std::uint32_t address, void* data, std::size_t bytes) {
-  return AccessGuest(address, data, bytes, false);
+  return AccessGuest(address, data, bytes, false, mmu::View::kSupervisor);
 }
 
 bool Vcpu::WriteGuest(std::uint32_t address, const void* data, std::size_t bytes) {
-  return AccessGuest(address, const_cast<void*>(data), bytes, true);
+  return AccessGuest(address, const_cast<void*>(data), bytes, true, mmu::View::kSupervisor);
+}
+
+bool Vcpu::ReadOperand(std::uint32_t address, void* data, std::size_t bytes) {
+  return AccessGuest(address, data, bytes, false, CurrentView());
+}
+
+bool Vcpu::WriteOperand(std::uint32_t address, const void* data, std::size_t bytes) {
+  return AccessGuest(address, const_cast<void*>(data), bytes, true, CurrentView());
 }
 
 const std::uint8_t* Vcpu::CodePage(std::uint32_t page_base, std::uint32_t* physical_page) {

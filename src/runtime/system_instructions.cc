@@ -53,7 +53,7 @@ bool Vcpu::StoreSystemRegister(const DecodedInstruction& insn) {
       std::uint8_t operand[6];
       std::memcpy(operand, &limit, 2);
       std::memcpy(operand + 2, &base, 4);
-      if (!WriteGuest(state_->effective_address, operand, sizeof(operand))) {
+      if (!WriteOperand(state_->effective_address, operand, sizeof(operand))) {
         return OperandOutsideRam(insn);
       }
       return false;
@@ -72,7 +72,7 @@ bool Vcpu::StoreSystemRegister(const DecodedInstruction& insn) {
   if (insn.has_memory) {
     // Memory destinations are 16 bits whatever the operand size.
     const auto word = static_cast<std::uint16_t>(value);
-    if (!WriteGuest(state_->effective_address, &word, 2)) return OperandOutsideRam(insn);
+    if (!WriteOperand(state_->effective_address, &word, 2)) return OperandOutsideRam(insn);
     return false;
   }
   // A 32-bit register gets the selector zero-extended (P6 and later), and
@@ -89,7 +89,7 @@ bool Vcpu::LoadMachineStatusWord(const DecodedInstruction& insn) {
   } else {
     std::uint16_t source = 0;
     if (insn.has_memory) {
-      if (!ReadGuest(state_->effective_address, &source, 2)) return OperandOutsideRam(insn);
+      if (!ReadOperand(state_->effective_address, &source, 2)) return OperandOutsideRam(insn);
     } else {
       source = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
     }
@@ -108,7 +108,7 @@ bool Vcpu::LoadSystemSegment(const DecodedInstruction& insn) {
   if (!(state_->cr0 & kCr0Pe)) return RaiseFault(kInvalidOpcode, insn);
   std::uint16_t selector = 0;
   if (insn.has_memory) {
-    if (!ReadGuest(state_->effective_address, &selector, 2)) return OperandOutsideRam(insn);
+    if (!ReadOperand(state_->effective_address, &selector, 2)) return OperandOutsideRam(insn);
   } else {
     selector = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
   }
@@ -150,7 +150,7 @@ bool Vcpu::CheckSegment(const DecodedInstruction& insn) {
   if (!(state_->cr0 & kCr0Pe)) return RaiseFault(kInvalidOpcode, insn);
   std::uint16_t selector = 0;
   if (insn.has_memory) {
-    if (!ReadGuest(state_->effective_address, &selector, 2)) return OperandOutsideRam(insn);
+    if (!ReadOperand(state_->effective_address, &selector, 2)) return OperandOutsideRam(insn);
   } else {
     selector = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
   }

@@ -355,9 +355,10 @@ class Vcpu final : private translator::CodeSource {
   // Ends the callout of `insn` with the #PF its last guest access found.
   bool RaiseAccessFault(const decoder::DecodedInstruction& insn);
   // Copies between `data` and guest linear memory, through the page tables
-  // when paging is on. False if the access faults (then access_fault_
-  // holds the #PF) or reaches no RAM.
-  bool AccessGuest(std::uint32_t address, void* data, std::size_t bytes, bool write);
+  // of `view` when paging is on. False if the access faults (then
+  // access_fault_ holds the #PF) or reaches no RAM.
+  bool AccessGuest(std::uint32_t address, void* data, std::size_t bytes, bool write,
+                   mmu::View view);
 
   // A guest access failed while delivering `cause`: a #PF in `nested`, or
   // a stop for an access outside RAM.
@@ -427,8 +428,14 @@ class Vcpu final : private translator::CodeSource {
   // or stopped.
   bool LoadSegment(unsigned index, std::uint16_t selector, const decoder::DecodedInstruction& insn);
   void HoldInterruptsAfterStackLoad(unsigned segment);
+  // Guest memory as the CPU's implicit supervisor accesses reach it:
+  // descriptor tables, the TSS, interrupt and inner-ring stacks.
   bool ReadGuest(std::uint32_t address, void* data, std::size_t bytes);
   bool WriteGuest(std::uint32_t address, const void* data, std::size_t bytes);
+  // Guest memory as an instruction's own operands and stack reach it: with
+  // paging, user-mode accesses at CPL 3 (U/S and R/W checked, #PF with U).
+  bool ReadOperand(std::uint32_t address, void* data, std::size_t bytes);
+  bool WriteOperand(std::uint32_t address, const void* data, std::size_t bytes);
   std::uint32_t ReadRegister(std::uint8_t reg, unsigned size) const;
   void WriteRegister(std::uint8_t reg, unsigned size, std::uint32_t value);
 

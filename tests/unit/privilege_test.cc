@@ -655,5 +655,25 @@ TEST_CASE("call gate checks: gate DPL and RPL, presence, jmp to an inner ring, t
   RunExpecting(guest, expected);
 }
 
+// With paging, what an emulated instruction at CPL 3 reads or writes as its
+// operand is a user-mode access: a supervisor page is #PF with the U bit.
+TEST_CASE("operands of emulated instructions at CPL 3 are user-mode accesses under paging") {
+  constexpr std::uint32_t kDirectory = 0x900000, kSupervisorPage = 0x800000;
+  std::vector<Expected> expected;
+  RingGuest guest([&](x86::Assembler& a) {
+    testing::EmitEnablePaging(a, kDirectory);
+    InRing3(a, [&] {
+      expected.push_back(
+          {14, 0x7, ExpectSkip(a, [&] { a.smsw(x86::word_ptr_abs(kSupervisorPage)); })});
+      a.smsw(x86::word_ptr_abs(kOut + 0x200));  // a user page: fine
+    });
+  });
+  // 4 MiB pages: [0, 4 MiB) user, [8, 12 MiB) supervisor only.
+  const std::uint32_t directory[3] = {0x87, 0, 0x800083};
+  REQUIRE(guest.machine().WritePhysical(kDirectory, directory, sizeof(directory)));
+  RunExpecting(guest, expected);
+  CHECK((guest.Read32(kOut + 0x200) & 0xFFFF) == 0x0011);  // PE ET: PG is not in the MSW
+}
+
 }  // namespace
 }  // namespace bt
