@@ -1,6 +1,8 @@
 // btvm: boots a Multiboot kernel or a Linux bzImage (or the bundled demo
 // guest) on a libbt Machine, with the guest's serial output on stdout. The
 // exit status tells how the guest stopped; `btvm --help` lists the statuses.
+#include "serial_console.h"
+
 #include <bt/machine.h>
 
 #include <pthread.h>
@@ -87,7 +89,12 @@ void PrintUsage() {
       "Runs a 32-bit x86 Multiboot v1 kernel or Linux bzImage under libbt's binary\n"
       "translator.\n"
       "Without --kernel it boots the demo guest built into btvm. The guest's\n"
-      "serial output (COM1 and port 0xE9) goes to stdout.\n"
+      "serial output (COM1 and port 0xE9) goes to stdout, and stdin to COM1's input.\n"
+      "When stdin and stdout are a terminal, it is put in raw mode: keys go to the\n"
+      "guest as typed (Ctrl-C included). Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A,\n"
+      "Ctrl-A h lists these keys. Otherwise what stdin reads is sent as it comes\n"
+      "(printf 'uname -a\\n' | btvm ...), except that a terminal stdin is left\n"
+      "alone when stdout is redirected.\n"
       "\n"
       "Options (also accepted as --option=value):\n"
       "  --kernel FILE         kernel to boot: Multiboot v1 (ELF32 or a.out kludge) or\n"
@@ -118,7 +125,9 @@ void PrintUsage() {
       "  5     triple fault: an exception could not be delivered (the chain of\n"
       "        exceptions on stderr); a real CPU would reset\n"
       "  6     the --time-limit ran out\n"
-      "  130   stopped by SIGINT (Ctrl-C); a second Ctrl-C exits at once\n",
+      "  130   stopped by SIGINT (Ctrl-C outside raw mode) or Ctrl-A x; a second\n"
+      "        SIGINT exits at once\n"
+      "  128+n killed by signal n (SIGTERM, SIGHUP, SIGQUIT), terminal restored\n",
       FormatSize(kMinRam).c_str(), FormatSize(kMaxRam).c_str(),
       FormatSize(defaults.ram_bytes).c_str(), kMaxUnit, defaults.max_unit,
       FormatSize(kMinCache).c_str(), FormatSize(kMaxCache).c_str(),
@@ -236,7 +245,8 @@ bt::Result<Options> ParseArguments(std::span<char* const> args) {
 
 // Turns SIGINT into Machine::RequestStop(). SIGINT is blocked in every thread
 // and taken by sigwait() on a thread of its own, because RequestStop() is
-// documented as thread-safe, not as async-signal-safe.
+// documented as thread-safe, not as async-signal-safe. SIGTERM, SIGHUP and
+// SIGQUIT end btvm at once, but only after the terminal is out of raw mode.
 class InterruptWatcher {
  public:
   // Must run before any other thread exists, so that all of them (the
@@ -262,7 +272,7 @@ class InterruptWatcher {
   static sigset_t InterruptSet() {
     sigset_t set;
     sigemptyset(&set);
-    sigaddset(&set, SIGINT);
+    for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&set, signal_number);
     return set;
   }
 
@@ -272,9 +282,14 @@ class InterruptWatcher {
     for (;;) {
       int signal_number = 0;
       if (sigwait(&set, &signal_number) != 0 || done_) return;
+      if (signal_number != SIGINT) {
+        btvm::SerialConsole::RestoreTerminal();
+        _exit(128 + signal_number);
+      }
       // A guest that does not stop after the first Ctrl-C must not trap the
       // user: the second one ends the process.
       if (stop_requested) {
+        btvm::SerialConsole::RestoreTerminal();
         static constexpr char kMessage[] = "btvm: interrupted again, exiting\n";
         (void)!write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
         _exit(kStatusInterrupted);
@@ -290,7 +305,7 @@ class InterruptWatcher {
 };
 
 // Reports how the guest stopped on stderr and returns btvm's exit status.
-int ExitStatus(const bt::StopInfo& stop, const Options& options) {
+int ExitStatus(const bt::StopInfo& stop, const Options& options, bool quit_from_console) {
   auto print_message = [&] {
     if (!stop.message.empty()) std::fprintf(stderr, "btvm: %s\n", stop.message.c_str());
   };
@@ -329,7 +344,8 @@ int ExitStatus(const bt::StopInfo& stop, const Options& options) {
                    options.time_limit_seconds, stop.eip);
       return kStatusTimeLimit;
     case bt::StopReason::kStopRequested:
-      std::fprintf(stderr, "btvm: interrupted at eip=0x%08x\n", stop.eip);
+      std::fprintf(stderr, "btvm: %s at eip=0x%08x\n",
+                   quit_from_console ? "quit with Ctrl-A x" : "interrupted", stop.eip);
       return kStatusInterrupted;
     case bt::StopReason::kHostError: break;
   }
@@ -372,11 +388,14 @@ int Run(const Options& options) {
       std::chrono::duration<double>(options.time_limit_seconds));
 
   bt::StopInfo stop;
+  bool quit_from_console = false;
   {
     InterruptWatcher watcher(**machine);
+    btvm::SerialConsole console(**machine);
     stop = (*machine)->Run(limits);
+    quit_from_console = console.quit_requested();
   }
-  int status = ExitStatus(stop, options);
+  int status = ExitStatus(stop, options, quit_from_console);
   if (options.print_stats) std::fputs((*machine)->GetStats().Format().c_str(), stderr);
   return status;
 }

@@ -118,6 +118,12 @@ class Machine {
   // Thread-safe: makes a Run() in progress return kStopRequested soon.
   void RequestStop();
 
+  // Thread-safe: `bytes` arrive on COM1's receive line, in order, as if
+  // typed on a terminal attached to it. They wait outside the UART until
+  // the guest has room for them and asserts RTS, so none are lost; a halted
+  // guest wakes up for them. May be called before or during Run().
+  void SendSerialInput(std::string_view bytes);
+
   // Claims guest I/O ports [base, base + count). The device must outlive the
   // machine. Fails if the range overlaps a device already there.
   Result<void> AddPortDevice(std::uint16_t base, std::uint16_t count, PortDevice& device);

@@ -33,6 +33,8 @@ inline constexpr PortRange kSystemControlBPorts{0x61, 1};
 
 // 16550A UART at the standard PC address of the first serial port.
 inline constexpr PortRange kCom1Ports{0x3F8, 8};
+// COM1's interrupt output drives ISA IRQ 4, as on every PC.
+inline constexpr unsigned kCom1Irq = 4;
 // Bochs/QEMU debug console: every byte written goes straight to the host.
 inline constexpr PortRange kDebugConsolePorts{0xE9, 1};
 // QEMU isa-debug-exit, with the iobase=0xf4,iosize=0x04 that test guests use

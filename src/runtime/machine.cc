@@ -101,7 +101,12 @@ Result<void> Machine::Impl::Build() {
                                       config.translator.chaining});
 
   auto output = config.serial_output ? config.serial_output : [](std::string_view) {};
-  com1 = std::make_unique<devices::Uart16550>(output);
+  com1 = std::make_unique<devices::Uart16550>(
+      output,
+      [](void* pic_pair, bool level) {
+        static_cast<devices::Pic8259Pair*>(pic_pair)->SetIrq(devices::kCom1Irq, level);
+      },
+      &pic);
   debug_console = std::make_unique<devices::DebugConsole>(output);
   debug_exit =
       std::make_unique<devices::DebugExit>([this](std::uint32_t value) { vcpu->DebugExit(value); });
@@ -131,6 +136,9 @@ Result<void> Machine::Impl::Build() {
   vcpu = std::move(cpu.value());
   pic.SetIntrListener(&runtime::Vcpu::OnInterruptRequest, vcpu.get());
   pit->SetDeadlineListener(&runtime::Vcpu::OnTimerDeadline, vcpu.get());
+  com1->SetInputListener(&runtime::Vcpu::OnDeviceAttention, vcpu.get());
+  vcpu->SetDeviceService([](void* uart) { static_cast<devices::Uart16550*>(uart)->ServiceInput(); },
+                         com1.get());
   vcpu->set_intercepted_exceptions(config.intercepted_exceptions);
   return {};
 }
@@ -202,6 +210,8 @@ StopInfo Machine::Run(RunLimits limits) {
 }
 
 void Machine::RequestStop() { impl_->vcpu->RequestStop(); }
+
+void Machine::SendSerialInput(std::string_view bytes) { impl_->com1->Receive(bytes); }
 
 Result<void> Machine::AddPortDevice(std::uint16_t base, std::uint16_t count, PortDevice& device) {
   return impl_->ports.Register(base, count, device);

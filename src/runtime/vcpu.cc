@@ -195,7 +195,8 @@ void Vcpu::DebugExit(std::uint32_t value) {
 void Vcpu::WaitWhileHalted() {
   std::unique_lock lock(wake_mutex_);
   wake_.wait(lock, [this] {
-    return interrupt_.load() >= 0 || timer_due_.load() || interrupt_requested_.load();
+    return interrupt_.load() >= 0 || timer_due_.load() || interrupt_requested_.load() ||
+           device_attention_.load();
   });
 }
 
@@ -205,6 +206,16 @@ void Vcpu::OnInterruptRequest(void* self) {
   // Device activity inside a callout: make running code come back to the
   // dispatcher at its next unit entry.
   vcpu->SetPollPage(platform::Protection::kNone);
+}
+
+void Vcpu::OnDeviceAttention(void* self) {
+  auto* vcpu = static_cast<Vcpu*>(self);
+  vcpu->device_attention_ = true;
+  // Set before the poll page is revoked, so that the dispatcher, which gives
+  // the page back before it looks at the flags, cannot miss it.
+  vcpu->SetPollPage(platform::Protection::kNone);
+  std::lock_guard lock(vcpu->wake_mutex_);
+  vcpu->wake_.notify_all();
 }
 
 void Vcpu::OnTimerDeadline(void* self, std::chrono::steady_clock::time_point deadline) {
@@ -282,6 +293,9 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
       break;
     }
     if (timer_due_.exchange(false)) ServiceTimer();
+    if (device_attention_.exchange(false) && device_service_) {
+      device_service_(device_service_context_);
+    }
     if (!std::exchange(interrupt_shadow_, false)) {
       stop = DeliverExternalInterrupt();
       if (stop) break;

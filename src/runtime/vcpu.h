@@ -128,6 +128,15 @@ class Vcpu final : private translator::CodeSource {
   // output change moved to `deadline`.
   static void OnInterruptRequest(void* self);
   static void OnTimerDeadline(void* self, std::chrono::steady_clock::time_point deadline);
+  // Thread-safe: a device has work for the vCPU thread (host input came in).
+  // The run loop calls the device service before it next delivers an
+  // interrupt or runs guest code, waking a halted guest for it.
+  static void OnDeviceAttention(void* self);
+  using DeviceService = void (*)(void* context);
+  void SetDeviceService(DeviceService service, void* context) {
+    device_service_ = service;
+    device_service_context_ = context;
+  }
 
   CpuState& state() { return *state_; }
   const CpuState& state() const { return *state_; }
@@ -501,6 +510,9 @@ class Vcpu final : private translator::CodeSource {
   // where the dispatcher gets control.
   std::atomic<bool> timer_due_{false};
   std::atomic<bool> interrupt_requested_{false};
+  std::atomic<bool> device_attention_{false};
+  DeviceService device_service_ = nullptr;
+  void* device_service_context_ = nullptr;
   TranslationUnit* next_unit_ = nullptr;
 
   std::atomic<int> interrupt_{-1};  // a StopReason, or -1

@@ -176,6 +176,33 @@ TEST_CASE("RequestStop from another thread stops a guest in a chained loop") {
   CHECK(again.reason == StopReason::kBudgetExhausted);
 }
 
+TEST_CASE("SendSerialInput from another thread reaches a guest polling COM1") {
+  // Asserts RTS, waits for LSR.DR and exits with the byte from RBR.
+  auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
+    asmjit::Label wait = a.newLabel();
+    a.mov(x86::dx, 0x3FC);
+    a.mov(x86::al, 0x02);
+    a.out(x86::dx, x86::al);
+    a.mov(x86::dx, 0x3FD);
+    a.bind(wait);
+    a.in(x86::al, x86::dx);
+    a.test(x86::al, 1);
+    a.jz(wait);
+    a.mov(x86::dx, 0x3F8);
+    a.in(x86::al, x86::dx);
+    a.movzx(x86::eax, x86::al);
+    a.out(0xF4, x86::eax);
+  }));
+  std::thread typist([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    machine->SendSerialInput("q");
+  });
+  const StopInfo stop = machine->Run(RunLimits{std::chrono::seconds(10)});
+  typist.join();
+  CHECK(stop.reason == StopReason::kDebugExit);
+  CHECK(stop.exit_value == 'q');
+}
+
 TEST_CASE("CPUID hides what libbt does not run") {
   auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
     a.mov(x86::eax, 1);
