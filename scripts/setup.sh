@@ -2,7 +2,9 @@
 # Sets up a Debian 12 / Ubuntu machine for libbt and builds it in ./build.
 #
 #   scripts/setup.sh                  install what is missing, configure, build
-#   scripts/setup.sh run [ARGS...]    ... then run build/btvm ARGS (no ARGS: the demo)
+#   scripts/setup.sh run [ARGS...]    ... then run build/btvm ARGS; with no ARGS,
+#                                     build the Linux guest (scripts/linux_guest.sh)
+#                                     and boot it to a busybox shell
 #   scripts/setup.sh test             ... then run the test suite
 #
 # BT_BUILD_TYPE picks the CMake build type of a new build directory
@@ -10,7 +12,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,9s/^# \{0,1\}//p' "$0"
+  sed -n '2,11s/^# \{0,1\}//p' "$0"
 }
 
 # gcc-multilib and g++-multilib build the 32-bit guests; qemu-system-x86 runs
@@ -77,6 +79,11 @@ build >&2  # stdout is left to btvm and ctest
 case "$command" in
   run)
     shift
+    if (($# == 0)); then
+      scripts/linux_guest.sh --dir build/guest-linux >&2
+      set -- --kernel build/guest-linux/bzImage --initrd build/guest-linux/initramfs.cpio.gz \
+        --append 'console=ttyS0 nokaslr quiet'
+    fi
     exec build/btvm "$@"
     ;;
   test)
