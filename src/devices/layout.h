@@ -13,8 +13,11 @@ struct PortRange {
 };
 
 // Ports that later devices will take, kept here so nothing claims them first:
-// 0x60/0x64 (i8042), 0x70 (CMOS), 0x2F8 (COM2), 0xCF8/0xCFC (PCI
-// configuration mechanism #1).
+// 0x60/0x64 (i8042), 0x2F8 (COM2), 0xCF8/0xCFC (PCI configuration
+// mechanism #1).
+
+// CMOS RAM and real-time clock: index and data ports.
+inline constexpr PortRange kCmosPorts{0x70, 2};
 
 // 8259A PIC pair: command (ICW1, OCW2, OCW3) and data (ICW2-4, OCW1) ports of
 // the master and of the slave, which is cascaded on the master's IRQ2.

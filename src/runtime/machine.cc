@@ -1,6 +1,7 @@
 // bt::Machine: assembles memory, devices, translator and vCPU from a
 // MachineConfig.
 #include "decoder/decoder.h"
+#include "devices/cmos_rtc.h"
 #include "devices/debug_console.h"
 #include "devices/debug_exit.h"
 #include "devices/layout.h"
@@ -40,6 +41,7 @@ struct Machine::Impl {
   std::unique_ptr<devices::DebugExit> debug_exit;
   devices::Pic8259Pair pic;
   std::unique_ptr<devices::Pit8254> pit;
+  devices::CmosRtc cmos{[] { return std::chrono::system_clock::now(); }};
   std::unique_ptr<runtime::Vcpu> vcpu;
   bool dead = false;  // after a triple fault or host error
 
@@ -124,7 +126,8 @@ Result<void> Machine::Impl::Build() {
         std::pair{devices::kPicSlavePorts, &pic.slave_ports()},
         std::pair{devices::kElcrPorts, &pic.elcr_ports()},
         std::pair{devices::kPitPorts, static_cast<PortDevice*>(pit.get())},
-        std::pair{devices::kSystemControlBPorts, &pit->port61()}}) {
+        std::pair{devices::kSystemControlBPorts, &pit->port61()},
+        std::pair{devices::kCmosPorts, static_cast<PortDevice*>(&cmos)}}) {
     if (auto added = ports.Register(range.base, range.count, *device); !added) {
       return Error{added.error()};
     }
