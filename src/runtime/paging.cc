@@ -63,9 +63,7 @@ void Vcpu::OnCr3Loaded() {
   for (CodeTlbEntry& entry : code_tlb_) {
     if (!entry.global) entry = {};
   }
-  parts_.cache.UnchainCrossPage([](const translator::ExitLink& link) {
-    return link.scope == translator::ChainScope::kLocal;
-  });
+  parts_.cache.UnchainLocal();
 }
 
 void Vcpu::OnPageInvalidated(std::uint32_t linear) {

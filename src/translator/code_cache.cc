@@ -114,7 +114,7 @@ void CodeCache::Chain(ExitLink& link, TranslationUnit* target, ChainScope scope)
   link.scope = scope;
   target->incoming.push_back(link);
   if (scope != ChainScope::kPage) {
-    cross_page_.push_back(link);
+    CrossPageListOf(scope).push_back(link);
     ++cross_page_into_[link.target_eip >> kRegionShift];
   }
   ++counters_.chains_made;
@@ -124,7 +124,7 @@ void CodeCache::Unchain(ExitLink& link) {
   link.target->incoming.erase(link.target->incoming.iterator_to(link));
   PatchRel32(link.rel32, link.slow_path);
   if (link.scope != ChainScope::kPage) {
-    cross_page_.erase(cross_page_.iterator_to(link));
+    CrossPageListOf(link.scope).erase(CrossPageListOf(link.scope).iterator_to(link));
     --cross_page_into_[link.target_eip >> kRegionShift];
   }
   link.target = nullptr;
@@ -147,7 +147,7 @@ void CodeCache::Unlink(TranslationUnit* unit) {
     if (!link.target) continue;
     link.target->incoming.erase(link.target->incoming.iterator_to(link));
     if (link.scope != ChainScope::kPage) {
-      cross_page_.erase(cross_page_.iterator_to(link));
+      CrossPageListOf(link.scope).erase(CrossPageListOf(link.scope).iterator_to(link));
       --cross_page_into_[link.target_eip >> kRegionShift];
     }
     link.target = nullptr;
@@ -166,7 +166,8 @@ std::size_t CodeCache::InvalidatePage(std::uint32_t page) {
 void CodeCache::Flush() {
   counters_.units_evicted += table_.size();
   table_.clear();
-  cross_page_.clear();
+  cross_page_local_.clear();
+  cross_page_global_.clear();
   cross_page_into_.fill(0);
   for (PageList& list : pages_) list.clear();
   for (TranslationUnit* unit : by_address_) {

@@ -65,10 +65,17 @@ class CodeCache {
   // Breaks every chain into another page for which `breaks(link)` holds.
   template <class Predicate>
   void UnchainCrossPage(Predicate breaks) {
-    for (auto it = cross_page_.begin(); it != cross_page_.end();) {
-      ExitLink& link = *it++;
-      if (breaks(link)) Unchain(link);
+    for (CrossPageList* list : {&cross_page_local_, &cross_page_global_}) {
+      for (auto it = list->begin(); it != list->end();) {
+        ExitLink& link = *it++;
+        if (breaks(link)) Unchain(link);
+      }
     }
+  }
+  // Breaks every chain of scope kLocal (a CR3 load), without visiting the
+  // global ones, which are most.
+  void UnchainLocal() {
+    while (!cross_page_local_.empty()) Unchain(cross_page_local_.front());
   }
   // Called for each unit dropped by InvalidatePage (not by Flush).
   using InvalidationListener = void (*)(void* context, const TranslationUnit& unit);
@@ -125,7 +132,11 @@ class CodeCache {
   std::vector<HashTable::bucket_type> buckets_;
   HashTable table_;
   std::vector<PageList> pages_;
-  CrossPageList cross_page_;  // chains of scope kGlobal and kLocal
+  // Chains of scope kLocal and kGlobal.
+  CrossPageList cross_page_local_, cross_page_global_;
+  CrossPageList& CrossPageListOf(ChainScope scope) {
+    return scope == ChainScope::kLocal ? cross_page_local_ : cross_page_global_;
+  }
   // How many of them target each 2 MiB of linear space.
   static constexpr unsigned kRegionShift = 21;
   static constexpr std::size_t kRegions = std::size_t{1} << (32 - kRegionShift);
