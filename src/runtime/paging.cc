@@ -47,9 +47,7 @@ void Vcpu::OnPrivilegeChanged() {
   if (base == state_->window_base) return;
   state_->window_base = base;
   platform::SetThreadGsBase(base);
-  // The indirect-branch table does not record the view its units were
-  // entered from: user code must not reach supervisor pages through it.
-  if (CurrentView() == mmu::View::kUser) ClearIndirectTable();
+  state_->indirect_salt = CurrentView() == mmu::View::kUser ? translator::kUserIndirectSalt : 0;
 }
 
 void Vcpu::OnAddressSpaceChanged() {

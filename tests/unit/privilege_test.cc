@@ -675,5 +675,30 @@ TEST_CASE("operands of emulated instructions at CPL 3 are user-mode accesses und
   CHECK((guest.Read32(kOut + 0x200) & 0xFFFF) == 0x0011);  // PE ET: PG is not in the MSW
 }
 
+// The indirect-branch table is shared by both privilege views: what ring 0
+// entered through it must not be reachable from ring 3 without the fetch
+// check (#PF with the U bit for a supervisor page).
+TEST_CASE("ring 3 cannot reach supervisor code through the indirect-branch table") {
+  constexpr std::uint32_t kDirectory = 0x900000, kSupervisorCode = 0x800000;
+  std::vector<Expected> expected;
+  RingGuest guest([&](x86::Assembler& a) {
+    testing::EmitEnablePaging(a, kDirectory);
+    a.mov(x86::ebx, kSupervisorCode);
+    for (int i = 0; i < 3; ++i) a.call(x86::ebx);  // fills the table in ring 0
+    a.mov(x86::esi, x86::eax);
+    InRing3(a, [&] {
+      a.mov(x86::ebx, kSupervisorCode);
+      ExpectSkip(a, [&] { a.call(x86::ebx); });
+      expected.push_back({14, 0x5, kSupervisorCode});
+    });
+  });
+  const std::uint32_t directory[3] = {0x87, 0, 0x800083};  // user, -, supervisor 4 MiB pages
+  REQUIRE(guest.machine().WritePhysical(kDirectory, directory, sizeof(directory)));
+  const std::uint8_t code[] = {0xB8, 0x77, 0, 0, 0, 0xC3};  // mov eax, 0x77; ret
+  REQUIRE(guest.machine().WritePhysical(kSupervisorCode, code, sizeof(code)));
+  const Registers r = RunExpecting(guest, expected);
+  CHECK(r.esi == 0x77);
+}
+
 }  // namespace
 }  // namespace bt
