@@ -17,11 +17,13 @@ namespace bt::runtime {
 
 std::uint32_t Vcpu::CurrentUnitMode() {
   const std::uint32_t mode = translator::UnitMode(state_->cr0, state_->cr4);
+  // The view is part of the mode too, but the table's salt keeps the views
+  // apart: switching views empties nothing.
   if (mode != indirect_mode_) {
     ClearIndirectTable();
     indirect_mode_ = mode;
   }
-  return mode;
+  return mode | (CurrentView() == mmu::View::kUser ? translator::kModeUserView : 0);
 }
 
 void Vcpu::OnCr0Changed(std::uint32_t old_cr0) {

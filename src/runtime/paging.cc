@@ -47,7 +47,6 @@ void Vcpu::OnPrivilegeChanged() {
   if (base == state_->window_base) return;
   state_->window_base = base;
   platform::SetThreadGsBase(base);
-  state_->indirect_salt = CurrentView() == mmu::View::kUser ? translator::kUserIndirectSalt : 0;
 }
 
 void Vcpu::OnAddressSpaceChanged() {

@@ -84,7 +84,9 @@ void Vcpu::RememberIndirectTarget(TranslationUnit& unit) {
     indirect_filled_.push_back(
         {static_cast<std::uint32_t>(&entry - indirect_), code && code->global});
   }
-  entry = {0u - unit.key.eip - state_->indirect_salt, 0, unit.code};
+  const std::uint32_t salt =
+      (unit.key.mode & translator::kModeUserView) ? translator::kUserIndirectSalt : 0;
+  entry = {0u - unit.key.eip - salt, 0, unit.code};
 }
 
 void Vcpu::ForgetUnit(const TranslationUnit& unit) {

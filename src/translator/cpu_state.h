@@ -74,11 +74,6 @@ struct alignas(64) CpuState {
   std::uint32_t fault_vector = 0;
   std::uint64_t host_rsp = 0;
   std::uint64_t window_base = 0;
-  // Added to every inline lookup of the indirect-branch table: 0 in the
-  // supervisor view, kUserIndirectSalt in the user view, so entries made in
-  // one view never match in the other (user code must not reach supervisor
-  // pages through the table) and neither view has to empty it.
-  std::uint32_t indirect_salt = 0;
   std::uint64_t callout_handler = 0;  // CalloutFunction
   std::uint64_t runtime = 0;          // first argument of callout_handler
   std::uint64_t spill = 0;            // a guest register parked by the translator
@@ -127,8 +122,11 @@ constexpr std::int32_t kPollOffset = static_cast<std::int32_t>(kCpuStateBytes);
 // After the poll page: the inline lookup table for indirect transfers, 64 Ki
 // entries of {-(eip + salt), host code} indexed by the low 16 bits of the
 // target, so translated code reaches it relative to the state register.
-// The salt's low 16 bits are not 0: two eips that share a slot never differ
-// by it, so no entry made in one view can match a lookup in the other.
+// The salt is 0 for units of the supervisor view and kUserIndirectSalt for
+// those of the user view (kModeUserView), so entries made in one view never
+// match a lookup in the other: user code cannot reach supervisor pages
+// through the table, and neither view has to empty it. The salt's low 16
+// bits are not 0, so two eips that share a slot never differ by it.
 constexpr std::uint32_t kUserIndirectSalt = 0x5A5A5A5Au;
 struct IndirectEntry {
   std::uint32_t negated_eip;

@@ -93,6 +93,9 @@ struct UnitKey {
 // UnitKey::mode bits: CR4.TSD is set, so rdtsc is a callout (#GP at CPL >
 // 0); CR4.OSFXSR is clear, so SSE instructions are #UD.
 constexpr std::uint32_t kModeTsd = 1u << 16, kModeSseOff = 1u << 17;
+// UnitKey::mode bit: the unit runs in the user view (CPL 3 with paging); its
+// indirect-branch lookups use the user salt (kUserIndirectSalt).
+constexpr std::uint32_t kModeUserView = 1u << 18;
 
 // The UnitKey::mode for control registers 0 and 4. x87, MMX and SSE
 // instructions run natively, so units depend on whether CR0.TS/EM/MP make

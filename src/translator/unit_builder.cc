@@ -130,9 +130,8 @@ void UnitBuilder::EmitIndirectExit() {
   a.lea(x86::r10, x86::ptr(x86::r10, x86::r10));  // 16-byte entries
   a.mov(x86::r9, x86::rcx);
   a.mov(x86::ecx, x86::dword_ptr(kState, x86::r10, 3, kIndirectTableOffset));
-  a.mov(x86::r11d, x86::dword_ptr(kState, offsetof(CpuState, indirect_salt)));
-  a.lea(x86::ecx, x86::ptr(x86::rcx, kScratch));
-  a.lea(x86::ecx, x86::ptr(x86::rcx, x86::r11));
+  const std::uint32_t salt = (mode() & kModeUserView) ? kUserIndirectSalt : 0;
+  a.lea(x86::ecx, x86::ptr(x86::rcx, kScratch, 0, static_cast<std::int32_t>(salt)));
   a.jecxz(x86::rcx, hit);
   a.mov(x86::rcx, x86::r9);
   a.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_indirect)));
