@@ -148,7 +148,6 @@ ShadowMmu::Miss ShadowMmu::MapFlat(std::uint32_t linear, bool write) {
                 : Result::kHostError};
   }
   const std::uint32_t first = page / kRunPages * kRunPages;
-  ++counters_.misses;
   return {MapRun(first, std::min(kRunPages, page_count() - first)) ? Result::kMapped
                                                                    : Result::kHostError};
 }
@@ -205,7 +204,6 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write, View vie
       window.Protect(AddressOf(first + i), kPageSize, Protection::kRead);
     }
   }
-  ++counters_.misses;
   if (write && code_[physical_page]) return {Result::kCodeWrite, 0, translation.physical};
   return {Result::kMapped, 0, translation.physical};
 }

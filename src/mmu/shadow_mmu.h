@@ -29,7 +29,6 @@
 namespace bt::mmu {
 
 struct ShadowCounters {
-  std::uint64_t misses = 0;        // host faults resolved by a new mapping
   std::uint64_t full_flushes = 0;  // paging-mode changes and overflows
   std::uint64_t cr3_flushes = 0;   // CR3 loads (global pages stay)
   std::uint64_t page_flushes = 0;  // invlpg of a shadowed page

@@ -210,11 +210,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     }
     case Kind::kMovToSegment: {
       std::uint16_t selector = 0;
-      if (insn.has_memory) {
-        if (!ReadOperand(state_->effective_address, &selector, 2)) break;
-      } else {
-        selector = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
-      }
+      if (!ReadSelectorOperand(insn, selector)) break;
       if (insn.special_register == kCs) break;  // mov cs is #UD
       if (!LoadSegment(insn.special_register, selector, insn)) return true;
       HoldInterruptsAfterStackLoad(insn.special_register);

@@ -216,8 +216,7 @@ const Vcpu::CodeTlbEntry* Vcpu::CodePageEntry(std::uint32_t eip) {
     return nullptr;
   }
   cached = {tag, static_cast<std::uint32_t>(physical / kPageSize),
-            parts_.mmu.paging() && translation.global && (state_->cr4 & kCr4Pge) != 0,
-            !parts_.mmu.paging() || translation.user};
+            parts_.mmu.paging() && translation.global && (state_->cr4 & kCr4Pge) != 0};
   return &cached;
 }
 
@@ -234,11 +233,10 @@ std::optional<translator::ChainScope> Vcpu::ChainScopeOf(const TranslationUnit& 
   // A target whose last instruction runs into the next page depends on two
   // translations; such units are rare enough to go through lookups.
   if (target.page_count == 2) return std::nullopt;
-  const CodeTlbEntry* from = CodePageEntry(owner.key.eip);
+  // Owner and target share a unit mode, so a view (kModeUserView): the
+  // target's fetch was checked in the view the owner runs in.
   const CodeTlbEntry* to = CodePageEntry(target.key.eip);
-  if (!from || !to || to->physical_page != target.key.physical_page) return std::nullopt;
-  // User-mode code that may run the owner must be allowed to run the target.
-  if (from->user && !to->user) return std::nullopt;
+  if (!to || to->physical_page != target.key.physical_page) return std::nullopt;
   return to->global ? ChainScope::kGlobal : ChainScope::kLocal;
 }
 

@@ -30,6 +30,12 @@ bool NullSelector(std::uint16_t selector) { return (selector & 0xFFFC) == 0; }
 
 }  // namespace
 
+bool Vcpu::ReadSelectorOperand(const DecodedInstruction& insn, std::uint16_t& selector) {
+  if (insn.has_memory) return ReadOperand(state_->effective_address, &selector, 2);
+  selector = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
+  return true;
+}
+
 bool Vcpu::OperandOutsideRam(const DecodedInstruction& insn) {
   if (access_fault_) return RaiseAccessFault(insn);
   return ExitWith(MakeInstructionStop(StopReason::kUnsupportedInstruction, insn,
@@ -107,11 +113,7 @@ bool Vcpu::LoadMachineStatusWord(const DecodedInstruction& insn) {
 bool Vcpu::LoadSystemSegment(const DecodedInstruction& insn) {
   if (!(state_->cr0 & kCr0Pe)) return RaiseFault(kInvalidOpcode, insn);
   std::uint16_t selector = 0;
-  if (insn.has_memory) {
-    if (!ReadOperand(state_->effective_address, &selector, 2)) return OperandOutsideRam(insn);
-  } else {
-    selector = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
-  }
+  if (!ReadSelectorOperand(insn, selector)) return OperandOutsideRam(insn);
   const bool ltr = insn.kind == Kind::kLtr;
   const std::uint32_t error_code = selector & 0xFFFCu;
   if (NullSelector(selector)) {
@@ -149,11 +151,7 @@ bool Vcpu::LoadSystemSegment(const DecodedInstruction& insn) {
 bool Vcpu::CheckSegment(const DecodedInstruction& insn) {
   if (!(state_->cr0 & kCr0Pe)) return RaiseFault(kInvalidOpcode, insn);
   std::uint16_t selector = 0;
-  if (insn.has_memory) {
-    if (!ReadOperand(state_->effective_address, &selector, 2)) return OperandOutsideRam(insn);
-  } else {
-    selector = static_cast<std::uint16_t>(state_->gpr[insn.rm_gpr]);
-  }
+  if (!ReadSelectorOperand(insn, selector)) return OperandOutsideRam(insn);
   // LDT entry 0 is usable: only a GDT selector can be null.
   std::uint32_t address = 0;
   bool usable = ((selector & 4) || !NullSelector(selector)) && DescriptorAddress(selector, address);

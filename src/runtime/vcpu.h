@@ -290,6 +290,9 @@ class Vcpu final : private translator::CodeSource {
   // outside RAM (the run stops).
   bool StackOutsideRam(const decoder::DecodedInstruction& insn);
   // System instructions (system_instructions.cc).
+  // The 16-bit selector operand of `insn` (register or memory); false if
+  // reading it faulted (access_fault_) or reached no RAM.
+  bool ReadSelectorOperand(const decoder::DecodedInstruction& insn, std::uint16_t& selector);
   // Ends the callout of `insn`, whose memory operand faulted (#PF) or lies
   // outside RAM (the run stops).
   bool OperandOutsideRam(const decoder::DecodedInstruction& insn);
@@ -463,7 +466,6 @@ class Vcpu final : private translator::CodeSource {
     std::uint32_t tag = 0;  // (linear page << 1 | user view) + 1; 0 is empty
     std::uint32_t physical_page = 0;
     bool global = false;  // survives CR3 loads (G with CR4.PGE)
-    bool user = false;    // user-mode code may run it too
   };
   // The entry for the code page of `eip`, walked now if not cached; null if
   // it cannot be fetched.
