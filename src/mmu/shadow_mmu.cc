@@ -58,11 +58,15 @@ bool ShadowMmu::LoadCr3(std::uint32_t cr3) {
   return true;
 }
 
+std::uint32_t ShadowMmu::LargePageBytes() const {
+  return (mode_.cr4 & kCr4Pae) ? 2u << 20 : 4u << 20;
+}
+
 void ShadowMmu::FlushPage(std::uint32_t linear) {
   if (!paging()) return;
   // invlpg drops the whole TLB entry: for a large guest page, every 4 KiB
   // piece of it that is shadowed.
-  const std::uint32_t large_pages = (mode_.cr4 & kCr4Pae) ? 512 : 1024;
+  const std::uint32_t large_pages = LargePageBytes() / kPageSize;
   scratch_.clear();
   for (std::uint32_t view = 0; view < 2; ++view) {
     const std::uint32_t page = view << kViewShift | linear / kPageSize;

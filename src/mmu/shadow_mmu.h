@@ -81,6 +81,9 @@ class ShadowMmu {
   bool SetMode(const PagingMode& mode);
   // A CR3 load, even of the same value; returns what SetMode does.
   bool LoadCr3(std::uint32_t cr3);
+  // The size of a large page in the current mode (2 MiB with PAE, else
+  // 4 MiB): what an invlpg may drop around its address.
+  std::uint32_t LargePageBytes() const;
   // invlpg: drops the translation of the page holding `linear`.
   void FlushPage(std::uint32_t linear);
 

@@ -61,12 +61,15 @@ std::uint64_t Vcpu::AddressSpaceGeneration() const {
   return shadow.cr3_flushes + shadow.full_flushes;
 }
 
+Vcpu::AdaptiveRecord& Vcpu::TrackedRecord(std::uint32_t eip) {
+  if (adaptive_.size() >= kMaxTracked && !adaptive_.contains(eip)) adaptive_.clear();
+  return adaptive_[eip];
+}
+
 void Vcpu::RetranslatePageOf(std::uint32_t eip) {
-  const mmu::Translation code = parts_.mmu.Translate(eip, mmu::Access::kExecute, CurrentView());
-  if (code.status != mmu::Translation::Status::kOk || code.physical >= parts_.memory.size()) {
-    return;
+  if (const CodeTlbEntry* code = CodePageEntry(eip)) {
+    parts_.cache.InvalidatePage(code->physical_page);
   }
-  parts_.cache.InvalidatePage(static_cast<std::uint32_t>(code.physical / kPageSize));
 }
 
 bool Vcpu::DecodeAt(std::uint32_t eip, decoder::DecodedInstruction& insn) {
@@ -84,8 +87,7 @@ bool Vcpu::DecodeAt(std::uint32_t eip, decoder::DecodedInstruction& insn) {
 
 void Vcpu::NoteMemoryFault(std::uint32_t eip, std::uint32_t linear) {
   if (!parts_.mmu.paging()) return;
-  if (adaptive_.size() >= kMaxTracked && !adaptive_.contains(eip)) adaptive_.clear();
-  AdaptiveRecord& record = adaptive_[eip];
+  AdaptiveRecord& record = TrackedRecord(eip);
   if (record.resolved || record.reverts >= kMaxReverts) return;
   const std::uint32_t page = linear / kPageSize;
   const auto end = std::end(record.recent_pages);
@@ -110,7 +112,7 @@ void Vcpu::NoteMemoryFault(std::uint32_t eip, std::uint32_t linear) {
 bool Vcpu::ResolveForDevice(std::uint32_t eip) {
   decoder::DecodedInstruction insn;
   if (!DecodeAt(eip, insn) || !translator::MayResolveMemory(insn)) return false;
-  AdaptiveRecord& record = adaptive_[eip];
+  AdaptiveRecord& record = TrackedRecord(eip);
   if (!(record.resolved && record.device)) ++counters_.adaptive_resolved;
   record.resolved = true;
   record.device = true;
@@ -220,8 +222,7 @@ bool Vcpu::ReleaseMemory() {
 }
 
 void Vcpu::NoteDivideFault(std::uint32_t eip) {
-  if (adaptive_.size() >= kMaxTracked && !adaptive_.contains(eip)) adaptive_.clear();
-  AdaptiveRecord& record = adaptive_[eip];
+  AdaptiveRecord& record = TrackedRecord(eip);
   record.checks_without_fault = 0;
   if (record.check_divide || record.divide_reverts >= kMaxReverts ||
       ++record.divide_faults < kRepeatFaultsToResolve << record.divide_reverts) {
@@ -262,7 +263,7 @@ bool Vcpu::CheckDivide(const decoder::DecodedInstruction& insn) {
   } else if (!faults) {
     faults = dividend / divisor > mask;
   }
-  AdaptiveRecord& record = adaptive_[insn.eip];
+  AdaptiveRecord& record = TrackedRecord(insn.eip);
   if (faults) {
     record.checks_without_fault = 0;
     return RaiseFault(kDivideError, insn);

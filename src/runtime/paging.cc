@@ -14,7 +14,6 @@ namespace bt::runtime {
 using decoder::DecodedInstruction;
 using translator::kCr0Pe;
 using translator::kCr0Pg;
-using translator::kCr4Pae;
 using translator::kCr4Pge;
 using translator::kEferNxe;
 
@@ -67,7 +66,7 @@ void Vcpu::OnPageInvalidated(std::uint32_t linear) {
   ClearIndirectTable();
   std::fill(std::begin(code_tlb_), std::end(code_tlb_), CodeTlbEntry{});
   // The page may be a piece of a large page, whose whole translation goes.
-  const std::uint32_t region = (state_->cr4 & kCr4Pae) ? 2u << 20 : 4u << 20;
+  const std::uint32_t region = parts_.mmu.LargePageBytes();
   if (!parts_.cache.HasCrossPageChainsInto(linear & ~(region - 1), region)) return;
   parts_.cache.UnchainCrossPage(
       [&](const translator::ExitLink& link) { return (link.target_eip ^ linear) < region; });

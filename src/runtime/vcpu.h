@@ -186,6 +186,9 @@ class Vcpu final : private translator::CodeSource {
   };
   // Decodes the instruction at linear `eip`; false if it cannot be fetched.
   bool DecodeAt(std::uint32_t eip, decoder::DecodedInstruction& insn);
+  // The record of `eip`, made if there is none; past kMaxTracked records
+  // the tracking starts over.
+  AdaptiveRecord& TrackedRecord(std::uint32_t eip);
   // A host fault in the window at `linear`, from the instruction at `eip`.
   void NoteMemoryFault(std::uint32_t eip, std::uint32_t linear);
   // The instruction at `eip` reached an address without RAM: resolves it
