@@ -66,9 +66,9 @@ Vcpu::AdaptiveRecord& Vcpu::TrackedRecord(std::uint32_t eip) {
   return adaptive_[eip];
 }
 
-void Vcpu::RetranslatePageOf(std::uint32_t eip) {
+void Vcpu::RetranslateInstruction(std::uint32_t eip) {
   if (const CodeTlbEntry* code = CodePageEntry(eip)) {
-    parts_.cache.InvalidatePage(code->physical_page);
+    parts_.cache.InvalidateInstruction(code->physical_page, eip);
   }
 }
 
@@ -106,7 +106,7 @@ void Vcpu::NoteMemoryFault(std::uint32_t eip, std::uint32_t linear) {
   record.generation = AddressSpaceGeneration();
   record.runs = 0;
   ++counters_.adaptive_resolved;
-  RetranslatePageOf(eip);
+  RetranslateInstruction(eip);
 }
 
 bool Vcpu::ResolveForDevice(std::uint32_t eip) {
@@ -116,7 +116,7 @@ bool Vcpu::ResolveForDevice(std::uint32_t eip) {
   if (!(record.resolved && record.device)) ++counters_.adaptive_resolved;
   record.resolved = true;
   record.device = true;
-  RetranslatePageOf(eip);
+  RetranslateInstruction(eip);
   return true;
 }
 
@@ -164,7 +164,7 @@ bool Vcpu::ResolveMemory(const decoder::DecodedInstruction& insn) {
       record->repeats = 0;
       ++record->reverts;
       ++counters_.adaptive_reverted;
-      RetranslatePageOf(insn.eip);
+      RetranslateInstruction(insn.eip);
     }
   }
   // GS + linear lands on the operand's host address; the addition wraps
@@ -230,7 +230,7 @@ void Vcpu::NoteDivideFault(std::uint32_t eip) {
   }
   record.check_divide = true;
   ++counters_.adaptive_resolved;
-  RetranslatePageOf(eip);
+  RetranslateInstruction(eip);
 }
 
 // #DE as DIV and IDIV raise it (SDM Vol. 2A): a zero divisor, or a quotient
@@ -273,7 +273,7 @@ bool Vcpu::CheckDivide(const decoder::DecodedInstruction& insn) {
     record.divide_faults = 0;
     ++record.divide_reverts;
     ++counters_.adaptive_reverted;
-    RetranslatePageOf(insn.eip);
+    RetranslateInstruction(insn.eip);
   }
   return false;
 }

@@ -198,9 +198,9 @@ class Vcpu final : private translator::CodeSource {
   // A #DE host trap from the division at `eip`.
   void NoteDivideFault(std::uint32_t eip);
   bool CheckDivide(const decoder::DecodedInstruction& insn);  // kCheckDivide
-  // Drops the translations of the page holding `eip`, so that it is
+  // Drops the translations holding the instruction at `eip`, so that it is
   // translated again with its current adaptive choices.
-  void RetranslatePageOf(std::uint32_t eip);
+  void RetranslateInstruction(std::uint32_t eip);
   // Changes with every CR3 load and full shadow flush.
   std::uint64_t AddressSpaceGeneration() const;
   bool ResolveMemory(const decoder::DecodedInstruction& insn);  // kResolveMemory

@@ -23,6 +23,11 @@ const FaultMapEntry& TranslationUnit::FaultEntryAt(const std::uint8_t* host) con
   return *(it - 1);
 }
 
+bool TranslationUnit::HoldsInstructionAt(std::uint32_t eip) const {
+  return std::any_of(fault_map, fault_map + fault_map_size,
+                     [eip](const FaultMapEntry& entry) { return entry.guest_eip == eip; });
+}
+
 Result<std::unique_ptr<CodeCache>> CodeCache::Create(std::size_t bytes,
                                                      std::size_t physical_pages) {
   constexpr std::size_t kMinimum = 256u << 10;
@@ -159,6 +164,24 @@ std::size_t CodeCache::InvalidatePage(std::uint32_t page) {
   while (!pages_[page].empty()) {
     Unlink(pages_[page].front().unit);
     ++count;
+  }
+  return count;
+}
+
+std::size_t CodeCache::InvalidateInstruction(std::uint32_t page, std::uint32_t eip) {
+  std::size_t count = 0;
+  PageList& list = pages_[page];
+  for (auto it = list.begin(); it != list.end();) {
+    TranslationUnit* unit = it->unit;
+    if (!unit->HoldsInstructionAt(eip)) {
+      ++it;
+      continue;
+    }
+    // A unit whose two pages alias one physical page is in the list twice,
+    // anywhere: start over rather than trust the iterator.
+    Unlink(unit);
+    ++count;
+    it = list.begin();
   }
   return count;
 }

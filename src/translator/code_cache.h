@@ -85,6 +85,9 @@ class CodeCache {
   }
   // Drops every unit made from guest-physical page `page`. Returns how many.
   std::size_t InvalidatePage(std::uint32_t page);
+  // Drops the units of page `page` that hold the instruction at linear
+  // `eip`, so that it is translated again. Returns how many.
+  std::size_t InvalidateInstruction(std::uint32_t page, std::uint32_t eip);
   bool PageHasCode(std::uint32_t page) const { return !pages_[page].empty(); }
   // Drops every unit. Must not be called while translated code runs.
   void Flush();

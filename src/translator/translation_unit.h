@@ -143,6 +143,8 @@ struct TranslationUnit {
 
   // The fault map entry covering host address `host` (inside code).
   const FaultMapEntry& FaultEntryAt(const std::uint8_t* host) const;
+  // Whether the guest instruction at linear `eip` is one of the unit's.
+  bool HoldsInstructionAt(std::uint32_t eip) const;
 };
 
 }  // namespace bt::translator

@@ -79,6 +79,41 @@ TEST_CASE("invalidating a unit removes its own links from its targets") {
   CHECK(to->incoming.empty());
 }
 
+// A unit of `pages` holding the guest instructions at `eips`, as its fault
+// map lists them.
+TranslationUnit* MakeUnitHolding(CodeCache& cache, std::initializer_list<std::uint32_t> eips,
+                                 std::initializer_list<std::uint32_t> pages) {
+  auto* unit = new (cache.AllocateMetadata(sizeof(TranslationUnit))) TranslationUnit();
+  unit->key = {*eips.begin(), 0, *pages.begin()};
+  for (std::uint32_t page : pages) unit->physical_page[unit->page_count++] = page;
+  auto* map =
+      reinterpret_cast<FaultMapEntry*>(cache.AllocateMetadata(eips.size() * sizeof(FaultMapEntry)));
+  for (std::uint32_t eip : eips) map[unit->fault_map_size++] = {unit->fault_map_size, eip};
+  unit->fault_map = map;
+  unit->code = cache.AllocateCode(16, 16);
+  unit->code_size = 16;
+  cache.Insert(unit);
+  return unit;
+}
+
+TEST_CASE("invalidating an instruction drops only the units that hold it") {
+  auto cache = CodeCache::Create(1u << 20, 16);
+  REQUIRE(cache);
+  TranslationUnit* starts_with_it = MakeUnitHolding(**cache, {0x1004, 0x1008}, {1});
+  // A superblock that jumped back to it.
+  TranslationUnit* jumps_to_it = MakeUnitHolding(**cache, {0x1010, 0x1004}, {1});
+  TranslationUnit* other = MakeUnitHolding(**cache, {0x1020, 0x1024}, {1});
+  // Two linear pages aliasing one physical page: the unit is listed twice.
+  TranslationUnit* aliased = MakeUnitHolding(**cache, {0x3ffc, 0x1004}, {1, 1});
+  CHECK((*cache)->InvalidateInstruction(1, 0x1004) == 3);
+  CHECK_FALSE(starts_with_it->live);
+  CHECK_FALSE(jumps_to_it->live);
+  CHECK_FALSE(aliased->live);
+  CHECK(other->live);
+  CHECK((*cache)->Lookup(other->key) == other);
+  CHECK((*cache)->InvalidateInstruction(1, 0x1004) == 0);
+}
+
 TEST_CASE("a flush empties the cache and counts the evictions") {
   auto cache = CodeCache::Create(1u << 20, 16);
   REQUIRE(cache);
