@@ -20,7 +20,7 @@ std::uint32_t Vcpu::CurrentUnitMode() {
   // The view is part of the mode too, but the table's salt keeps the views
   // apart: switching views empties nothing.
   if (mode != indirect_mode_) {
-    ClearIndirectTable();
+    indirect_.Clear();
     indirect_mode_ = mode;
   }
   return mode | (CurrentView() == mmu::View::kUser ? translator::kModeUserView : 0);

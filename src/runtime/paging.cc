@@ -49,13 +49,13 @@ void Vcpu::OnPrivilegeChanged() {
 }
 
 void Vcpu::OnAddressSpaceChanged() {
-  ClearIndirectTable();
+  indirect_.Clear();
   std::fill(std::begin(code_tlb_), std::end(code_tlb_), CodeTlbEntry{});
   parts_.cache.UnchainCrossPage([](const translator::ExitLink&) { return true; });
 }
 
 void Vcpu::OnCr3Loaded() {
-  ClearIndirectTable(true);
+  indirect_.ClearLocal();
   for (CodeTlbEntry& entry : code_tlb_) {
     if (!entry.global) entry = {};
   }
@@ -63,11 +63,14 @@ void Vcpu::OnCr3Loaded() {
 }
 
 void Vcpu::OnPageInvalidated(std::uint32_t linear) {
-  ClearIndirectTable();
-  std::fill(std::begin(code_tlb_), std::end(code_tlb_), CodeTlbEntry{});
   // The page may be a piece of a large page, whose whole translation goes.
   const std::uint32_t region = parts_.mmu.LargePageBytes();
-  if (!parts_.cache.HasCrossPageChainsInto(linear & ~(region - 1), region)) return;
+  const std::uint32_t base = linear & ~(region - 1);
+  indirect_.ClearRange(base, region);
+  for (CodeTlbEntry& entry : code_tlb_) {
+    if (entry.tag != 0 && ((entry.tag - 1) / 2 * kPageSize ^ linear) < region) entry = {};
+  }
+  if (!parts_.cache.HasCrossPageChainsInto(base, region)) return;
   parts_.cache.UnchainCrossPage(
       [&](const translator::ExitLink& link) { return (link.target_eip ^ linear) < region; });
 }
@@ -119,9 +122,15 @@ void Vcpu::LoadCr3(std::uint32_t value) {
 }
 
 bool Vcpu::Invlpg(const DecodedInstruction& insn) {
-  parts_.mmu.FlushPage(state_->effective_address);
-  OnPageInvalidated(state_->effective_address);
-  return ExitWith(std::nullopt, insn.next_eip());
+  const std::uint32_t linear = state_->effective_address;
+  parts_.mmu.FlushPage(linear);
+  OnPageInvalidated(linear);
+  // Only the invlpg of the running code's own region (or of the page after
+  // it, which a unit may run into) may change the code that follows.
+  const std::uint32_t region = parts_.mmu.LargePageBytes();
+  const bool own_code =
+      ((insn.eip ^ linear) < region) || (((insn.eip | (kPageSize - 1)) + 1) ^ linear) < region;
+  return own_code ? ExitWith(std::nullopt, insn.next_eip()) : false;
 }
 
 GuestEvent Vcpu::PageFaultEvent(const LinearFault& fault, std::uint32_t eip) {
@@ -229,14 +238,23 @@ std::optional<translator::ChainScope> Vcpu::ChainScopeOf(const TranslationUnit& 
        (owner.page_count == 2 && owner.physical_page[1] == target.physical_page[1]))) {
     return ChainScope::kPage;
   }
-  // A target whose last instruction runs into the next page depends on two
-  // translations; such units are rare enough to go through lookups.
-  if (target.page_count == 2) return std::nullopt;
   // Owner and target share a unit mode, so a view (kModeUserView): the
   // target's fetch was checked in the view the owner runs in.
-  const CodeTlbEntry* to = CodePageEntry(target.key.eip);
-  if (!to || to->physical_page != target.key.physical_page) return std::nullopt;
-  return to->global ? ChainScope::kGlobal : ChainScope::kLocal;
+  const std::uint32_t first_page = target.key.eip & ~(kPageSize - 1);
+  bool global = true;
+  for (unsigned i = 0; i < target.page_count; ++i) {
+    const CodeTlbEntry* to = CodePageEntry(first_page + i * kPageSize);
+    if (!to || to->physical_page != target.physical_page[i]) return std::nullopt;
+    global = global && to->global;
+  }
+  // Chains are broken by the region of their target's eip (see
+  // OnPageInvalidated): a target that runs into the next region would
+  // escape an invlpg there. Such units are rare enough to go through lookups.
+  if (target.page_count == 2 &&
+      (first_page ^ (first_page + kPageSize)) >= translator::CodeCache::kRegionBytes) {
+    return std::nullopt;
+  }
+  return global ? ChainScope::kGlobal : ChainScope::kLocal;
 }
 
 }  // namespace bt::runtime

@@ -17,9 +17,6 @@ constexpr std::uint32_t kPageSize = mmu::PhysicalMemory::kPageSize;
 // Host register (x86 encoding) holding each guest register.
 constexpr unsigned kHostRegisterOf[8] = {0, 1, 2, 3, 12, 5, 6, 7};
 constexpr unsigned kHostRsi = 6, kHostRdi = 7;
-// Filled slots of the indirect-branch table worth tracking: clearing the
-// whole table (a MiB) on every address-space switch would cost more.
-constexpr std::size_t kMaxTrackedIndirect = 4096;
 
 template <class E>
 constexpr std::size_t Index(E value) {
@@ -40,7 +37,8 @@ Vcpu::Vcpu(const Parts& parts, platform::PageMemory state_memory)
       state_memory_(std::move(state_memory)),
       state_(new (state_memory_.data()) CpuState()),
       indirect_(reinterpret_cast<translator::IndirectEntry*>(state_memory_.data() +
-                                                             translator::kIndirectTableOffset)) {
+                                                             translator::kIndirectTableOffset),
+                parts.trampolines.exit_indirect) {
   state_->window_base =
       reinterpret_cast<std::uint64_t>(parts_.mmu.window(mmu::View::kSupervisor).base());
   state_->callout_handler = reinterpret_cast<std::uint64_t>(&Vcpu::OnCallout);
@@ -50,7 +48,6 @@ Vcpu::Vcpu(const Parts& parts, platform::PageMemory state_memory)
   state_->guest_fpu[1] = 0x03;
   state_->guest_fpu[24] = 0x80;
   state_->guest_fpu[25] = 0x1F;
-  ClearIndirectTable();
   parts_.cache.SetInvalidationListener(
       [](void* self, const TranslationUnit& unit) { static_cast<Vcpu*>(self)->ForgetUnit(unit); },
       this);
@@ -58,41 +55,19 @@ Vcpu::Vcpu(const Parts& parts, platform::PageMemory state_memory)
 
 Vcpu::~Vcpu() { parts_.cache.SetInvalidationListener(nullptr, nullptr); }
 
-void Vcpu::ClearIndirectTable(bool keep_global) {
-  if (indirect_filled_.size() >= kMaxTrackedIndirect) {
-    for (std::size_t i = 0; i < translator::kIndirectEntries; ++i) {
-      indirect_[i] = EmptyIndirectEntry();
-    }
-    indirect_filled_.clear();
-    return;
-  }
-  std::size_t kept = 0;
-  for (const FilledSlot& filled : indirect_filled_) {
-    if (keep_global && filled.global) {
-      indirect_filled_[kept++] = filled;
-    } else {
-      indirect_[filled.slot] = EmptyIndirectEntry();
-    }
-  }
-  indirect_filled_.resize(kept);
-}
-
 void Vcpu::RememberIndirectTarget(TranslationUnit& unit) {
-  translator::IndirectEntry& entry = IndirectSlot(unit.key.eip);
-  if (indirect_filled_.size() < kMaxTrackedIndirect) {
-    const CodeTlbEntry* code = CodePageEntry(unit.key.eip);
-    indirect_filled_.push_back(
-        {static_cast<std::uint32_t>(&entry - indirect_), code && code->global});
+  const std::uint32_t eip = unit.key.eip;
+  bool global = true;
+  for (unsigned i = 0; i < unit.page_count && global; ++i) {
+    const CodeTlbEntry* code = CodePageEntry((eip & ~(kPageSize - 1)) + i * kPageSize);
+    global = code && code->global;
   }
-  const std::uint32_t salt =
-      (unit.key.mode & translator::kModeUserView) ? translator::kUserIndirectSalt : 0;
-  entry = {0u - unit.key.eip - salt, 0, unit.code};
+  indirect_.Fill(eip,
+                 (unit.key.mode & translator::kModeUserView) ? translator::kUserIndirectSalt : 0,
+                 unit.code, unit.page_count == 2, global);
 }
 
-void Vcpu::ForgetUnit(const TranslationUnit& unit) {
-  translator::IndirectEntry& entry = IndirectSlot(unit.key.eip);
-  if (entry.host == unit.code) entry = EmptyIndirectEntry();
-}
+void Vcpu::ForgetUnit(const TranslationUnit& unit) { indirect_.Forget(unit.key.eip, unit.code); }
 
 void Vcpu::InvalidateCodePage(std::uint32_t page) {
   counters_.smc_invalidations += parts_.cache.InvalidatePage(page);
@@ -143,7 +118,7 @@ TranslationUnit* Vcpu::FindOrTranslate(std::uint32_t eip, bool one_shot) {
   Translator::Status status = parts_.translator.Translate(key, one_shot, *this, &unit);
   if (status == Translator::Status::kCacheFull) {
     parts_.cache.Flush();
-    ClearIndirectTable();
+    indirect_.Clear();
     status = parts_.translator.Translate(key, one_shot, *this, &unit);
   }
   if (status != Translator::Status::kOk) {

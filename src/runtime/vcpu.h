@@ -12,6 +12,7 @@
 #include "mmu/shadow_mmu.h"
 #include "platform/host_fault.h"
 #include "platform/host_memory.h"
+#include "runtime/indirect_table.h"
 #include "translator/code_cache.h"
 #include "translator/cpu_state.h"
 #include "translator/trampolines.h"
@@ -210,16 +211,6 @@ class Vcpu final : private translator::CodeSource {
                      AdaptiveRecord* record);
 
   TranslationUnit* FindOrTranslate(std::uint32_t eip, bool one_shot);
-  translator::IndirectEntry& IndirectSlot(std::uint32_t eip) {
-    return indirect_[eip & (translator::kIndirectEntries - 1)];
-  }
-  // An entry that matches no target: lookups fall through to the dispatcher.
-  translator::IndirectEntry EmptyIndirectEntry() const {
-    return {0, 0, parts_.trampolines.exit_indirect};
-  }
-  // Empties the indirect-branch table; with `keep_global`, entries into
-  // global pages stay (a CR3 load keeps their translations).
-  void ClearIndirectTable(bool keep_global = false);
   // Fills the indirect-branch table's slot for `unit`.
   void RememberIndirectTarget(TranslationUnit& unit);
   // May `owner`'s exit jump straight into `target`, and what may break the
@@ -457,7 +448,7 @@ class Vcpu final : private translator::CodeSource {
   Parts parts_;
   platform::PageMemory state_memory_;
   CpuState* state_;
-  translator::IndirectEntry* indirect_;
+  IndirectTable indirect_;
   // The UnitKey::mode of every unit the indirect-branch table points to.
   std::uint32_t indirect_mode_ = 0;
   VcpuCounters counters_;
@@ -499,13 +490,6 @@ class Vcpu final : private translator::CodeSource {
   };
   std::optional<DeviceAccess> device_access_;
   alignas(16) std::uint8_t device_bytes_[64] = {};
-  // Slots of the indirect-branch table filled since it was last cleared;
-  // past kMaxTrackedIndirect, the table is cleared whole.
-  struct FilledSlot {
-    std::uint32_t slot;
-    bool global;  // its unit's code page is global
-  };
-  std::vector<FilledSlot> indirect_filled_;
   std::uint32_t intercepted_exceptions_ = 0;
   bool one_shot_next_ = false;
   bool halted_ = false;

@@ -27,6 +27,11 @@ struct CacheCounters {
 
 class CodeCache {
  public:
+  // Chains into other pages are counted per region of linear space this
+  // large, by their target's eip.
+  static constexpr unsigned kRegionShift = 21;
+  static constexpr std::uint32_t kRegionBytes = 1u << kRegionShift;
+
   // `reserved_prefix` bytes at the start hold the shared trampolines.
   static Result<std::unique_ptr<CodeCache>> Create(std::size_t bytes, std::size_t physical_pages);
   ~CodeCache();
@@ -140,8 +145,7 @@ class CodeCache {
   CrossPageList& CrossPageListOf(ChainScope scope) {
     return scope == ChainScope::kLocal ? cross_page_local_ : cross_page_global_;
   }
-  // How many of them target each 2 MiB of linear space.
-  static constexpr unsigned kRegionShift = 21;
+  // How many of them target each region of linear space.
   static constexpr std::size_t kRegions = std::size_t{1} << (32 - kRegionShift);
   std::array<std::uint32_t, kRegions> cross_page_into_{};
   // Units in allocation (= address) order, for UnitAt() from a fault handler.

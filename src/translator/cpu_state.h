@@ -130,7 +130,7 @@ constexpr std::int32_t kPollOffset = static_cast<std::int32_t>(kCpuStateBytes);
 constexpr std::uint32_t kUserIndirectSalt = 0x5A5A5A5Au;
 struct IndirectEntry {
   std::uint32_t negated_eip;
-  std::uint32_t unused;
+  std::uint32_t eip;  // for the runtime, which empties entries by address
   const std::uint8_t* host;
 };
 constexpr std::size_t kIndirectEntries = 1u << 16;

@@ -10,6 +10,8 @@
 
 #include <doctest/doctest.h>
 
+#include <functional>
+
 namespace bt {
 namespace {
 
@@ -40,25 +42,40 @@ std::unique_ptr<Machine> Boot(const std::vector<std::uint8_t>& image,
 
 std::uint32_t Pte(unsigned frame, std::uint32_t flags) { return kFrames[frame] | 3 | flags; }
 
+// Paging on (with CR4.PGE if `global_pages`), then kRuns times `run`, which
+// ends in a call whose EAX is summed up in ESI, then hlt.
+std::vector<std::uint8_t> RunsGuest(bool global_pages,
+                                    const std::function<void(x86::Assembler&)>& run) {
+  return AssembleGuest([&](x86::Assembler& a) {
+    testing::EmitEnablePaging(a, kDirectories[0]);
+    if (global_pages) {
+      a.mov(x86::eax, x86::cr4);
+      a.or_(x86::eax, kPge);
+      a.mov(x86::cr4, x86::eax);
+    }
+    a.mov(x86::esp, 0x90000);
+    a.xor_(x86::esi, x86::esi);
+    a.mov(x86::ecx, kRuns);
+    asmjit::Label loop = a.newLabel();
+    a.bind(loop);
+    run(a);
+    a.add(x86::esi, x86::eax);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    a.hlt();
+  });
+}
+
 TEST_CASE("a chain into another page breaks at a CR3 load: each address space runs its code") {
-  auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
-                        testing::EmitEnablePaging(a, kDirectories[0]);
-                        a.mov(x86::esp, 0x90000);
-                        a.xor_(x86::esi, x86::esi);
-                        a.mov(x86::ecx, kRuns);
-                        asmjit::Label loop = a.newLabel();
-                        a.bind(loop);
-                        a.mov(x86::edx, x86::ecx);  // odd runs in the second space
-                        a.and_(x86::edx, 1);
-                        a.shl(x86::edx, 13);
-                        a.add(x86::edx, kDirectories[0]);
-                        a.mov(x86::cr3, x86::edx);
-                        a.call(kTarget);
-                        a.add(x86::esi, x86::eax);
-                        a.dec(x86::ecx);
-                        a.jnz(loop);
-                        a.hlt();
-                      }),
+  auto machine = Boot(RunsGuest(false,
+                                [](x86::Assembler& a) {
+                                  a.mov(x86::edx, x86::ecx);  // odd runs in the second space
+                                  a.and_(x86::edx, 1);
+                                  a.shl(x86::edx, 13);
+                                  a.add(x86::edx, kDirectories[0]);
+                                  a.mov(x86::cr3, x86::edx);
+                                  a.call(kTarget);
+                                }),
                       0);
   for (unsigned d = 0; d < 2; ++d) {
     const std::uint32_t pte = Pte(d, 0);
@@ -70,35 +87,82 @@ TEST_CASE("a chain into another page breaks at a CR3 load: each address space ru
 }
 
 TEST_CASE("a chain into a global page survives CR3 loads and breaks at its invlpg") {
-  auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
-                        testing::EmitEnablePaging(a, kDirectories[0]);
-                        a.mov(x86::eax, x86::cr4);
-                        a.or_(x86::eax, kPge);
-                        a.mov(x86::cr4, x86::eax);
-                        a.mov(x86::esp, 0x90000);
-                        a.xor_(x86::esi, x86::esi);
-                        a.mov(x86::ecx, kRuns);
-                        asmjit::Label loop = a.newLabel();
-                        a.bind(loop);
-                        a.mov(x86::eax, kDirectories[0]);
-                        a.mov(x86::cr3, x86::eax);  // keeps global translations
-                        // Odd runs: the target page onto the second frame.
-                        a.mov(x86::edx, x86::ecx);
-                        a.and_(x86::edx, 1);
-                        a.shl(x86::edx, 12);
-                        a.add(x86::edx, Pte(0, kGlobal));
-                        a.mov(x86::dword_ptr(kTables[0]), x86::edx);
-                        a.invlpg(x86::dword_ptr(kTarget));
-                        a.call(kTarget);
-                        a.add(x86::esi, x86::eax);
-                        a.dec(x86::ecx);
-                        a.jnz(loop);
-                        a.hlt();
-                      }),
+  auto machine = Boot(RunsGuest(true,
+                                [](x86::Assembler& a) {
+                                  a.mov(x86::eax, kDirectories[0]);
+                                  a.mov(x86::cr3, x86::eax);  // keeps global translations
+                                  // Odd runs: the target page onto the second frame.
+                                  a.mov(x86::edx, x86::ecx);
+                                  a.and_(x86::edx, 1);
+                                  a.shl(x86::edx, 12);
+                                  a.add(x86::edx, Pte(0, kGlobal));
+                                  a.mov(x86::dword_ptr(kTables[0]), x86::edx);
+                                  a.invlpg(x86::dword_ptr(kTarget));
+                                  a.call(kTarget);
+                                }),
                       kGlobal);
   REQUIRE(machine->Run().reason == StopReason::kHalted);
   CHECK(machine->GetRegisters().esi == kRuns / 2 * 3);
   CHECK(machine->GetStats().chains_broken >= kRuns / 2);
+}
+
+// The target's "mov eax, imm32; ret" starts 3 bytes before the end of its
+// page, so the unit runs into the next page, whose frame holds the rest: the
+// imm32's high bytes and the ret.
+constexpr std::uint32_t kStraddler = kTarget + 0x1000 - 3;
+constexpr std::uint32_t kSecondPte = (kFrames[0] + 0x2000) | 3 | kGlobal;
+
+std::unique_ptr<Machine> BootStraddler(const std::vector<std::uint8_t>& image) {
+  auto machine = Boot(image, kGlobal);
+  const std::uint8_t head[3] = {0xB8, 0x01, 0x00};
+  REQUIRE(machine->WritePhysical(kFrames[0] + 0x1000 - 3, head, sizeof(head)));
+  for (unsigned d = 0; d < 2; ++d) {
+    const std::uint8_t tail[3] = {static_cast<std::uint8_t>(d), 0x00, 0xC3};
+    REQUIRE(machine->WritePhysical(kFrames[d] + 0x1000 * 2, tail, sizeof(tail)));
+  }
+  const std::uint32_t ptes[2] = {Pte(0, kGlobal), kSecondPte};
+  REQUIRE(machine->WritePhysical(kTables[0], ptes, sizeof(ptes)));
+  return machine;
+}
+
+TEST_CASE("a chain into a unit that runs into the next page breaks at that page's invlpg") {
+  // Odd runs map the second page onto the second frame's copy, whose imm32
+  // differs: eax is 0x00000001 or 0x00010001.
+  auto machine = BootStraddler(RunsGuest(true, [](x86::Assembler& a) {
+    a.mov(x86::edx, x86::ecx);
+    a.and_(x86::edx, 1);
+    a.shl(x86::edx, 12);
+    a.add(x86::edx, kSecondPte);
+    a.mov(x86::dword_ptr(kTables[0] + 4), x86::edx);
+    a.invlpg(x86::dword_ptr(kTarget + 0x1000));
+    a.call(kStraddler);
+  }));
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  CHECK(machine->GetRegisters().esi == kRuns + kRuns / 2 * 0x10000);
+}
+
+TEST_CASE("calls into a unit that runs into the next page are chained") {
+  auto machine = BootStraddler(RunsGuest(false, [](x86::Assembler& a) { a.call(kStraddler); }));
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  CHECK(machine->GetRegisters().esi == kRuns);
+  CHECK(machine->GetStats().dispatcher_entries < kRuns / 2);
+}
+
+TEST_CASE("an invlpg elsewhere leaves the running unit and the indirect-branch table alone") {
+  // The ret from the target is an indirect branch: it stays in the table
+  // while the loop invalidates a page 4 MiB away, so the loop never leaves
+  // translated code.
+  auto machine = Boot(RunsGuest(false,
+                                [](x86::Assembler& a) {
+                                  a.invlpg(x86::dword_ptr(0x800000));
+                                  a.call(kTarget);
+                                }),
+                      0);
+  const std::uint32_t pte = Pte(0, 0);
+  REQUIRE(machine->WritePhysical(kTables[0], &pte, 4));
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  CHECK(machine->GetRegisters().esi == kRuns);
+  CHECK(machine->GetStats().dispatcher_entries < kRuns / 2);
 }
 
 }  // namespace
