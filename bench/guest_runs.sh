@@ -16,9 +16,12 @@ trap 'rm -rf "$out"' EXIT
 runs=()
 failed=0
 
-# Sets build, btvm and qemu from the options; --help prints the caller's
-# header comment.
+# Sets build (default "$root/build"), btvm and qemu (default empty) from
+# the options; --help prints the caller's header comment.
 parse_options() {
+  build=$root/build
+  btvm=
+  qemu=
   while [ $# -gt 0 ]; do
     case $1 in
       --build) build=$2; shift 2 ;;

@@ -18,9 +18,6 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-build=$root/build
-btvm=
-qemu=
 . "$root/bench/guest_runs.sh"
 parse_options "$@"
 
