@@ -68,7 +68,8 @@ done
 echo "loop: $i $s"
 timed loop "$start"
 
-# A path, not a name: busybox's shell runs a bare applet name in-process.
+# A path, not a name: busybox's shell runs an applet named bare without an
+# exec (and true is its builtin); a path is a fork and an execve every time.
 true_path=$(which true)
 start=$(now)
 i=0 ok=0
