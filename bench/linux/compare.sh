@@ -8,19 +8,26 @@
 # with this script's timestamps; the workloads are timed inside each machine
 # with its own clock (busybox ts), which tracks the host's.
 #
-#   bench/linux/compare.sh [--build DIR] [--btvm PATH] [--qemu PATH]
+#   [RUNS=N] bench/linux/compare.sh [--build DIR] [--btvm PATH] [--qemu PATH]
 #
 # DIR is the CMake build directory (default: build/ in the source tree); the
 # guest is DIR/guest-linux as scripts/linux_guest.sh makes it (this script
 # only rebuilds its initramfs). btvm defaults to DIR/btvm and QEMU to
-# qemu-system-i386 on PATH; without QEMU its columns are left out. Exits
-# non-zero when a run fails or a workload's result differs from native.
+# qemu-system-i386 on PATH; without QEMU its columns are left out. RUNS
+# (default 1) runs every machine that many times and shows each one's
+# fastest. Exits non-zero when a run fails or a workload's result differs
+# from native.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/bench/guest_runs.sh"
 parse_options "$@"
 
+rounds=${RUNS:-1}
+if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
+  echo "compare.sh: RUNS must be a positive number, not '$rounds'" >&2
+  exit 2
+fi
 guest=$build/guest-linux
 workloads=$root/tests/linux/workloads.sh
 [ -n "$btvm" ] || btvm=$build/btvm
@@ -58,21 +65,29 @@ stamped() {
 
 # quiet: the kernel's log would time the serial port more than the boot.
 command_line="console=ttyS0 quiet nokaslr"
-run native 0 stamped sh "$workloads" native "$guest/busybox"
-run btvm 0 stamped "$btvm" --kernel "$guest/bzImage" --initrd "$initramfs" \
-  --append "$command_line" --mem 128M --time-limit 600
-if [ -n "$qemu" ]; then
-  run qemu 0 stamped timeout 600 "$qemu" -M pc -m 128 -nographic -no-reboot \
-    -kernel "$guest/bzImage" -initrd "$initramfs" -append "$command_line"
-fi
+# Round by round, so that a busy spell on the host slows every machine alike.
+for round in $(seq "$rounds"); do
+  run "native-$round" 0 stamped sh "$workloads" native "$guest/busybox"
+  run "btvm-$round" 0 stamped "$btvm" --kernel "$guest/bzImage" --initrd "$initramfs" \
+    --append "$command_line" --mem 128M --time-limit 600
+  if [ -n "$qemu" ]; then
+    run "qemu-$round" 0 stamped timeout 600 "$qemu" -M pc -m 128 -nographic -no-reboot \
+      -kernel "$guest/bzImage" -initrd "$initramfs" -append "$command_line"
+  fi
+done
 
 # Lines look like "1795257476.060914 loop: 100000 36212" and
-# "1795257476.332497 time: loop 271583" (microseconds).
-awk -v names="${runs[*]}" -v starts="${launched[*]}" '
+# "1795257476.332497 time: loop 271583" (microseconds). Runs are named
+# MACHINE-ROUND; a machine's cell is its fastest run.
+awk -v names="${runs[*]}" -v starts="${launched[*]}" -v rounds="$rounds" '
   BEGIN {
     n = split(names, run, " ")
     split(starts, launch, " ")
-    for (i = 1; i <= n; i++) index_of[run[i]] = i
+    for (i = 1; i <= n; i++) {
+      m = run[i]; sub(/-[0-9]+$/, "", m)
+      if (!(m in column)) { column[m] = ++columns; machine[columns] = m }
+      column_of[i] = column[m]
+    }
     for (i = 1; i < ARGC; i++) file_run[ARGV[i]] = i
   }
   { r = file_run[FILENAME]; stamp = $1; sub(/^[^ ]* /, "") }
@@ -84,17 +99,25 @@ awk -v names="${runs[*]}" -v starts="${launched[*]}" '
   $1 == "loop:" { iterations = $2; host_loop[r] = stamp - previous[r] }
   { previous[r] = stamp }
   $1 == "forkexec:" { forks = $4 }
-  function cell(r, w) { return (r, w) in seconds ? sprintf("%.3f", seconds[r, w]) : "-" }
+  function cell(c, w) { return (c, w) in best ? sprintf("%.3f", best[c, w]) : "-" }
   function ratio(a, b, w) {
-    return (a, w) in seconds && (b, w) in seconds && seconds[b, w] > 0 ? sprintf("%.2f", seconds[a, w] / seconds[b, w]) : "-"
+    return (a, w) in best && (b, w) in best && best[b, w] > 0 ? sprintf("%.2f", best[a, w] / best[b, w]) : "-"
   }
   function verdict(value, limit) { return value == "-" ? "" : value + 0 <= limit ? "  met" : "  missed" }
   END {
-    for (i = 2; i <= n; i++) {
-      if (!(i in first)) { printf "%s: the workloads did not start\n", run[i]; bad = 1; continue }
-      seconds[i, "first"] = first[i]
-      if (results[i] != results[1]) {
-        printf "%s: results differ from native:%s\nnative:%s\n", run[i], results[i], results[1]; bad = 1
+    split("first loop forkexec sha256 sortgzip", rows, " ")
+    for (r = 1; r <= n; r++) {
+      if (!started[r]) { printf "%s: the workloads did not start\n", run[r]; bad = 1; continue }
+      if (results[r] != results[1]) {
+        printf "%s: results differ from %s:%s\n%s:%s\n", run[r], run[1], results[r], run[1], results[1]; bad = 1
+      }
+      c = column_of[r]
+      if (c > 1) seconds[r, "first"] = first[r]
+      for (k = 1; k <= 5; k++) {
+        w = rows[k]
+        if (!((r, w) in seconds) || ((c, w) in best && best[c, w] <= seconds[r, w])) continue
+        best[c, w] = seconds[r, w]
+        if (w == "loop") best_host_loop[c] = host_loop[r]
       }
     }
     label["first"] = "first userspace line"
@@ -105,27 +128,26 @@ awk -v names="${runs[*]}" -v starts="${launched[*]}" '
     goal["first"] = 0.5; versus["first"] = "qemu"
     goal["loop"] = 1.5; versus["loop"] = "native"
     goal["forkexec"] = 3; versus["forkexec"] = "native"
-    printf "%-30s %8s", "seconds", run[1]
-    for (i = 2; i <= n; i++) printf " %8s %8s", run[i], "/" run[1]
-    if (n > 2) printf " %9s", run[2] "/" run[3]
+    printf "%-30s %8s", (rounds > 1 ? "seconds, fastest of " rounds : "seconds"), machine[1]
+    for (c = 2; c <= columns; c++) printf " %8s %8s", machine[c], "/" machine[1]
+    if (columns > 2) printf " %9s", machine[2] "/" machine[3]
     printf "   target\n"
-    split("first loop forkexec sha256 sortgzip", rows, " ")
     for (k = 1; k <= 5; k++) {
       w = rows[k]
       printf "%-30s %8s", label[w], cell(1, w)
-      for (i = 2; i <= n; i++) printf " %8s %8s", cell(i, w), ratio(i, 1, w)
-      if (n > 2) printf " %9s", ratio(2, 3, w)
+      for (c = 2; c <= columns; c++) printf " %8s %8s", cell(c, w), ratio(c, 1, w)
+      if (columns > 2) printf " %9s", ratio(2, 3, w)
       if (w in goal) {
-        j = index_of[versus[w]]
+        j = column[versus[w]]
         printf "   btvm/%s <= %s%s", versus[w], goal[w], j ? verdict(ratio(2, j, w), goal[w]) : " (no " versus[w] " run)"
       }
       printf "\n"
     }
     printf "clock check, the shell loop by the guest'"'"'s clock / by the serial lines'"'"' arrival:"
     sep = ""
-    for (i = 2; i <= n; i++) {
-      if ((i, "loop") in seconds) printf "%s %s %.3f / %.3f s", sep, run[i], seconds[i, "loop"], host_loop[i]
-      else printf "%s %s -", sep, run[i]
+    for (c = 2; c <= columns; c++) {
+      if ((c, "loop") in best) printf "%s %s %.3f / %.3f s", sep, machine[c], best[c, "loop"], best_host_loop[c]
+      else printf "%s %s -", sep, machine[c]
       sep = ","
     }
     printf "\n"
