@@ -12,18 +12,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-build=$root/build
-btvm=
-qemu=
-while [ $# -gt 0 ]; do
-  case $1 in
-    --build) build=$2; shift 2 ;;
-    --btvm) btvm=$2; shift 2 ;;
-    --qemu) qemu=$2; shift 2 ;;
-    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+. "$root/bench/guest_runs.sh"
+parse_options "$@"
 
 native=$build/bench/compute/compute_native
 guest=$build/bench/compute/compute.elf
@@ -33,8 +23,6 @@ if [ ! -x "$native" ] || [ ! -f "$guest" ]; then
 fi
 [ -n "$btvm" ] || btvm=$build/btvm
 [ -n "$qemu" ] || qemu=$(command -v qemu-system-i386 || true)
-
-. "$root/bench/guest_runs.sh"
 
 run native 0 "$native"
 if [ -x "$btvm" ]; then
