@@ -10,6 +10,8 @@
 
 #include <cpuid.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace bt::runtime {
@@ -34,16 +36,11 @@ constexpr std::uint32_t kExtendedEcx = (1u << 0) | (1u << 5);
 // Extended leaf 1 EDX: NX, which the page walker implements whatever the host has.
 constexpr std::uint32_t kExtendedEdx = 1u << 20;
 
-}  // namespace
+using Leaf = std::array<std::uint32_t, 4>;
 
-void GuestCpuid(std::uint32_t leaf, std::uint32_t subleaf, std::uint32_t out[4]) {
+Leaf ComputeLeaf(std::uint32_t leaf) {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  const bool extended = leaf >= 0x80000000;
-  if ((!extended && leaf > kMaxBasicLeaf) || (extended && leaf > kMaxExtendedLeaf)) {
-    out[0] = out[1] = out[2] = out[3] = 0;
-    return;
-  }
-  __cpuid_count(leaf, subleaf, eax, ebx, ecx, edx);
+  __cpuid_count(leaf, 0, eax, ebx, ecx, edx);
   switch (leaf) {
     case 0: eax = kMaxBasicLeaf; break;
     case 1:
@@ -65,10 +62,32 @@ void GuestCpuid(std::uint32_t leaf, std::uint32_t subleaf, std::uint32_t out[4])
       break;
     default: break;
   }
-  out[0] = eax;
-  out[1] = ebx;
-  out[2] = ecx;
-  out[3] = edx;
+  return {eax, ebx, ecx, edx};
+}
+
+}  // namespace
+
+// None of the leaves given depends on the subleaf. They are read from the
+// host once: under a hypervisor every host CPUID is a VM exit, microseconds
+// that a guest calling CPUID at every program start (glibc does, a few dozen
+// times) would pay each time.
+void GuestCpuid(std::uint32_t leaf, std::uint32_t, std::uint32_t out[4]) {
+  static const auto leaves = [] {
+    std::array<Leaf, kMaxBasicLeaf + 1 + (kMaxExtendedLeaf - 0x80000000) + 1> table;
+    for (std::uint32_t i = 0; i <= kMaxBasicLeaf; ++i) table[i] = ComputeLeaf(i);
+    for (std::uint32_t i = 0x80000000; i <= kMaxExtendedLeaf; ++i) {
+      table[kMaxBasicLeaf + 1 + (i - 0x80000000)] = ComputeLeaf(i);
+    }
+    return table;
+  }();
+  const bool extended = leaf >= 0x80000000;
+  Leaf result{};
+  if (!extended && leaf <= kMaxBasicLeaf) {
+    result = leaves[leaf];
+  } else if (extended && leaf <= kMaxExtendedLeaf) {
+    result = leaves[kMaxBasicLeaf + 1 + (leaf - 0x80000000)];
+  }
+  std::copy(result.begin(), result.end(), out);
 }
 
 std::uint32_t HostMxcsrMask() {

@@ -51,7 +51,7 @@ void Vcpu::OnPrivilegeChanged() {
 void Vcpu::OnAddressSpaceChanged() {
   indirect_.Clear();
   std::fill(std::begin(code_tlb_), std::end(code_tlb_), CodeTlbEntry{});
-  parts_.cache.UnchainCrossPage([](const translator::ExitLink&) { return true; });
+  parts_.cache.UnchainCrossPage();
 }
 
 void Vcpu::OnCr3Loaded() {
@@ -70,9 +70,7 @@ void Vcpu::OnPageInvalidated(std::uint32_t linear) {
   for (CodeTlbEntry& entry : code_tlb_) {
     if (entry.tag != 0 && ((entry.tag - 1) / 2 * kPageSize ^ linear) < region) entry = {};
   }
-  if (!parts_.cache.HasCrossPageChainsInto(base, region)) return;
-  parts_.cache.UnchainCrossPage(
-      [&](const translator::ExitLink& link) { return (link.target_eip ^ linear) < region; });
+  parts_.cache.UnchainCrossPageInto(base, region);
 }
 
 void Vcpu::MapAfterPageFault() {

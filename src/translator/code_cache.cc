@@ -119,21 +119,42 @@ void CodeCache::Chain(ExitLink& link, TranslationUnit* target, ChainScope scope)
   link.scope = scope;
   target->incoming.push_back(link);
   if (scope != ChainScope::kPage) {
-    CrossPageListOf(scope).push_back(link);
-    ++cross_page_into_[link.target_eip >> kRegionShift];
+    CrossPageChains& chains = CrossPageOf(scope);
+    chains.list.push_back(link);
+    ++chains.into_region[link.target_eip >> kRegionShift];
   }
   ++counters_.chains_made;
 }
 
-void CodeCache::Unchain(ExitLink& link) {
+void CodeCache::ForgetChain(ExitLink& link) {
   link.target->incoming.erase(link.target->incoming.iterator_to(link));
-  PatchRel32(link.rel32, link.slow_path);
   if (link.scope != ChainScope::kPage) {
-    CrossPageListOf(link.scope).erase(CrossPageListOf(link.scope).iterator_to(link));
-    --cross_page_into_[link.target_eip >> kRegionShift];
+    CrossPageChains& chains = CrossPageOf(link.scope);
+    chains.list.erase(chains.list.iterator_to(link));
+    --chains.into_region[link.target_eip >> kRegionShift];
   }
   link.target = nullptr;
+}
+
+void CodeCache::Unchain(ExitLink& link) {
+  PatchRel32(link.rel32, link.slow_path);
+  ForgetChain(link);
   ++counters_.chains_broken;
+}
+
+void CodeCache::UnchainCrossPageInto(std::uint32_t base, std::uint32_t bytes) {
+  const std::uint32_t first = base >> kRegionShift;
+  const auto end = static_cast<std::uint32_t>((std::uint64_t{base} + bytes) >> kRegionShift);
+  for (CrossPageChains* chains : {&cross_page_local_, &cross_page_global_}) {
+    const auto counts = chains->into_region.begin();
+    if (std::all_of(counts + first, counts + end, [](std::uint32_t n) { return n == 0; })) {
+      continue;
+    }
+    for (auto it = chains->list.begin(); it != chains->list.end();) {
+      ExitLink& link = *it++;
+      if (link.target_eip - base < bytes) Unchain(link);
+    }
+  }
 }
 
 void CodeCache::Unlink(TranslationUnit* unit) {
@@ -149,13 +170,7 @@ void CodeCache::Unlink(TranslationUnit* unit) {
   // ...and this unit's own chains leave its targets' incoming lists.
   for (unsigned i = 0; i < unit->exit_count; ++i) {
     ExitLink& link = unit->exits[i];
-    if (!link.target) continue;
-    link.target->incoming.erase(link.target->incoming.iterator_to(link));
-    if (link.scope != ChainScope::kPage) {
-      CrossPageListOf(link.scope).erase(CrossPageListOf(link.scope).iterator_to(link));
-      --cross_page_into_[link.target_eip >> kRegionShift];
-    }
-    link.target = nullptr;
+    if (link.target) ForgetChain(link);
   }
 }
 
@@ -189,9 +204,10 @@ std::size_t CodeCache::InvalidateInstruction(std::uint32_t page, std::uint32_t e
 void CodeCache::Flush() {
   counters_.units_evicted += table_.size();
   table_.clear();
-  cross_page_local_.clear();
-  cross_page_global_.clear();
-  cross_page_into_.fill(0);
+  for (CrossPageChains* chains : {&cross_page_local_, &cross_page_global_}) {
+    chains->list.clear();
+    chains->into_region.fill(0);
+  }
   for (PageList& list : pages_) list.clear();
   for (TranslationUnit* unit : by_address_) {
     unit->incoming.clear();

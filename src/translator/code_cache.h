@@ -31,6 +31,7 @@ class CodeCache {
   // large, by their target's eip.
   static constexpr unsigned kRegionShift = 21;
   static constexpr std::uint32_t kRegionBytes = 1u << kRegionShift;
+  static constexpr std::size_t kRegions = std::size_t{1} << (32 - kRegionShift);
 
   // `reserved_prefix` bytes at the start hold the shared trampolines.
   static Result<std::unique_ptr<CodeCache>> Create(std::size_t bytes, std::size_t physical_pages);
@@ -56,31 +57,22 @@ class CodeCache {
   // Patches `link`'s jump to enter `target` directly. With guest paging, a
   // chain into another guest page than the owner's is valid only while
   // that page's translation stays: `scope` says which events may change it,
-  // and the runtime breaks such chains (UnchainCrossPage) when they happen.
+  // and the runtime breaks such chains (UnchainCrossPageInto and the like)
+  // when they happen.
   void Chain(ExitLink& link, TranslationUnit* target, ChainScope scope);
-  // Whether any chain into another page targets linear [base, base + bytes),
-  // a 2 MiB-aligned range of whole 2 MiB regions.
-  bool HasCrossPageChainsInto(std::uint32_t base, std::uint32_t bytes) const {
-    for (std::uint32_t region = base >> kRegionShift;
-         region < (std::uint64_t{base} + bytes) >> kRegionShift; ++region) {
-      if (cross_page_into_[region] != 0) return true;
-    }
-    return false;
-  }
-  // Breaks every chain into another page for which `breaks(link)` holds.
-  template <class Predicate>
-  void UnchainCrossPage(Predicate breaks) {
-    for (CrossPageList* list : {&cross_page_local_, &cross_page_global_}) {
-      for (auto it = list->begin(); it != list->end();) {
-        ExitLink& link = *it++;
-        if (breaks(link)) Unchain(link);
-      }
-    }
+  // Breaks every chain into another page whose target lies in linear
+  // [base, base + bytes), a 2 MiB-aligned range of whole 2 MiB regions (an
+  // invlpg there), visiting only the scopes with chains into the range.
+  void UnchainCrossPageInto(std::uint32_t base, std::uint32_t bytes);
+  // Breaks every chain into another page (a paging-mode change).
+  void UnchainCrossPage() {
+    UnchainLocal();
+    while (!cross_page_global_.list.empty()) Unchain(cross_page_global_.list.front());
   }
   // Breaks every chain of scope kLocal (a CR3 load), without visiting the
   // global ones, which are most.
   void UnchainLocal() {
-    while (!cross_page_local_.empty()) Unchain(cross_page_local_.front());
+    while (!cross_page_local_.list.empty()) Unchain(cross_page_local_.list.front());
   }
   // Called for each unit dropped by InvalidatePage (not by Flush).
   using InvalidationListener = void (*)(void* context, const TranslationUnit& unit);
@@ -131,6 +123,8 @@ class CodeCache {
   void Unlink(TranslationUnit* unit);
   // Points a chained `link` back at its slow path.
   void Unchain(ExitLink& link);
+  // Takes a chained `link` out of its target's and its scope's lists.
+  void ForgetChain(ExitLink& link);
 
   platform::PageMemory memory_;
   std::uint8_t* code_begin_;  // after the permanent code
@@ -140,14 +134,16 @@ class CodeCache {
   std::vector<HashTable::bucket_type> buckets_;
   HashTable table_;
   std::vector<PageList> pages_;
-  // Chains of scope kLocal and kGlobal.
-  CrossPageList cross_page_local_, cross_page_global_;
-  CrossPageList& CrossPageListOf(ChainScope scope) {
+  // Chains of scope kLocal and kGlobal, and how many of each target every
+  // region of linear space.
+  struct CrossPageChains {
+    CrossPageList list;
+    std::array<std::uint32_t, kRegions> into_region{};
+  };
+  CrossPageChains cross_page_local_, cross_page_global_;
+  CrossPageChains& CrossPageOf(ChainScope scope) {
     return scope == ChainScope::kLocal ? cross_page_local_ : cross_page_global_;
   }
-  // How many of them target each region of linear space.
-  static constexpr std::size_t kRegions = std::size_t{1} << (32 - kRegionShift);
-  std::array<std::uint32_t, kRegions> cross_page_into_{};
   // Units in allocation (= address) order, for UnitAt() from a fault handler.
   std::vector<TranslationUnit*> by_address_;
   CacheCounters counters_;

@@ -79,6 +79,30 @@ TEST_CASE("invalidating a unit removes its own links from its targets") {
   CHECK(to->incoming.empty());
 }
 
+TEST_CASE("an invlpg's unchaining breaks the chains into its range only, of either scope") {
+  auto cache = CodeCache::Create(1u << 20, 16);
+  REQUIRE(cache);
+  TranslationUnit* local_into_a = MakeUnit(**cache, 0x1000, 1);
+  TranslationUnit* global_into_a = MakeUnit(**cache, 0x2000, 2);
+  TranslationUnit* global_into_b = MakeUnit(**cache, 0x3000, 3);
+  TranslationUnit* in_a = MakeUnit(**cache, 0x400000, 4);
+  TranslationUnit* in_b = MakeUnit(**cache, 0x800000, 5);
+  local_into_a->exits[0].target_eip = global_into_a->exits[0].target_eip = 0x400000;
+  global_into_b->exits[0].target_eip = 0x800000;
+  (*cache)->Chain(local_into_a->exits[0], in_a, ChainScope::kLocal);
+  (*cache)->Chain(global_into_a->exits[0], in_a, ChainScope::kGlobal);
+  (*cache)->Chain(global_into_b->exits[0], in_b, ChainScope::kGlobal);
+  (*cache)->UnchainCrossPageInto(0x400000, CodeCache::kRegionBytes);
+  CHECK(local_into_a->exits[0].target == nullptr);
+  CHECK(global_into_a->exits[0].target == nullptr);
+  CHECK(global_into_b->exits[0].target == in_b);
+  (*cache)->UnchainLocal();  // nothing left of that scope
+  CHECK(global_into_b->exits[0].target == in_b);
+  (*cache)->UnchainCrossPage();
+  CHECK(global_into_b->exits[0].target == nullptr);
+  CHECK((*cache)->counters().chains_broken == 3);
+}
+
 // A unit of `pages` holding the guest instructions at `eips`, as its fault
 // map lists them.
 TranslationUnit* MakeUnitHolding(CodeCache& cache, std::initializer_list<std::uint32_t> eips,
