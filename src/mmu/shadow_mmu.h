@@ -94,6 +94,14 @@ class ShadowMmu {
   // CPU would.
   Translation Translate(std::uint32_t linear, Access access, View view);
 
+  // Whether an access to `linear` through `view`'s window would find it
+  // mapped, without a host fault.
+  bool Serves(std::uint32_t linear, bool write, View view) const {
+    const std::uint32_t entry = entries_[Index(view) << kViewShift | linear / kPageSize];
+    return (entry & kShadowed) &&
+           (!write || ProtectionOf(entry) == platform::Protection::kReadWrite);
+  }
+
   bool IsCodePage(std::uint32_t physical_page) const { return code_[physical_page]; }
   // Makes every linear alias of `physical_page` read-only (it holds
   // translated code), or writable again where the guest allows.

@@ -12,9 +12,11 @@
 // page tables for the operand (raising #PF itself, without a host fault),
 // then points GS so that the operand lands in the VMM's own mapping of the
 // physical page, and the instruction still runs natively. The instruction
-// goes back to the plain translation when it runs many times in a row within
-// one address space without a guest #PF, where a shadow mapping is cheaper
-// than a callout per run; an instruction that flips too often stays plain.
+// goes back to the plain translation when most of its runs touch the page of
+// its run before with no mapping change in between, which a shadow mapping
+// would serve without a callout: a loop over one page in each of many short
+// processes, say, where a callout per run costs more than a fault per
+// process. An instruction that flips too often stays plain.
 //
 // Writes to pages holding translated code, operands split over pages that
 // are not contiguous in guest-physical memory, and faulting operands that
@@ -33,9 +35,13 @@ constexpr std::uint32_t kPageSize = mmu::PhysicalMemory::kPageSize;
 // count doubles with every return to the plain translation.
 constexpr unsigned kRepeatFaultsToResolve = 3;
 constexpr unsigned kMaxReverts = 3;
-// Runs without a guest #PF, within one address space, after which a
-// resolved instruction goes back to the plain translation.
-constexpr std::uint32_t kRunsToRevert = 64;
+// A resolved instruction goes back to the plain translation after this
+// many runs on a page a shadow mapping would serve, beyond kMappedRunsPerFault
+// for each run that may have spared a fault: a callout costs about a
+// twentieth of a host fault and the mapping it makes.
+constexpr std::uint32_t kMappedRunsToRevert = 32;
+constexpr std::uint32_t kMappedRunsPerFault = 16;
+constexpr std::uint32_t kRunsRemembered = 256;
 // Divisions checked in a row without #DE, after which a checked division
 // goes back to raising #DE through a host trap.
 constexpr std::uint32_t kChecksToRevert = 1024;
@@ -103,8 +109,8 @@ void Vcpu::NoteMemoryFault(std::uint32_t eip, std::uint32_t linear) {
     return;
   }
   record.resolved = true;
-  record.generation = AddressSpaceGeneration();
-  record.runs = 0;
+  record.runs_on_mapped_page = record.runs_sparing_a_fault = 0;
+  record.last_page = ~0u;
   ++counters_.adaptive_resolved;
   RetranslateInstruction(eip);
 }
@@ -135,7 +141,6 @@ bool Vcpu::ResolveMemory(const decoder::DecodedInstruction& insn) {
   for (unsigned i = 0; i < 2 && pieces[i][1] != 0; ++i) {
     const mmu::Translation translation = parts_.mmu.Translate(pieces[i][0], access, CurrentView());
     if (translation.status == mmu::Translation::Status::kPageFault) {
-      if (record) record->runs = 0;
       // Operands of 16 bytes and more that are not 16-byte aligned may owe
       // the instruction a #GP first (movdqa, fxsave...): the host decides.
       if (bytes >= 16 && linear % 16 != 0) return false;
@@ -154,12 +159,29 @@ bool Vcpu::ResolveMemory(const decoder::DecodedInstruction& insn) {
   if (first_bytes < bytes && physical[1] != physical[0] + first_bytes) return false;
 
   if (record && !record->device) {
+    // A page the shadow holds, or the same page onto the same frame in the
+    // same address space as the run before, whose fault would have mapped
+    // it: the plain translation would have run natively.
     const std::uint64_t generation = AddressSpaceGeneration();
-    if (record->generation != generation) {
+    const std::uint32_t page = linear / kPageSize;
+    const auto frame = static_cast<std::uint32_t>(physical[0] / kPageSize);
+    if (parts_.mmu.Serves(linear, access == mmu::Access::kWrite, CurrentView()) ||
+        (page == record->last_page && frame == record->last_frame &&
+         generation == record->generation)) {
+      ++record->runs_on_mapped_page;
+    } else {
+      ++record->runs_sparing_a_fault;
+      record->last_page = page;
+      record->last_frame = frame;
       record->generation = generation;
-      record->runs = 0;
     }
-    if (++record->runs >= kRunsToRevert) {
+    // Halving both now and then lets recent runs decide.
+    if (record->runs_on_mapped_page + record->runs_sparing_a_fault >= kRunsRemembered) {
+      record->runs_on_mapped_page /= 2;
+      record->runs_sparing_a_fault /= 2;
+    }
+    if (record->runs_on_mapped_page >=
+        kMappedRunsToRevert + kMappedRunsPerFault * record->runs_sparing_a_fault) {
       record->resolved = false;
       record->repeats = 0;
       ++record->reverts;

@@ -175,8 +175,14 @@ class Vcpu final : private translator::CodeSource {
     std::uint8_t reverts = 0;
     std::uint16_t repeats = 0;  // faults on one of recent_pages
     bool resolved = false;
-    bool device = false;     // has reached an address without RAM: stays resolved
-    std::uint32_t runs = 0;  // resolved runs without #PF in `generation`
+    bool device = false;  // has reached an address without RAM: stays resolved
+    // Resolved runs: those on the page, frame and address space of the run
+    // before (which a shadow mapping would have served natively), and the
+    // others, each of which may have spared a fault.
+    std::uint32_t runs_on_mapped_page = 0;
+    std::uint32_t runs_sparing_a_fault = 0;
+    std::uint32_t last_page = ~0u;
+    std::uint32_t last_frame = 0;
     std::uint64_t generation = 0;
     // Divisions: #DE host traps, checks since the last #DE, and whether a
     // callout checks before the division.

@@ -49,15 +49,15 @@ std::uint64_t ShadowMisses(const Stats& stats) {
 }
 
 TEST_CASE("a read that faults on every run is resolved by the runtime, then reverts") {
-  // ECX from 200 down to 1: above 150 the frame switches every run, then it
-  // stays (kFrames[151 & 1]) and the read stops faulting.
+  // ECX from 1050 down to 1: above 1000 the frame switches every run, then
+  // it stays (kFrames[1001 & 1]) and the read stops faulting.
   auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
     testing::EmitEnablePaging(a, kDirectory);
     a.xor_(x86::esi, x86::esi);
-    a.mov(x86::ecx, 200);
+    a.mov(x86::ecx, 1050);
     asmjit::Label loop = a.newLabel(), read = a.newLabel();
     a.bind(loop);
-    a.cmp(x86::ecx, 150);
+    a.cmp(x86::ecx, 1000);
     a.jbe(read);
     SwitchFrame(a);
     a.bind(read);
@@ -67,7 +67,7 @@ TEST_CASE("a read that faults on every run is resolved by the runtime, then reve
     a.hlt();
   }));
   REQUIRE(machine->Run().reason == StopReason::kHalted);
-  CHECK(machine->GetRegisters().esi == 25 * 0x101 + 150 * kFrameValues[1]);
+  CHECK(machine->GetRegisters().esi == 25 * 0x101 + 1000 * kFrameValues[1]);
   const Stats stats = machine->GetStats();
   CHECK(stats.adaptive_resolved >= 1);
   CHECK(stats.adaptive_reverted >= 1);
@@ -122,6 +122,41 @@ TEST_CASE("a resolved operand on a not-present page raises #PF at its instructio
   CHECK(stop.error_code == 0);  // a read of a not-present page
   CHECK(machine->GetRegisters().ecx == 1);
   CHECK(machine->GetStats().adaptive_resolved >= 1);
+}
+
+TEST_CASE(
+    "a read resolved by faults in many address spaces reverts when its runs stay on one page") {
+  // 60 rounds, each a CR3 load (the shadow of the window page goes) and 30
+  // reads of the same page: one fault a round, the way a loop in each of
+  // many short-lived processes faults. A callout on every read would cost
+  // more than the fault; the plain translation is kept after a few rounds.
+  static constexpr unsigned kRounds = 60, kReads = 30;
+  auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
+    testing::EmitEnablePaging(a, kDirectory);
+    a.mov(x86::dword_ptr(kTable), kFrames[0] | 3);
+    a.xor_(x86::esi, x86::esi);
+    a.mov(x86::ebx, kRounds);
+    asmjit::Label round = a.newLabel(), read = a.newLabel();
+    a.bind(round);
+    a.mov(x86::eax, kDirectory);
+    a.mov(x86::cr3, x86::eax);
+    a.mov(x86::ecx, kReads);
+    a.bind(read);
+    a.add(x86::esi, x86::dword_ptr(kWindowPage));
+    a.dec(x86::ecx);
+    a.jnz(read);
+    a.dec(x86::ebx);
+    a.jnz(round);
+    a.hlt();
+  }));
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  CHECK(machine->GetRegisters().esi == kRounds * kReads * kFrameValues[0]);
+  const Stats stats = machine->GetStats();
+  CHECK(stats.adaptive_resolved >= 1);
+  CHECK(stats.adaptive_reverted >= 1);
+  // Resolve and release are two callouts a read.
+  CHECK(stats.callouts[static_cast<std::size_t>(CalloutKind::kResolvedMemory)] <
+        kRounds * kReads / 2);
 }
 
 }  // namespace
