@@ -15,6 +15,10 @@ struct PortRange {
 // Ports that later devices will take, kept here so nothing claims them first:
 // 0x60/0x64 (i8042), 0x2F8 (COM2), 0xCF8/0xCFC (PCI configuration
 // mechanism #1).
+//
+// Port 0x80, where firmware writes POST codes and Linux's outb_p() writes to
+// wait an ISA bus cycle, is left unclaimed on purpose: the bus already does
+// what the PC's port does (writes ignored, reads 0xFF).
 
 // CMOS RAM and real-time clock: index and data ports.
 inline constexpr PortRange kCmosPorts{0x70, 2};
@@ -33,6 +37,13 @@ inline constexpr PortRange kPitPorts{0x40, 4};
 inline constexpr unsigned kTimerIrq = 0;
 // System control port B: PIT counter 2's gate (bit 0) and output (bit 5).
 inline constexpr PortRange kSystemControlBPorts{0x61, 1};
+
+// System control port A: fast A20 gate and fast reset.
+inline constexpr PortRange kSystemControlAPorts{0x92, 1};
+
+// The PIIX's reset control register, a byte port among the PCI configuration
+// ports.
+inline constexpr PortRange kResetControlPorts{0xCF9, 1};
 
 // 16550A UART at the standard PC address of the first serial port.
 inline constexpr PortRange kCom1Ports{0x3F8, 8};

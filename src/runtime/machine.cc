@@ -8,6 +8,7 @@
 #include "devices/pic_8259.h"
 #include "devices/pit_8254.h"
 #include "devices/port_bus.h"
+#include "devices/reset_register.h"
 #include "devices/uart_16550.h"
 #include "mmu/physical_memory.h"
 #include "mmu/shadow_mmu.h"
@@ -42,8 +43,10 @@ struct Machine::Impl {
   devices::Pic8259Pair pic;
   std::unique_ptr<devices::Pit8254> pit;
   devices::CmosRtc cmos{[] { return std::chrono::system_clock::now(); }};
+  std::unique_ptr<devices::ResetRegister> system_control_a;
+  std::unique_ptr<devices::ResetRegister> reset_control;
   std::unique_ptr<runtime::Vcpu> vcpu;
-  bool dead = false;  // after a triple fault or host error
+  bool dead = false;  // after a triple fault, a reset or a host error
 
   Result<void> Build();
   Result<void> Boot();
@@ -118,6 +121,11 @@ Result<void> Machine::Impl::Build() {
                                                  devices::kTimerIrq, level);
                                            },
                                            &pic);
+  const devices::SystemReset reset = [this] { vcpu->StopForReset(); };
+  system_control_a =
+      std::make_unique<devices::ResetRegister>(devices::ResetRegister::kSystemControlPortA, reset);
+  reset_control =
+      std::make_unique<devices::ResetRegister>(devices::ResetRegister::kPiixResetControl, reset);
   for (auto [range, device] :
        {std::pair{devices::kCom1Ports, static_cast<PortDevice*>(com1.get())},
         std::pair{devices::kDebugConsolePorts, static_cast<PortDevice*>(debug_console.get())},
@@ -127,7 +135,9 @@ Result<void> Machine::Impl::Build() {
         std::pair{devices::kElcrPorts, &pic.elcr_ports()},
         std::pair{devices::kPitPorts, static_cast<PortDevice*>(pit.get())},
         std::pair{devices::kSystemControlBPorts, &pit->port61()},
-        std::pair{devices::kCmosPorts, static_cast<PortDevice*>(&cmos)}}) {
+        std::pair{devices::kCmosPorts, static_cast<PortDevice*>(&cmos)},
+        std::pair{devices::kSystemControlAPorts, static_cast<PortDevice*>(system_control_a.get())},
+        std::pair{devices::kResetControlPorts, static_cast<PortDevice*>(reset_control.get())}}) {
     if (auto added = ports.Register(range.base, range.count, *device); !added) {
       return Error{added.error()};
     }
@@ -202,11 +212,12 @@ StopInfo Machine::Run(RunLimits limits) {
   if (impl_->dead) {
     StopInfo stop;
     stop.reason = StopReason::kHostError;
-    stop.message = "the machine cannot continue after a triple fault or host error";
+    stop.message = "the machine cannot continue after a triple fault, a reset or a host error";
     return stop;
   }
   StopInfo stop = impl_->vcpu->Run(limits);
-  if (stop.reason == StopReason::kTripleFault || stop.reason == StopReason::kHostError) {
+  if (stop.reason == StopReason::kTripleFault || stop.reason == StopReason::kReset ||
+      stop.reason == StopReason::kHostError) {
     impl_->dead = true;
   }
   return stop;

@@ -194,6 +194,10 @@ void Vcpu::DebugExit(std::uint32_t value) {
   pending_stop_->exit_value = value;
 }
 
+void Vcpu::StopForReset() {
+  pending_stop_ = MakeStop(StopReason::kReset, "the guest reset the machine");
+}
+
 void Vcpu::WaitWhileHalted() {
   std::unique_lock lock(wake_mutex_);
   wake_.wait(lock, [this] {

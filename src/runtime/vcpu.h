@@ -42,7 +42,7 @@ struct VcpuCounters {
   std::uint64_t mapped_after_page_fault = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(CalloutKind::kCount)> callouts{};
   std::array<std::uint64_t, static_cast<std::size_t>(HostFaultCause::kCount)> host_faults{};
-  std::array<std::uint64_t, 8> exits{};
+  decltype(Stats::exits) exits{};  // indexed by StopReason
 };
 
 // An exception or interrupt on its way through the guest's IDT.
@@ -124,6 +124,9 @@ class Vcpu final : private translator::CodeSource {
   void RequestStop() { Interrupt(StopReason::kStopRequested); }
   // Called by the debug-exit device on the vCPU thread.
   void DebugExit(std::uint32_t value);
+  // Called on the vCPU thread by a device that resets the machine (a port
+  // write): the run stops with kReset after the instruction that wrote.
+  void StopForReset();
   // Device listeners: the PIC's INTR output may have risen; the PIT's next
   // output change moved to `deadline`.
   static void OnInterruptRequest(void* self);
