@@ -13,8 +13,7 @@ struct PortRange {
 };
 
 // Ports that later devices will take, kept here so nothing claims them first:
-// 0x60/0x64 (i8042), 0x2F8 (COM2), 0xCF8/0xCFC (PCI configuration
-// mechanism #1).
+// 0x2F8 (COM2), 0xCF8/0xCFC (PCI configuration mechanism #1).
 //
 // Port 0x80, where firmware writes POST codes and Linux's outb_p() writes to
 // wait an ISA bus cycle, is left unclaimed on purpose: the bus already does
@@ -38,6 +37,13 @@ inline constexpr unsigned kTimerIrq = 0;
 // System control port B: PIT counter 2's gate (bit 0) and output (bit 5).
 inline constexpr PortRange kSystemControlBPorts{0x61, 1};
 
+// 8042 keyboard controller: data port and status/command port, which sit
+// around port 0x61 (system control port B), hence two ranges. The keyboard
+// interrupts on ISA IRQ 1, the auxiliary (mouse) port on IRQ 12.
+inline constexpr PortRange kKeyboardDataPorts{0x60, 1};
+inline constexpr PortRange kKeyboardCommandPorts{0x64, 1};
+inline constexpr unsigned kKeyboardIrq = 1;
+inline constexpr unsigned kAuxIrq = 12;
 // System control port A: fast A20 gate and fast reset.
 inline constexpr PortRange kSystemControlAPorts{0x92, 1};
 

@@ -4,6 +4,7 @@
 #include "devices/cmos_rtc.h"
 #include "devices/debug_console.h"
 #include "devices/debug_exit.h"
+#include "devices/keyboard_controller_8042.h"
 #include "devices/layout.h"
 #include "devices/pic_8259.h"
 #include "devices/pit_8254.h"
@@ -43,6 +44,7 @@ struct Machine::Impl {
   devices::Pic8259Pair pic;
   std::unique_ptr<devices::Pit8254> pit;
   devices::CmosRtc cmos{[] { return std::chrono::system_clock::now(); }};
+  std::unique_ptr<devices::KeyboardController8042> keyboard;
   std::unique_ptr<devices::ResetRegister> system_control_a;
   std::unique_ptr<devices::ResetRegister> reset_control;
   std::unique_ptr<runtime::Vcpu> vcpu;
@@ -53,6 +55,12 @@ struct Machine::Impl {
 };
 
 namespace {
+
+// The interrupt listener of an ISA device wired to PIC input kIrq.
+template <unsigned kIrq>
+void SetPicIrq(void* pic_pair, bool level) {
+  static_cast<devices::Pic8259Pair*>(pic_pair)->SetIrq(kIrq, level);
+}
 
 Error Prefixed(const std::string& prefix, const std::string& message) {
   return Error{prefix + message};
@@ -106,22 +114,15 @@ Result<void> Machine::Impl::Build() {
                                       config.translator.chaining});
 
   auto output = config.serial_output ? config.serial_output : [](std::string_view) {};
-  com1 = std::make_unique<devices::Uart16550>(
-      output,
-      [](void* pic_pair, bool level) {
-        static_cast<devices::Pic8259Pair*>(pic_pair)->SetIrq(devices::kCom1Irq, level);
-      },
-      &pic);
+  com1 = std::make_unique<devices::Uart16550>(output, &SetPicIrq<devices::kCom1Irq>, &pic);
   debug_console = std::make_unique<devices::DebugConsole>(output);
   debug_exit =
       std::make_unique<devices::DebugExit>([this](std::uint32_t value) { vcpu->DebugExit(value); });
   pit = std::make_unique<devices::Pit8254>([] { return std::chrono::steady_clock::now(); },
-                                           [](void* pic_pair, bool level) {
-                                             static_cast<devices::Pic8259Pair*>(pic_pair)->SetIrq(
-                                                 devices::kTimerIrq, level);
-                                           },
-                                           &pic);
+                                           &SetPicIrq<devices::kTimerIrq>, &pic);
   const devices::SystemReset reset = [this] { vcpu->StopForReset(); };
+  keyboard = std::make_unique<devices::KeyboardController8042>(
+      &SetPicIrq<devices::kKeyboardIrq>, &SetPicIrq<devices::kAuxIrq>, &pic, reset);
   system_control_a =
       std::make_unique<devices::ResetRegister>(devices::ResetRegister::kSystemControlPortA, reset);
   reset_control =
@@ -136,6 +137,8 @@ Result<void> Machine::Impl::Build() {
         std::pair{devices::kPitPorts, static_cast<PortDevice*>(pit.get())},
         std::pair{devices::kSystemControlBPorts, &pit->port61()},
         std::pair{devices::kCmosPorts, static_cast<PortDevice*>(&cmos)},
+        std::pair{devices::kKeyboardDataPorts, &keyboard->data_port()},
+        std::pair{devices::kKeyboardCommandPorts, &keyboard->command_port()},
         std::pair{devices::kSystemControlAPorts, static_cast<PortDevice*>(system_control_a.get())},
         std::pair{devices::kResetControlPorts, static_cast<PortDevice*>(reset_control.get())}}) {
     if (auto added = ports.Register(range.base, range.count, *device); !added) {

@@ -140,6 +140,7 @@ TEST_CASE("hlt with interrupts off halts after the instruction") {
 TEST_CASE("a reset through any of the PC's reset ports stops the run after the out") {
   std::uint16_t port = 0;
   std::uint8_t value = 0;
+  SUBCASE("keyboard controller pulse") { port = 0x64, value = 0xFE; }
   SUBCASE("system control port A") { port = 0x92, value = 0x01; }
   SUBCASE("PIIX reset control") { port = 0xCF9, value = 0x06; }
   std::uint32_t after = 0;
