@@ -13,7 +13,7 @@ struct PortRange {
 };
 
 // Ports that later devices will take, kept here so nothing claims them first:
-// 0x2F8 (COM2), 0xCF8/0xCFC (PCI configuration mechanism #1).
+// 0x2F8 (COM2).
 //
 // Port 0x80, where firmware writes POST codes and Linux's outb_p() writes to
 // wait an ISA bus cycle, is left unclaimed on purpose: the bus already does
@@ -47,9 +47,12 @@ inline constexpr unsigned kAuxIrq = 12;
 // System control port A: fast A20 gate and fast reset.
 inline constexpr PortRange kSystemControlAPorts{0x92, 1};
 
-// The PIIX's reset control register, a byte port among the PCI configuration
-// ports.
+// PCI configuration mechanism #1: the address register is a dword at 0xCF8,
+// the data window 0xCFC-0xCFF. Byte accesses to 0xCF9 reach the PIIX's reset
+// control register instead; the other bytes of 0xCF8-0xCFB are unclaimed.
+inline constexpr PortRange kPciConfigAddressPorts{0xCF8, 1};
 inline constexpr PortRange kResetControlPorts{0xCF9, 1};
+inline constexpr PortRange kPciConfigDataPorts{0xCFC, 4};
 
 // 16550A UART at the standard PC address of the first serial port.
 inline constexpr PortRange kCom1Ports{0x3F8, 8};

@@ -6,6 +6,7 @@
 #include "devices/debug_exit.h"
 #include "devices/keyboard_controller_8042.h"
 #include "devices/layout.h"
+#include "devices/pci_host_bridge.h"
 #include "devices/pic_8259.h"
 #include "devices/pit_8254.h"
 #include "devices/port_bus.h"
@@ -46,6 +47,7 @@ struct Machine::Impl {
   devices::CmosRtc cmos{[] { return std::chrono::system_clock::now(); }};
   std::unique_ptr<devices::KeyboardController8042> keyboard;
   std::unique_ptr<devices::ResetRegister> system_control_a;
+  devices::PciHostBridge pci;
   std::unique_ptr<devices::ResetRegister> reset_control;
   std::unique_ptr<runtime::Vcpu> vcpu;
   bool dead = false;  // after a triple fault, a reset or a host error
@@ -140,7 +142,9 @@ Result<void> Machine::Impl::Build() {
         std::pair{devices::kKeyboardDataPorts, &keyboard->data_port()},
         std::pair{devices::kKeyboardCommandPorts, &keyboard->command_port()},
         std::pair{devices::kSystemControlAPorts, static_cast<PortDevice*>(system_control_a.get())},
-        std::pair{devices::kResetControlPorts, static_cast<PortDevice*>(reset_control.get())}}) {
+        std::pair{devices::kPciConfigAddressPorts, &pci.address_port()},
+        std::pair{devices::kResetControlPorts, static_cast<PortDevice*>(reset_control.get())},
+        std::pair{devices::kPciConfigDataPorts, &pci.data_port()}}) {
     if (auto added = ports.Register(range.base, range.count, *device); !added) {
       return Error{added.error()};
     }

@@ -1,4 +1,5 @@
 #include "devices/layout.h"
+#include "devices/pci_host_bridge.h"
 #include "devices/port_bus.h"
 #include "devices/reset_register.h"
 
@@ -24,10 +25,16 @@ TEST_CASE("port 0x92: A20 reads back, starts enabled; bit 0 resets") {
 struct ResetControlFixture {
   unsigned resets = 0;
   ResetRegister reset_control{ResetRegister::kPiixResetControl, [this] { ++resets; }};
+  PciHostBridge pci;
   PortBus bus;
 
   ResetControlFixture() {
+    REQUIRE(
+        bus.Register(kPciConfigAddressPorts.base, kPciConfigAddressPorts.count, pci.address_port())
+            .ok());
     REQUIRE(bus.Register(kResetControlPorts.base, kResetControlPorts.count, reset_control).ok());
+    REQUIRE(
+        bus.Register(kPciConfigDataPorts.base, kPciConfigDataPorts.count, pci.data_port()).ok());
   }
 };
 
@@ -39,6 +46,15 @@ TEST_CASE_FIXTURE(ResetControlFixture, "0xCF9: bit 2 resets, hard or soft; bit 1
   SUBCASE("hard reset") { bus.Write(0xCF9, 1, 0x0E); }
   SUBCASE("soft reset") { bus.Write(0xCF9, 1, 0x04); }
   CHECK(resets == 1);
+}
+
+TEST_CASE_FIXTURE(ResetControlFixture, "0xCF9 is a byte port apart from the PCI address dword") {
+  bus.Write(0xCF8, 4, 0x80000800);
+  CHECK(bus.Read(0xCF8, 4) == 0x80000800);
+  CHECK(bus.Read(0xCF9, 1) == 0x00);
+  bus.Write(0xCF9, 1, 0x02);
+  CHECK(bus.Read(0xCF8, 4) == 0x80000800);
+  CHECK(resets == 0);
 }
 
 }  // namespace
