@@ -25,6 +25,7 @@
 
 #include <bt/machine.h>
 
+#include <array>
 #include <cstring>
 
 namespace bt {
@@ -45,6 +46,8 @@ struct Machine::Impl {
   devices::Pic8259Pair pic;
   std::unique_ptr<devices::Pit8254> pit;
   devices::CmosRtc cmos{[] { return std::chrono::system_clock::now(); }};
+  // The devices the vCPU advances with time.
+  std::array<devices::TimedDevice*, 1> timed_devices{};
   std::unique_ptr<devices::KeyboardController8042> keyboard;
   std::unique_ptr<devices::ResetRegister> system_control_a;
   devices::PciHostBridge pci;
@@ -120,8 +123,9 @@ Result<void> Machine::Impl::Build() {
   debug_console = std::make_unique<devices::DebugConsole>(output);
   debug_exit =
       std::make_unique<devices::DebugExit>([this](std::uint32_t value) { vcpu->DebugExit(value); });
-  pit = std::make_unique<devices::Pit8254>([] { return std::chrono::steady_clock::now(); },
-                                           &SetPicIrq<devices::kTimerIrq>, &pic);
+  const devices::TimedDevice::Now now = [] { return std::chrono::steady_clock::now(); };
+  pit = std::make_unique<devices::Pit8254>(now, &SetPicIrq<devices::kTimerIrq>, &pic);
+  timed_devices = {pit.get()};
   const devices::SystemReset reset = [this] { vcpu->StopForReset(); };
   keyboard = std::make_unique<devices::KeyboardController8042>(
       &SetPicIrq<devices::kKeyboardIrq>, &SetPicIrq<devices::kAuxIrq>, &pic, reset);
@@ -151,11 +155,10 @@ Result<void> Machine::Impl::Build() {
   }
 
   auto cpu = runtime::Vcpu::Create(runtime::Vcpu::Parts{
-      *memory, *mmu, ports, mmio, *cache, *translator, trampolines, decoder, pic, *pit});
+      *memory, *mmu, ports, mmio, *cache, *translator, trampolines, decoder, pic, timed_devices});
   if (!cpu) return Error{cpu.error()};
   vcpu = std::move(cpu.value());
   pic.SetIntrListener(&runtime::Vcpu::OnInterruptRequest, vcpu.get());
-  pit->SetDeadlineListener(&runtime::Vcpu::OnTimerDeadline, vcpu.get());
   com1->SetInputListener(&runtime::Vcpu::OnDeviceAttention, vcpu.get());
   vcpu->SetDeviceService([](void* uart) { static_cast<devices::Uart16550*>(uart)->ServiceInput(); },
                          com1.get());
