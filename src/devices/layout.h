@@ -19,8 +19,10 @@ struct PortRange {
 // wait an ISA bus cycle, is left unclaimed on purpose: the bus already does
 // what the PC's port does (writes ignored, reads 0xFF).
 
-// CMOS RAM and real-time clock: index and data ports.
+// CMOS RAM and real-time clock: index and data ports. Its interrupt is ISA
+// IRQ 8, the slave PIC's first input.
 inline constexpr PortRange kCmosPorts{0x70, 2};
+inline constexpr unsigned kRtcIrq = 8;
 
 // 8259A PIC pair: command (ICW1, OCW2, OCW3) and data (ICW2-4, OCW1) ports of
 // the master and of the slave, which is cascaded on the master's IRQ2.

@@ -45,9 +45,9 @@ struct Machine::Impl {
   std::unique_ptr<devices::DebugExit> debug_exit;
   devices::Pic8259Pair pic;
   std::unique_ptr<devices::Pit8254> pit;
-  devices::CmosRtc cmos{[] { return std::chrono::system_clock::now(); }};
+  std::unique_ptr<devices::CmosRtc> cmos;
   // The devices the vCPU advances with time.
-  std::array<devices::TimedDevice*, 1> timed_devices{};
+  std::array<devices::TimedDevice*, 2> timed_devices{};
   std::unique_ptr<devices::KeyboardController8042> keyboard;
   std::unique_ptr<devices::ResetRegister> system_control_a;
   devices::PciHostBridge pci;
@@ -125,7 +125,9 @@ Result<void> Machine::Impl::Build() {
       std::make_unique<devices::DebugExit>([this](std::uint32_t value) { vcpu->DebugExit(value); });
   const devices::TimedDevice::Now now = [] { return std::chrono::steady_clock::now(); };
   pit = std::make_unique<devices::Pit8254>(now, &SetPicIrq<devices::kTimerIrq>, &pic);
-  timed_devices = {pit.get()};
+  cmos = std::make_unique<devices::CmosRtc>(std::chrono::system_clock::now(), now,
+                                            &SetPicIrq<devices::kRtcIrq>, &pic);
+  timed_devices = {pit.get(), cmos.get()};
   const devices::SystemReset reset = [this] { vcpu->StopForReset(); };
   keyboard = std::make_unique<devices::KeyboardController8042>(
       &SetPicIrq<devices::kKeyboardIrq>, &SetPicIrq<devices::kAuxIrq>, &pic, reset);
@@ -142,7 +144,7 @@ Result<void> Machine::Impl::Build() {
         std::pair{devices::kElcrPorts, &pic.elcr_ports()},
         std::pair{devices::kPitPorts, static_cast<PortDevice*>(pit.get())},
         std::pair{devices::kSystemControlBPorts, &pit->port61()},
-        std::pair{devices::kCmosPorts, static_cast<PortDevice*>(&cmos)},
+        std::pair{devices::kCmosPorts, static_cast<PortDevice*>(cmos.get())},
         std::pair{devices::kKeyboardDataPorts, &keyboard->data_port()},
         std::pair{devices::kKeyboardCommandPorts, &keyboard->command_port()},
         std::pair{devices::kSystemControlAPorts, static_cast<PortDevice*>(system_control_a.get())},
