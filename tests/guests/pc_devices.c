@@ -287,6 +287,7 @@ static void test_pci(void) {
 
 // ---- RTC ----
 
+enum { kRtcInterrupts = 16 };
 static volatile unsigned rtc_interrupts, rtc_without_flags;
 
 static uint8_t cmos_read(uint8_t index) {
@@ -317,15 +318,18 @@ static void test_rtc_periodic(void) {
   cmos_read(kRtcRegisterC);
   guest_pic_mask(0xFFFF & ~(1u << kCascadeIrq | 1u << kRtcIrq));
   cmos_write(kRtcRegisterB, register_b | kRtcPeriodicEnable);
-  // 200 ms at 128 Hz: 25 or 26 interrupts. A busy host may merge a few.
+  // 16 interrupts take 125 ms at 128 Hz. The rate itself is not checked:
+  // on a busy host the emulator may run too late to see every period (the
+  // chip then sets PF once), and the guest cannot tell how late it ran.
   __asm__ volatile("sti" ::: "memory");
-  for (int i = 0; i < 4; i++) guest_pit_busy_wait(60000);
+  for (int i = 0; i < 2000 && rtc_interrupts < kRtcInterrupts; i++) {
+    guest_pit_busy_wait(kClocksPerMs);
+  }
   __asm__ volatile("cli" ::: "memory");
   cmos_write(kRtcRegisterB, register_b);
   guest_pic_mask(0xFFFF);
   cmos_read(kRtcRegisterC);
-  check_true("RTC periodic interrupts at about 128 Hz",
-             rtc_interrupts >= 12 && rtc_interrupts <= 40);
+  check_true("16 RTC periodic interrupts within 2 s", rtc_interrupts >= kRtcInterrupts);
   check_eq("interrupts without IRQF and PF in register C", 0, rtc_without_flags);
   check_group("RTC periodic interrupts on IRQ8");
 }
