@@ -24,7 +24,7 @@ constexpr std::uint8_t kWriteToAux = 0xD4;
 // 0xF0-0xFF pulse the output port bits 0-3 whose command bits are clear.
 constexpr std::uint8_t kPulseOutputPort = 0xF0;
 
-constexpr std::uint8_t kSelfTestPassed = 0x55;
+constexpr std::uint8_t kControllerTestPassed = 0x55;
 constexpr std::uint8_t kInterfaceOk = 0x00;
 // Input port: bit 7 set, the keyboard is not inhibited; the jumpers in the
 // other bits read 0, as on QEMU's controller.
@@ -116,7 +116,7 @@ void KeyboardController8042::WriteCommand(std::uint16_t, unsigned, std::uint32_t
     case kEnableAux: command_byte_ &= ~kAuxDisabled; break;
     case kTestAuxInterface:
     case kTestKeyboardInterface: Reply(kInterfaceOk); return;
-    case kSelfTest: Reply(kSelfTestPassed); return;
+    case kSelfTest: Reply(kControllerTestPassed); return;
     case kDisableKeyboard: command_byte_ |= kKeyboardDisabled; return;
     case kEnableKeyboard: command_byte_ &= ~kKeyboardDisabled; break;
     case kReadInputPort: Reply(kInputPort); return;
