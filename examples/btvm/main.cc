@@ -49,6 +49,7 @@ constexpr int kStatusGuestException = 3;
 constexpr int kStatusUnsupported = 4;
 constexpr int kStatusTripleFault = 5;
 constexpr int kStatusTimeLimit = 6;
+constexpr int kStatusReset = 7;
 constexpr int kStatusInterrupted = 130;  // 128 + SIGINT, as a shell reports it
 
 struct Options {
@@ -125,6 +126,8 @@ void PrintUsage() {
       "  5     triple fault: an exception could not be delivered (the chain of\n"
       "        exceptions on stderr); a real CPU would reset\n"
       "  6     the --time-limit ran out\n"
+      "  7     the guest reset the machine (a reboot: keyboard controller, port 0x92\n"
+      "        or 0xCF9)\n"
       "  130   stopped by SIGINT (Ctrl-C outside raw mode) or Ctrl-A x; a second\n"
       "        SIGINT exits at once\n"
       "  128+n killed by signal n (SIGTERM, SIGHUP, SIGQUIT), terminal restored\n",
@@ -339,6 +342,9 @@ int ExitStatus(const bt::StopInfo& stop, const Options& options, bool quit_from_
       std::fprintf(stderr, "btvm: guest triple fault at eip=0x%08x\n", stop.eip);
       print_message();
       return kStatusTripleFault;
+    case bt::StopReason::kReset:
+      std::fprintf(stderr, "btvm: the guest reset the machine (reboot)\n");
+      return kStatusReset;
     case bt::StopReason::kBudgetExhausted:
       std::fprintf(stderr, "btvm: time limit of %g s reached at eip=0x%08x\n",
                    options.time_limit_seconds, stop.eip);

@@ -9,26 +9,15 @@ enum {
   kSampleCount = 3,
 };
 
-// guest.h has byte-wide port I/O only; the sensor's registers are 32 bits.
-static inline uint32_t sensor_read(uint16_t port) {
-  uint32_t value;
-  __asm__ volatile("inl %1, %0" : "=a"(value) : "Nd"(port));
-  return value;
-}
-
-static inline void sensor_write(uint16_t port, uint32_t value) {
-  __asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port));
-}
-
 int main(void) {
   uint32_t sum = 0;
   guest_printf("guest: samples");
   for (int i = 0; i < kSampleCount; i++) {
-    uint32_t sample = sensor_read(kSensorData);
+    uint32_t sample = guest_inl(kSensorData);
     guest_printf(" %u", sample);
     sum += sample;
   }
   guest_printf(" sum %u\n", sum);
-  sensor_write(kSensorResult, sum);
+  guest_outl(kSensorResult, sum);
   return 0;  // the runtime passes this to the debug-exit port
 }

@@ -77,6 +77,7 @@ enum class StopReason {
   kDebugExit,               // guest wrote `exit_value` to the debug-exit port
   kHalted,                  // hlt with interrupts disabled
   kTripleFault,             // an exception could not be delivered: the CPU would reset
+  kReset,                   // the guest reset the machine (keyboard controller, port 0x92, 0xCF9)
   kUnsupportedInstruction,  // libbt cannot run the instruction at `eip` yet
   kGuestException,          // an intercepted exception `vector` at `eip` (see MachineConfig)
   kBudgetExhausted,         // the RunLimits time budget ran out
@@ -112,7 +113,8 @@ class Machine {
   Machine& operator=(const Machine&) = delete;
 
   // Runs the guest on the calling thread until it stops. May be called again
-  // after any stop except kTripleFault and kHostError to continue.
+  // after any stop except kTripleFault, kReset and kHostError to continue:
+  // there is no firmware to start the machine over.
   StopInfo Run(RunLimits limits = {});
 
   // Thread-safe: makes a Run() in progress return kStopRequested soon.

@@ -74,7 +74,7 @@ struct Stats {
   std::uint64_t shadow_page_flushes = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(CalloutKind::kCount)> callouts{};
   std::array<std::uint64_t, static_cast<std::size_t>(HostFaultCause::kCount)> host_faults{};
-  std::array<std::uint64_t, 8> exits{};  // indexed by StopReason
+  std::array<std::uint64_t, 9> exits{};  // indexed by StopReason
 
   // Multi-line, human-readable report (what `btvm --stats` prints).
   std::string Format() const;

@@ -13,11 +13,16 @@ struct PortRange {
 };
 
 // Ports that later devices will take, kept here so nothing claims them first:
-// 0x60/0x64 (i8042), 0x2F8 (COM2), 0xCF8/0xCFC (PCI configuration
-// mechanism #1).
+// 0x2F8 (COM2).
+//
+// Port 0x80, where firmware writes POST codes and Linux's outb_p() writes to
+// wait an ISA bus cycle, is left unclaimed on purpose: the bus already does
+// what the PC's port does (writes ignored, reads 0xFF).
 
-// CMOS RAM and real-time clock: index and data ports.
+// CMOS RAM and real-time clock: index and data ports. Its interrupt is ISA
+// IRQ 8, the slave PIC's first input.
 inline constexpr PortRange kCmosPorts{0x70, 2};
+inline constexpr unsigned kRtcIrq = 8;
 
 // 8259A PIC pair: command (ICW1, OCW2, OCW3) and data (ICW2-4, OCW1) ports of
 // the master and of the slave, which is cascaded on the master's IRQ2.
@@ -33,6 +38,23 @@ inline constexpr PortRange kPitPorts{0x40, 4};
 inline constexpr unsigned kTimerIrq = 0;
 // System control port B: PIT counter 2's gate (bit 0) and output (bit 5).
 inline constexpr PortRange kSystemControlBPorts{0x61, 1};
+
+// 8042 keyboard controller: data port and status/command port, which sit
+// around port 0x61 (system control port B), hence two ranges. The keyboard
+// interrupts on ISA IRQ 1, the auxiliary (mouse) port on IRQ 12.
+inline constexpr PortRange kKeyboardDataPorts{0x60, 1};
+inline constexpr PortRange kKeyboardCommandPorts{0x64, 1};
+inline constexpr unsigned kKeyboardIrq = 1;
+inline constexpr unsigned kAuxIrq = 12;
+// System control port A: fast A20 gate and fast reset.
+inline constexpr PortRange kSystemControlAPorts{0x92, 1};
+
+// PCI configuration mechanism #1: the address register is a dword at 0xCF8,
+// the data window 0xCFC-0xCFF. Byte accesses to 0xCF9 reach the PIIX's reset
+// control register instead; the other bytes of 0xCF8-0xCFB are unclaimed.
+inline constexpr PortRange kPciConfigAddressPorts{0xCF8, 1};
+inline constexpr PortRange kResetControlPorts{0xCF9, 1};
+inline constexpr PortRange kPciConfigDataPorts{0xCFC, 4};
 
 // 16550A UART at the standard PC address of the first serial port.
 inline constexpr PortRange kCom1Ports{0x3F8, 8};

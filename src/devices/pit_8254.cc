@@ -5,8 +5,6 @@
 namespace bt::devices {
 namespace {
 
-constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
-
 // Control word: SC1 SC0 RW1 RW0 M2 M1 M0 BCD (datasheet, "Control Word
 // Format"). SC = 3 is the read-back command, RW = 0 the counter latch.
 constexpr unsigned kReadBack = 3;
@@ -287,20 +285,18 @@ Pit8254::Pit8254(Now now, OutputListener out0, void* out0_context)
   counters_[2].gate = false;
 }
 
-// Tick k starts at the first nanosecond at or after k / kClockHz seconds; the
-// products are split at whole seconds so that they cannot overflow.
+// Tick k starts at the first nanosecond at or after k / kClockHz seconds.
 std::int64_t Pit8254::TickAt(TimePoint time) const {
   const std::int64_t ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(time - epoch_).count();
   if (ns <= 0) return 0;
-  return ns / kNanosPerSecond * kClockHz + ns % kNanosPerSecond * kClockHz / kNanosPerSecond;
+  return TickAtNanosecond(ns, kClockHz);
 }
 
 Pit8254::TimePoint Pit8254::TimeOfTick(std::int64_t tick) const {
   if (tick == kNever) return TimePoint::max();
-  const std::int64_t ns = tick / kClockHz * kNanosPerSecond +
-                          (tick % kClockHz * kNanosPerSecond + kClockHz - 1) / kClockHz;
-  return epoch_ + std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(ns));
+  return epoch_ + std::chrono::duration_cast<TimePoint::duration>(
+                      std::chrono::nanoseconds(NanosecondOfTick(tick, kClockHz)));
 }
 
 void Pit8254::SetOut0(bool level) {
@@ -335,7 +331,7 @@ void Pit8254::ReportDeadline() {
   const std::int64_t next = counters_[0].NextRise(synced_tick_);
   if (next == deadline_tick_) return;
   deadline_tick_ = next;
-  if (deadline_listener_ != nullptr) deadline_listener_(deadline_context_, TimeOfTick(next));
+  MoveDeadline(TimeOfTick(next));
 }
 
 void Pit8254::WriteControlWord(std::uint8_t value) {

@@ -23,16 +23,15 @@
 //   bits 1-3 (speaker data enable, check enables) are stored only: there is
 //   no speaker.
 //
-// Time: the counters run at 1,193,182 Hz on the owner's steady_clock, read
-// through the `now` function given to the constructor (tests pass a fake
-// clock). Nothing ticks by itself: every port access brings the counters up
-// to now() first, and the owner calls Advance at the time it returned, which
-// is when counter 0's OUT next rises. Power-on state (undefined on the chip):
-// every counter as after a mode 0 control word with no count written, so
-// nothing counts and OUT is low until the guest programs a counter.
+// Time: the counters run at 1,193,182 Hz on the owner's clock (see
+// TimedDevice); Advance is due when counter 0's OUT next rises. Power-on state (undefined on the
+// chip): every counter as after a mode 0 control word with no count written, so nothing counts and
+// OUT is low until the guest programs a counter.
 //
 // Not thread-safe: every call comes from the thread that runs the guest.
 #pragma once
+
+#include "devices/timed_device.h"
 
 #include <bt/port_device.h>
 
@@ -43,15 +42,10 @@
 
 namespace bt::devices {
 
-class Pit8254 final : public PortDevice {
+class Pit8254 final : public PortDevice, public TimedDevice {
  public:
-  using TimePoint = std::chrono::steady_clock::time_point;
-  using Now = TimePoint (*)();
   // Receives counter 0's OUT level (the machine wires it to IRQ0).
   using OutputListener = void (*)(void* context, bool level);
-  // Receives the new time of counter 0's next OUT rise after a port write
-  // moved it (TimePoint::max() when none is scheduled).
-  using DeadlineListener = void (*)(void* context, TimePoint deadline);
 
   static constexpr std::int64_t kClockHz = 1'193'182;
 
@@ -76,15 +70,10 @@ class Pit8254 final : public PortDevice {
   // periods passed, so a guest that was not run for a while gets one tick,
   // not a storm. Returns when OUT0 next rises, TimePoint::max() if never.
   // Falling edges are not deadlines: they reach the PIC late (with the next
-  // rise or the next call), which an edge-triggered IRQ0 cannot tell.
-  TimePoint Advance(TimePoint now);
-
-  // Tells the owner that a guest write reprogrammed counter 0, so that it
-  // comes back at a new time. The listener must not call back into the PIT.
-  void SetDeadlineListener(DeadlineListener listener, void* context) {
-    deadline_listener_ = listener;
-    deadline_context_ = context;
-  }
+  // rise or the next call), which an edge-triggered IRQ0 cannot tell. A guest
+  // write that reprograms counter 0 reports its new deadline to the
+  // listener.
+  TimePoint Advance(TimePoint now) override;
 
  private:
   static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
@@ -174,8 +163,6 @@ class Pit8254 final : public PortDevice {
   Now now_;
   OutputListener out0_;
   void* out0_context_;
-  DeadlineListener deadline_listener_ = nullptr;
-  void* deadline_context_ = nullptr;
   TimePoint epoch_;  // tick 0
   std::int64_t synced_tick_ = 0;
   std::int64_t deadline_tick_ = kNever;

@@ -130,7 +130,10 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
         return false;
       }
       parts_.ports.Write(port, size, ReadRegister(translator::kEax, size));
-      return pending_stop_ ? ExitWith(std::nullopt, next) : false;
+      if (!pending_stop_) return false;
+      // The device stopped the run (debug exit, reset): after the out.
+      pending_stop_->eip = next;
+      return ExitWith(std::nullopt, next);
     }
     // No protected-mode virtual interrupts (CR4.PVI): IF belongs to code
     // at CPL <= IOPL.

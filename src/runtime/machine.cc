@@ -4,10 +4,13 @@
 #include "devices/cmos_rtc.h"
 #include "devices/debug_console.h"
 #include "devices/debug_exit.h"
+#include "devices/keyboard_controller_8042.h"
 #include "devices/layout.h"
+#include "devices/pci_host_bridge.h"
 #include "devices/pic_8259.h"
 #include "devices/pit_8254.h"
 #include "devices/port_bus.h"
+#include "devices/reset_register.h"
 #include "devices/uart_16550.h"
 #include "mmu/physical_memory.h"
 #include "mmu/shadow_mmu.h"
@@ -22,6 +25,7 @@
 
 #include <bt/machine.h>
 
+#include <array>
 #include <cstring>
 
 namespace bt {
@@ -41,15 +45,27 @@ struct Machine::Impl {
   std::unique_ptr<devices::DebugExit> debug_exit;
   devices::Pic8259Pair pic;
   std::unique_ptr<devices::Pit8254> pit;
-  devices::CmosRtc cmos{[] { return std::chrono::system_clock::now(); }};
+  std::unique_ptr<devices::CmosRtc> cmos;
+  // The devices the vCPU advances with time.
+  std::array<devices::TimedDevice*, 2> timed_devices{};
+  std::unique_ptr<devices::KeyboardController8042> keyboard;
+  std::unique_ptr<devices::ResetRegister> system_control_a;
+  devices::PciHostBridge pci;
+  std::unique_ptr<devices::ResetRegister> reset_control;
   std::unique_ptr<runtime::Vcpu> vcpu;
-  bool dead = false;  // after a triple fault or host error
+  bool dead = false;  // after a triple fault, a reset or a host error
 
   Result<void> Build();
   Result<void> Boot();
 };
 
 namespace {
+
+// The interrupt listener of an ISA device wired to PIC input kIrq.
+template <unsigned kIrq>
+void SetPicIrq(void* pic_pair, bool level) {
+  static_cast<devices::Pic8259Pair*>(pic_pair)->SetIrq(kIrq, level);
+}
 
 Error Prefixed(const std::string& prefix, const std::string& message) {
   return Error{prefix + message};
@@ -103,21 +119,22 @@ Result<void> Machine::Impl::Build() {
                                       config.translator.chaining});
 
   auto output = config.serial_output ? config.serial_output : [](std::string_view) {};
-  com1 = std::make_unique<devices::Uart16550>(
-      output,
-      [](void* pic_pair, bool level) {
-        static_cast<devices::Pic8259Pair*>(pic_pair)->SetIrq(devices::kCom1Irq, level);
-      },
-      &pic);
+  com1 = std::make_unique<devices::Uart16550>(output, &SetPicIrq<devices::kCom1Irq>, &pic);
   debug_console = std::make_unique<devices::DebugConsole>(output);
   debug_exit =
       std::make_unique<devices::DebugExit>([this](std::uint32_t value) { vcpu->DebugExit(value); });
-  pit = std::make_unique<devices::Pit8254>([] { return std::chrono::steady_clock::now(); },
-                                           [](void* pic_pair, bool level) {
-                                             static_cast<devices::Pic8259Pair*>(pic_pair)->SetIrq(
-                                                 devices::kTimerIrq, level);
-                                           },
-                                           &pic);
+  const devices::TimedDevice::Now now = [] { return std::chrono::steady_clock::now(); };
+  pit = std::make_unique<devices::Pit8254>(now, &SetPicIrq<devices::kTimerIrq>, &pic);
+  cmos = std::make_unique<devices::CmosRtc>(std::chrono::system_clock::now(), now,
+                                            &SetPicIrq<devices::kRtcIrq>, &pic);
+  timed_devices = {pit.get(), cmos.get()};
+  const devices::SystemReset reset = [this] { vcpu->StopForReset(); };
+  keyboard = std::make_unique<devices::KeyboardController8042>(
+      &SetPicIrq<devices::kKeyboardIrq>, &SetPicIrq<devices::kAuxIrq>, &pic, reset);
+  system_control_a =
+      std::make_unique<devices::ResetRegister>(devices::ResetRegister::kSystemControlPortA, reset);
+  reset_control =
+      std::make_unique<devices::ResetRegister>(devices::ResetRegister::kPiixResetControl, reset);
   for (auto [range, device] :
        {std::pair{devices::kCom1Ports, static_cast<PortDevice*>(com1.get())},
         std::pair{devices::kDebugConsolePorts, static_cast<PortDevice*>(debug_console.get())},
@@ -127,18 +144,23 @@ Result<void> Machine::Impl::Build() {
         std::pair{devices::kElcrPorts, &pic.elcr_ports()},
         std::pair{devices::kPitPorts, static_cast<PortDevice*>(pit.get())},
         std::pair{devices::kSystemControlBPorts, &pit->port61()},
-        std::pair{devices::kCmosPorts, static_cast<PortDevice*>(&cmos)}}) {
+        std::pair{devices::kCmosPorts, static_cast<PortDevice*>(cmos.get())},
+        std::pair{devices::kKeyboardDataPorts, &keyboard->data_port()},
+        std::pair{devices::kKeyboardCommandPorts, &keyboard->command_port()},
+        std::pair{devices::kSystemControlAPorts, static_cast<PortDevice*>(system_control_a.get())},
+        std::pair{devices::kPciConfigAddressPorts, &pci.address_port()},
+        std::pair{devices::kResetControlPorts, static_cast<PortDevice*>(reset_control.get())},
+        std::pair{devices::kPciConfigDataPorts, &pci.data_port()}}) {
     if (auto added = ports.Register(range.base, range.count, *device); !added) {
       return Error{added.error()};
     }
   }
 
   auto cpu = runtime::Vcpu::Create(runtime::Vcpu::Parts{
-      *memory, *mmu, ports, mmio, *cache, *translator, trampolines, decoder, pic, *pit});
+      *memory, *mmu, ports, mmio, *cache, *translator, trampolines, decoder, pic, timed_devices});
   if (!cpu) return Error{cpu.error()};
   vcpu = std::move(cpu.value());
   pic.SetIntrListener(&runtime::Vcpu::OnInterruptRequest, vcpu.get());
-  pit->SetDeadlineListener(&runtime::Vcpu::OnTimerDeadline, vcpu.get());
   com1->SetInputListener(&runtime::Vcpu::OnDeviceAttention, vcpu.get());
   vcpu->SetDeviceService([](void* uart) { static_cast<devices::Uart16550*>(uart)->ServiceInput(); },
                          com1.get());
@@ -202,11 +224,12 @@ StopInfo Machine::Run(RunLimits limits) {
   if (impl_->dead) {
     StopInfo stop;
     stop.reason = StopReason::kHostError;
-    stop.message = "the machine cannot continue after a triple fault or host error";
+    stop.message = "the machine cannot continue after a triple fault, a reset or a host error";
     return stop;
   }
   StopInfo stop = impl_->vcpu->Run(limits);
-  if (stop.reason == StopReason::kTripleFault || stop.reason == StopReason::kHostError) {
+  if (stop.reason == StopReason::kTripleFault || stop.reason == StopReason::kReset ||
+      stop.reason == StopReason::kHostError) {
     impl_->dead = true;
   }
   return stop;

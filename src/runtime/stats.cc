@@ -53,6 +53,7 @@ std::string_view ToString(StopReason reason) {
     case StopReason::kDebugExit: return "debug-exit";
     case StopReason::kHalted: return "halted";
     case StopReason::kTripleFault: return "triple-fault";
+    case StopReason::kReset: return "reset";
     case StopReason::kUnsupportedInstruction: return "unsupported-instruction";
     case StopReason::kGuestException: return "guest-exception";
     case StopReason::kBudgetExhausted: return "budget-exhausted";

@@ -51,9 +51,17 @@ Vcpu::Vcpu(const Parts& parts, platform::PageMemory state_memory)
   parts_.cache.SetInvalidationListener(
       [](void* self, const TranslationUnit& unit) { static_cast<Vcpu*>(self)->ForgetUnit(unit); },
       this);
+  timers_.reserve(parts_.timed_devices.size());
+  for (devices::TimedDevice* device : parts_.timed_devices) {
+    timers_.push_back({this, device, std::chrono::steady_clock::time_point::max()});
+    device->SetDeadlineListener(&Vcpu::OnTimerDeadline, &timers_.back());
+  }
 }
 
-Vcpu::~Vcpu() { parts_.cache.SetInvalidationListener(nullptr, nullptr); }
+Vcpu::~Vcpu() {
+  parts_.cache.SetInvalidationListener(nullptr, nullptr);
+  for (const TimerSlot& timer : timers_) timer.device->SetDeadlineListener(nullptr, nullptr);
+}
 
 void Vcpu::RememberIndirectTarget(TranslationUnit& unit) {
   const std::uint32_t eip = unit.key.eip;
@@ -169,6 +177,10 @@ void Vcpu::DebugExit(std::uint32_t value) {
   pending_stop_->exit_value = value;
 }
 
+void Vcpu::StopForReset() {
+  pending_stop_ = MakeStop(StopReason::kReset, "the guest reset the machine");
+}
+
 void Vcpu::WaitWhileHalted() {
   std::unique_lock lock(wake_mutex_);
   wake_.wait(lock, [this] {
@@ -195,13 +207,21 @@ void Vcpu::OnDeviceAttention(void* self) {
   vcpu->wake_.notify_all();
 }
 
-void Vcpu::OnTimerDeadline(void* self, std::chrono::steady_clock::time_point deadline) {
-  auto* vcpu = static_cast<Vcpu*>(self);
+void Vcpu::OnTimerDeadline(void* timer, std::chrono::steady_clock::time_point deadline) {
+  auto* slot = static_cast<TimerSlot*>(timer);
+  Vcpu* vcpu = slot->vcpu;
   {
     std::lock_guard lock(vcpu->events_mutex_);
-    vcpu->timer_deadline_ = deadline;
+    slot->deadline = deadline;
+    vcpu->timer_deadline_ = vcpu->EarliestTimerDeadline();
   }
   vcpu->events_wake_.notify_all();
+}
+
+std::chrono::steady_clock::time_point Vcpu::EarliestTimerDeadline() const {
+  auto earliest = std::chrono::steady_clock::time_point::max();
+  for (const TimerSlot& timer : timers_) earliest = std::min(earliest, timer.deadline);
+  return earliest;
 }
 
 void Vcpu::WatchEvents(std::chrono::steady_clock::time_point budget_deadline) {
@@ -222,7 +242,12 @@ void Vcpu::WatchEvents(std::chrono::steady_clock::time_point budget_deadline) {
       lock.lock();
     }
     if (now >= timer_deadline_) {
-      timer_deadline_ = Clock::time_point::max();
+      // Devices that are due wait for ServiceTimers without a deadline, so
+      // that this thread sleeps until they have a new one.
+      for (TimerSlot& timer : timers_) {
+        if (timer.deadline <= now) timer.deadline = Clock::time_point::max();
+      }
+      timer_deadline_ = EarliestTimerDeadline();
       timer_due_ = true;
       SetPollPage(platform::Protection::kNone);
       std::lock_guard wake_lock(wake_mutex_);
@@ -231,9 +256,9 @@ void Vcpu::WatchEvents(std::chrono::steady_clock::time_point budget_deadline) {
   }
 }
 
-void Vcpu::ServiceTimer() {
-  const auto deadline = parts_.pit.Advance(std::chrono::steady_clock::now());
-  OnTimerDeadline(this, deadline);
+void Vcpu::ServiceTimers() {
+  const auto now = std::chrono::steady_clock::now();
+  for (TimerSlot& timer : timers_) OnTimerDeadline(&timer, timer.device->Advance(now));
 }
 
 std::optional<StopInfo> Vcpu::DeliverExternalInterrupt() {
@@ -257,7 +282,7 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
                                    : std::chrono::steady_clock::time_point::max();
   running_ = true;
   std::thread events([this, budget_deadline] { WatchEvents(budget_deadline); });
-  ServiceTimer();
+  ServiceTimers();
 
   std::optional<StopInfo> stop;
   while (!stop) {
@@ -269,7 +294,7 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
                           : "stop requested");
       break;
     }
-    if (timer_due_.exchange(false)) ServiceTimer();
+    if (timer_due_.exchange(false)) ServiceTimers();
     if (device_attention_.exchange(false) && device_service_) {
       device_service_(device_service_context_);
     }

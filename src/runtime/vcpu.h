@@ -6,8 +6,8 @@
 #include "decoder/decoder.h"
 #include "devices/mmio_bus.h"
 #include "devices/pic_8259.h"
-#include "devices/pit_8254.h"
 #include "devices/port_bus.h"
+#include "devices/timed_device.h"
 #include "mmu/physical_memory.h"
 #include "mmu/shadow_mmu.h"
 #include "platform/host_fault.h"
@@ -24,7 +24,9 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <unordered_map>
+#include <vector>
 
 namespace bt::runtime {
 
@@ -43,7 +45,7 @@ struct VcpuCounters {
   std::uint64_t mapped_after_page_fault = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(CalloutKind::kCount)> callouts{};
   std::array<std::uint64_t, static_cast<std::size_t>(HostFaultCause::kCount)> host_faults{};
-  std::array<std::uint64_t, 8> exits{};
+  decltype(Stats::exits) exits{};  // indexed by StopReason
 };
 
 // An exception or interrupt on its way through the guest's IDT.
@@ -114,7 +116,9 @@ class Vcpu final : private translator::CodeSource {
     const translator::Trampolines& trampolines;
     const decoder::Decoder& decoder;
     devices::Pic8259Pair& pic;
-    devices::Pit8254& pit;
+    // The devices that move with time (PIT, RTC): the vCPU advances each when
+    // its deadline comes, and listens for the deadlines guest writes move.
+    std::span<devices::TimedDevice* const> timed_devices;
   };
 
   static Result<std::unique_ptr<Vcpu>> Create(const Parts& parts);
@@ -125,10 +129,11 @@ class Vcpu final : private translator::CodeSource {
   void RequestStop() { Interrupt(StopReason::kStopRequested); }
   // Called by the debug-exit device on the vCPU thread.
   void DebugExit(std::uint32_t value);
-  // Device listeners: the PIC's INTR output may have risen; the PIT's next
-  // output change moved to `deadline`.
+  // Called on the vCPU thread by a device that resets the machine (a port
+  // write): the run stops with kReset after the instruction that wrote.
+  void StopForReset();
+  // Device listener: the PIC's INTR output may have risen.
   static void OnInterruptRequest(void* self);
-  static void OnTimerDeadline(void* self, std::chrono::steady_clock::time_point deadline);
   // Thread-safe: a device has work for the vCPU thread (host input came in).
   // The run loop calls the device service before it next delivers an
   // interrupt or runs guest code, waking a halted guest for it.
@@ -242,10 +247,16 @@ class Vcpu final : private translator::CodeSource {
   StopInfo MakeInstructionStop(StopReason reason, const decoder::DecodedInstruction& insn,
                                const std::string& what);
   void WaitWhileHalted();
-  // Runs in the thread that enforces the time budget and the timer deadline
-  // while the vCPU runs translated code.
+  // Runs in the thread that enforces the time budget and the timed devices'
+  // deadlines while the vCPU runs translated code.
   void WatchEvents(std::chrono::steady_clock::time_point budget_deadline);
-  void ServiceTimer();
+  // Advances every timed device to now.
+  void ServiceTimers();
+  // A timed device's deadline listener: `timer` (a TimerSlot) moved to
+  // `deadline`.
+  static void OnTimerDeadline(void* timer, std::chrono::steady_clock::time_point deadline);
+  // The earliest deadline of timers_ (under events_mutex_).
+  std::chrono::steady_clock::time_point EarliestTimerDeadline() const;
   // Delivers the PIC's interrupt if the guest accepts one now.
   std::optional<StopInfo> DeliverExternalInterrupt();
 
@@ -501,8 +512,8 @@ class Vcpu final : private translator::CodeSource {
   bool halted_ = false;
   // Set by sti and SS loads: the next instruction runs before any interrupt.
   bool interrupt_shadow_ = false;
-  // Set when the timer deadline passed or the PIC raised INTR; checked
-  // where the dispatcher gets control.
+  // Set when a timed device's deadline passed or the PIC raised INTR;
+  // checked where the dispatcher gets control.
   std::atomic<bool> timer_due_{false};
   std::atomic<bool> interrupt_requested_{false};
   std::atomic<bool> device_attention_{false};
@@ -516,6 +527,15 @@ class Vcpu final : private translator::CodeSource {
   // The event thread's schedule (under events_mutex_).
   std::mutex events_mutex_;
   std::condition_variable events_wake_;
+  // One per timed device, with its next deadline (under events_mutex_).
+  // Filled once at construction: the devices' listeners point into it.
+  struct TimerSlot {
+    Vcpu* vcpu;
+    devices::TimedDevice* device;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::vector<TimerSlot> timers_;
+  // The earliest of their deadlines.
   std::chrono::steady_clock::time_point timer_deadline_ =
       std::chrono::steady_clock::time_point::max();
   bool running_ = false;

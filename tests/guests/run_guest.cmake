@@ -2,11 +2,13 @@
 #
 #   cmake -DBTVM=<btvm> -DGUEST=<guest.elf> [-DARGS="<btvm options>"]
 #         [-DQEMU=<qemu-system-i386>] [-DQEMU_CPU=<-cpu model>]
-#         [-DTIMEOUT=<seconds>] -P run_guest.cmake
+#         [-DEXPECT=reset] [-DTIMEOUT=<seconds>] -P run_guest.cmake
 #
 # btvm must exit with status 1 (the guest wrote 0 to the debug-exit port) and
 # print PASS as its last line. QEMU must print the same bytes on its serial
-# port.
+# port. With EXPECT=reset the guest ends by resetting the machine instead:
+# btvm then exits with status 7, and QEMU, which -no-reboot makes exit at a
+# reset, with 0.
 cmake_minimum_required(VERSION 3.20)
 
 foreach(var BTVM GUEST)
@@ -30,12 +32,22 @@ execute_process(COMMAND "${BTVM}" --kernel "${GUEST}" ${btvm_args}
   TIMEOUT ${TIMEOUT})
 message("--- btvm ${ARGS} ---\n${out}")
 
-if(rc STREQUAL "1")
+if(EXPECT STREQUAL "reset")
+  set(btvm_status 7)
+  set(qemu_status 0)
+  set(how "the guest reset the machine")
+else()
+  set(btvm_status 1)
+  set(qemu_status 1)
+  set(how "guest wrote 0 to port 0xf4")
+endif()
+
+if(rc STREQUAL "${btvm_status}")
   if(NOT out MATCHES "(^|\n)PASS\n?$")
-    fail("btvm: the guest exited with 0 but did not print PASS last")
+    fail("btvm: ${how} but the guest did not print PASS last")
   endif()
 else()
-  fail("btvm: exit status ${rc}, expected 1 (guest wrote 0 to port 0xf4)")
+  fail("btvm: exit status ${rc}, expected ${btvm_status} (${how})")
 endif()
 
 if(NOT QEMU)
@@ -57,8 +69,8 @@ execute_process(COMMAND "${qemu_path}" -kernel "${GUEST}" ${qemu_cpu_args} -disp
   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc
   TIMEOUT ${TIMEOUT})
 message("--- qemu ---\n${out}")
-if(NOT rc STREQUAL "1")
-  fail("qemu: exit status ${rc}, expected 1")
+if(NOT rc STREQUAL "${qemu_status}")
+  fail("qemu: exit status ${rc}, expected ${qemu_status} (${how})")
 endif()
 if(NOT out STREQUAL btvm_out)
   fail("qemu: serial output differs from btvm's")

@@ -137,6 +137,29 @@ TEST_CASE("hlt with interrupts off halts after the instruction") {
   CHECK(machine->GetRegisters().eip == after);
 }
 
+TEST_CASE("a reset through any of the PC's reset ports stops the run after the out") {
+  std::uint16_t port = 0;
+  std::uint8_t value = 0;
+  SUBCASE("keyboard controller pulse") { port = 0x64, value = 0xFE; }
+  SUBCASE("system control port A") { port = 0x92, value = 0x01; }
+  SUBCASE("PIIX reset control") { port = 0xCF9, value = 0x06; }
+  std::uint32_t after = 0;
+  auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+    a.xor_(x86::ebx, x86::ebx);
+    a.mov(x86::edx, port);
+    a.mov(x86::eax, value);
+    a.out(x86::dx, x86::al);
+    after = Here(a);
+    a.mov(x86::ebx, 1);
+  }));
+  const StopInfo stop = machine->Run();
+  CHECK(stop.reason == StopReason::kReset);
+  CHECK(stop.eip == after);
+  CHECK(machine->GetRegisters().ebx == 0);
+  // There is no firmware to start over from.
+  CHECK(machine->Run().reason == StopReason::kHostError);
+}
+
 TEST_CASE("an unsupported instruction is reported with its bytes and EIP") {
   std::uint32_t at = 0;
   auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {

@@ -78,6 +78,22 @@ static inline uint8_t guest_inb(uint16_t port) {
   return value;
 }
 
+static inline uint16_t guest_inw(uint16_t port) {
+  uint16_t value;
+  __asm__ volatile("inw %1, %0" : "=a"(value) : "Nd"(port));
+  return value;
+}
+
+static inline void guest_outl(uint16_t port, uint32_t value) {
+  __asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static inline uint32_t guest_inl(uint16_t port) {
+  uint32_t value;
+  __asm__ volatile("inl %1, %0" : "=a"(value) : "Nd"(port));
+  return value;
+}
+
 // EFLAGS bits (SDM Vol. 1, 3.4.3) and the six arithmetic status flags.
 enum {
   CF = 1 << 0,
