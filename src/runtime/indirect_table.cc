@@ -11,51 +11,58 @@ constexpr std::uint32_t kPageSize = 4096;
 }  // namespace
 
 IndirectTable::IndirectTable(translator::IndirectEntry* entries, const std::uint8_t* miss)
-    : entries_(entries), miss_(miss) {
-  local_.slots.reserve(kMaxTracked);
-  global_.slots.reserve(kMaxTracked);
+    : entries_(entries), miss_(miss), owner_(translator::kIndirectEntries, kNone) {
+  local_.slots.reserve(kMaxLocal);
+  global_.slots.reserve(translator::kIndirectEntries);
   Clear();
 }
 
 void IndirectTable::Fill(std::uint32_t eip, std::uint32_t salt, const std::uint8_t* host,
-                         bool straddles, bool global) {
+                         bool global) {
   Tracked& tracked = global ? global_ : local_;
-  if (tracked.slots.size() >= kMaxTracked) Clear();
-  translator::IndirectEntry& entry = Slot(eip);
-  entry = {0u - eip - salt, eip, host};
-  tracked.slots.push_back(static_cast<std::uint32_t>(&entry - entries_));
-  const std::uint32_t region = eip >> kRegionShift;
-  ++tracked.in_region[region];
-  // Code that runs into the next region also goes with that region's invlpg.
-  const auto next_region =
-      static_cast<std::uint32_t>((std::uint64_t{eip | (kPageSize - 1)} + 1) >> kRegionShift);
-  if (straddles && next_region != region && next_region < kRegions) {
-    ++tracked.in_region[next_region];
+  if (!global && local_.slots.size() >= kMaxLocal) {
+    Compact(local_);
+    if (local_.slots.size() >= kMaxLocal / 2) Clear();
   }
+  const auto slot = static_cast<std::uint32_t>(eip & (translator::kIndirectEntries - 1));
+  const bool listed = owner_[slot] == tracked.owner;
+  Empty(slot);
+  entries_[slot] = {0u - eip - salt, eip, host};
+  owner_[slot] = tracked.owner;
+  ++tracked.in_region[eip >> kRegionShift];
+  if (!listed) tracked.slots.push_back(slot);
+}
+
+void IndirectTable::Empty(std::uint32_t slot) {
+  if (owner_[slot] != kNone) --ListOf(owner_[slot]).in_region[entries_[slot].eip >> kRegionShift];
+  entries_[slot] = {0, 0, miss_};
+  owner_[slot] = kNone;
 }
 
 void IndirectTable::Forget(std::uint32_t eip, const std::uint8_t* host) {
-  translator::IndirectEntry& entry = Slot(eip);
-  if (entry.host == host) Empty(entry);
+  const auto slot = static_cast<std::uint32_t>(eip & (translator::kIndirectEntries - 1));
+  if (entries_[slot].host == host) Empty(slot);
 }
 
-void IndirectTable::EmptyAll(Tracked& tracked) {
-  for (std::uint32_t slot : tracked.slots) Empty(entries_[slot]);
-  tracked.slots.clear();
-  tracked.in_region.fill(0);
+void IndirectTable::Compact(Tracked& tracked) {
+  std::erase_if(tracked.slots, [&](std::uint32_t slot) { return owner_[slot] != tracked.owner; });
 }
 
 void IndirectTable::Clear() {
-  for (std::size_t i = 0; i < translator::kIndirectEntries; ++i) Empty(entries_[i]);
+  std::fill(owner_.begin(), owner_.end(), kNone);
+  for (std::uint32_t slot = 0; slot < translator::kIndirectEntries; ++slot) Empty(slot);
   for (Tracked* tracked : {&local_, &global_}) {
     tracked->slots.clear();
     tracked->in_region.fill(0);
   }
 }
 
-// A slot named in the local list may hold a global entry by now, and the
-// other way round: emptying it costs that entry a miss, never a wrong hit.
-void IndirectTable::ClearLocal() { EmptyAll(local_); }
+void IndirectTable::ClearLocal() {
+  for (std::uint32_t slot : local_.slots) {
+    if (owner_[slot] == kLocal) Empty(slot);
+  }
+  local_.slots.clear();
+}
 
 void IndirectTable::ClearRange(std::uint32_t base, std::uint32_t bytes) {
   const std::uint32_t first_region = base >> kRegionShift;
@@ -67,26 +74,21 @@ void IndirectTable::ClearRange(std::uint32_t base, std::uint32_t bytes) {
 
 void IndirectTable::ClearRange(Tracked& tracked, std::uint32_t first_region,
                                std::uint32_t end_region, std::uint32_t base, std::uint32_t bytes) {
+  // Entries of the page before the range may run into it: the region
+  // before counts too.
   const auto begin = tracked.in_region.begin();
-  if (std::all_of(begin + first_region, begin + end_region,
-                  [](std::uint16_t count) { return count == 0; })) {
+  if (std::all_of(begin + (first_region == 0 ? 0 : first_region - 1), begin + end_region,
+                  [](std::uint32_t count) { return count == 0; })) {
     return;
   }
-  // Entries of the page before the range may run into it.
   const std::uint32_t from = base - kPageSize;
   const std::uint32_t span = bytes + kPageSize;
-  std::size_t kept = 0;
-  for (std::uint32_t slot : tracked.slots) {
-    translator::IndirectEntry& entry = entries_[slot];
-    if (!Filled(entry)) continue;
-    if (entry.eip - from < span) {
-      Empty(entry);
-      continue;
-    }
-    tracked.slots[kept++] = slot;
-  }
-  tracked.slots.resize(kept);
-  std::fill(begin + first_region, begin + end_region, 0);
+  std::erase_if(tracked.slots, [&](std::uint32_t slot) {
+    if (owner_[slot] != tracked.owner) return true;
+    if (entries_[slot].eip - from >= span) return false;
+    Empty(slot);
+    return true;
+  });
 }
 
 }  // namespace bt::runtime

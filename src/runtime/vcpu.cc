@@ -72,7 +72,7 @@ void Vcpu::RememberIndirectTarget(TranslationUnit& unit) {
   }
   indirect_.Fill(eip,
                  (unit.key.mode & translator::kModeUserView) ? translator::kUserIndirectSalt : 0,
-                 unit.code, unit.page_count == 2, global);
+                 unit.code, global);
 }
 
 void Vcpu::ForgetUnit(const TranslationUnit& unit) { indirect_.Forget(unit.key.eip, unit.code); }

@@ -14,9 +14,7 @@ struct Table {
   const std::uint8_t code[8] = {};
   IndirectTable table{entries.get(), miss};
 
-  void Fill(std::uint32_t eip, bool global, bool straddles = false) {
-    table.Fill(eip, 0, &code[eip % 8], straddles, global);
-  }
+  void Fill(std::uint32_t eip, bool global) { table.Fill(eip, 0, &code[eip % 8], global); }
   // Whether a lookup of `eip` (supervisor view) would hit.
   bool Hits(std::uint32_t eip) const {
     const translator::IndirectEntry& entry = table.EntryFor(eip);
@@ -37,7 +35,7 @@ TEST_CASE("an invlpg empties the entries of its region only") {
 
 TEST_CASE("an invlpg empties the entries whose code runs into its region") {
   Table t;
-  t.Fill(0x081FFFF0, false, true);  // runs into 0x08200000
+  t.Fill(0x081FFFF0, false);  // may run into 0x08200000
   t.Fill(0x081FE000, false);
   t.table.ClearRange(0x08200000, 0x200000);
   CHECK_FALSE(t.Hits(0x081FFFF0));
@@ -77,15 +75,32 @@ TEST_CASE("forgetting a unit empties its entry only if the entry is still its") 
   CHECK_FALSE(t.Hits(0x1000));
 }
 
-TEST_CASE("filling past the tracked slots empties the table first") {
+TEST_CASE("filling past the local slots tracked empties the table first") {
   Table t;
-  t.Fill(0xC1000000, true);
-  for (std::uint32_t i = 1; i <= 5000; ++i) t.Fill(0xC1000000 + 8 * i, true);
-  CHECK_FALSE(t.Hits(0xC1000000));
-  CHECK(t.Hits(0xC1000000 + 8 * 5000));
+  t.Fill(0x08000000, false);
+  t.Fill(0xC1000000 + 4, true);
+  for (std::uint32_t i = 1; i <= 5000; ++i) t.Fill(0x08000000 + 8 * i, false);
+  CHECK_FALSE(t.Hits(0x08000000));
+  CHECK_FALSE(t.Hits(0xC1000000 + 4));
+  CHECK(t.Hits(0x08000000 + 8 * 5000));
   // What is still in the table is tracked: its region's invlpg empties it.
+  t.table.ClearRange(0x08000000, 0x200000);
+  CHECK_FALSE(t.Hits(0x08000000 + 8 * 5000));
+}
+
+TEST_CASE("global entries are never emptied for room") {
+  Table t;
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    for (std::uint32_t slot = 0; slot < translator::kIndirectEntries; ++slot) {
+      t.Fill(0xC1000000 + i * 0x10000 + slot, true);
+    }
+  }
+  CHECK(t.Hits(0xC1020000));
+  CHECK(t.Hits(0xC102FFFF));
+  t.table.ClearLocal();
+  CHECK(t.Hits(0xC1020000));
   t.table.ClearRange(0xC1000000, 0x200000);
-  CHECK_FALSE(t.Hits(0xC1000000 + 8 * 5000));
+  CHECK_FALSE(t.Hits(0xC1020000));
 }
 
 }  // namespace
