@@ -31,6 +31,10 @@ constexpr std::uint32_t kLeaf1Edx = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5
 constexpr std::uint32_t kAddressSizes = 0x2020;
 // Leaf 1 ECX: SSE3, PCLMULQDQ off, SSSE3, CX16 off, SSE4.1, SSE4.2, POPCNT.
 constexpr std::uint32_t kLeaf1Ecx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 23);
+// Leaf 1 ECX bit 31, reserved for hypervisors to say they are there: libbt
+// is one, and guests then take what it does not emulate (a PMU, say) for a
+// limit of virtualization rather than broken hardware.
+constexpr std::uint32_t kHypervisorPresent = 1u << 31;
 // Extended leaf 1 ECX: LAHF/SAHF, LZCNT (ABM).
 constexpr std::uint32_t kExtendedEcx = (1u << 0) | (1u << 5);
 // Extended leaf 1 EDX: NX, which the page walker implements whatever the host has.
@@ -45,7 +49,7 @@ Leaf ComputeLeaf(std::uint32_t leaf) {
     case 0: eax = kMaxBasicLeaf; break;
     case 1:
       ebx &= 0x0000FFFF;  // one logical processor, APIC ID 0
-      ecx &= kLeaf1Ecx;
+      ecx = (ecx & kLeaf1Ecx) | kHypervisorPresent;
       edx &= kLeaf1Edx;
       break;
     case 0x80000000: eax = kMaxExtendedLeaf; break;

@@ -6,6 +6,12 @@
 // neither SYSCALL nor long mode, so setting any other bit is #GP(0). QEMU
 // answers some unknown MSRs with 0 instead of #GP, and ignores writes to
 // EFER bits its CPU lacks.
+//
+// CPUID reports the host's vendor, and Linux on an AMD CPU sets
+// EnableCf8ExtCfg (bit 46) in the northbridge's NB_CFG (C001001FH) without
+// checking for #GP: on an AMD host that MSR is there, with only that bit
+// writable (the PCI host bridge has no extended configuration space for it
+// to open, so it is only kept).
 #include "runtime/vcpu.h"
 
 #include <x86intrin.h>
@@ -30,7 +36,16 @@ enum Msr : std::uint32_t {
   kMiscEnable = 0x1A0,
   kPat = 0x277,
   kEfer = 0xC0000080,
+  kAmdNbConfig = 0xC001001F,
 };
+
+constexpr std::uint64_t kEnableCf8ExtCfg = 1ull << 46;
+
+bool AmdHost() {
+  std::uint32_t vendor[4];
+  GuestCpuid(0, 0, vendor);
+  return vendor[1] == 0x68747541;  // "Auth" of "AuthenticAMD"
+}
 
 // IA32_MISC_ENABLE bits a write may change, none of which affects libbt:
 // fast strings (0), automatic thermal control (3), limit CPUID maxval (22,
@@ -69,6 +84,10 @@ bool Vcpu::ReadMsr(const DecodedInstruction& insn) {
     case kMiscEnable: value = msr.misc_enable; break;
     case kPat: value = msr.pat; break;
     case kEfer: value = msr.efer; break;
+    case kAmdNbConfig:
+      if (!AmdHost()) return RaiseFault(kGeneralProtection, insn, 0);
+      value = msr.amd_nb_config;
+      break;
     default: return RaiseFault(kGeneralProtection, insn, 0);
   }
   state_->gpr[kEax] = static_cast<std::uint32_t>(value);
@@ -108,6 +127,12 @@ bool Vcpu::WriteMsr(const DecodedInstruction& insn) {
       // set faults either way (execute-disable, or a reserved bit without
       // NXE; SDM Vol. 3A, 4.4.2). Only the shadow's data mappings change.
       UpdatePagingMode();
+      break;
+    case kAmdNbConfig:
+      if (!AmdHost() || (value & ~kEnableCf8ExtCfg)) {
+        return RaiseFault(kGeneralProtection, insn, 0);
+      }
+      msr.amd_nb_config = value;
       break;
     default: return RaiseFault(kGeneralProtection, insn, 0);
   }

@@ -59,6 +59,7 @@ struct MsrState {
   std::uint64_t pat = 0x0007040600070406;  // power-up value (SDM Vol. 3A, "Programming the PAT")
   std::uint64_t misc_enable = 0x1801;      // fast strings; BTS and PEBS unavailable
   std::uint64_t efer = 0;                  // IA32_EFER: NXE only
+  std::uint64_t amd_nb_config = 0;         // AMD NB_CFG: EnableCf8ExtCfg only
 };
 
 struct alignas(64) CpuState {

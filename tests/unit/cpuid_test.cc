@@ -26,5 +26,11 @@ TEST_CASE("CPUID reports the paging features the shadow MMU implements, and no m
   CHECK(out[0] == 0x2020);  // 32 physical, 32 linear address bits
 }
 
+TEST_CASE("CPUID says a hypervisor is there") {
+  std::uint32_t out[4];
+  GuestCpuid(1, 0, out);
+  CHECK((out[2] >> 31 & 1) == 1);
+}
+
 }  // namespace
 }  // namespace bt::runtime

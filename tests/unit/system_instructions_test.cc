@@ -12,6 +12,7 @@
 
 #include <bt/machine.h>
 
+#include <cpuid.h>
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -417,6 +418,40 @@ TEST_CASE("rdmsr and wrmsr: the SYSENTER MSRs, PAT, MISC_ENABLE, EFER; #GP(0) fo
   for (std::size_t i = 0; i < at.size(); ++i) {
     CAPTURE(i);
     CheckFault(faults[i], 13, 0, at[i]);
+  }
+}
+
+TEST_CASE("AMD's NB_CFG keeps EnableCf8ExtCfg when CPUID says AMD, and is #GP(0) otherwise") {
+  constexpr std::uint32_t kNbConfig = 0xC001001F, kEnableCf8ExtCfgHigh = 1u << 14;
+  // Guests see the host's vendor.
+  unsigned max_leaf = 0, vendor_ebx = 0, vendor_ecx = 0, vendor_edx = 0;
+  __cpuid(0, max_leaf, vendor_ebx, vendor_ecx, vendor_edx);
+  const bool amd = vendor_ebx == 0x68747541;  // "Auth"
+  std::vector<std::uint32_t> at;
+  SystemGuest guest([&](x86::Assembler& a) {
+    a.mov(x86::ecx, kNbConfig);
+    a.mov(x86::eax, 0);
+    a.mov(x86::edx, kEnableCf8ExtCfgHigh);
+    at.push_back(ExpectSkip(a, [&] { a.wrmsr(); }));
+    a.mov(x86::eax, 0x11111111);
+    a.mov(x86::edx, 0x22222222);
+    at.push_back(ExpectSkip(a, [&] { a.rdmsr(); }));
+    a.mov(x86::dword_ptr_abs(kOut), x86::eax);
+    a.mov(x86::dword_ptr_abs(kOut + 4), x86::edx);
+    a.mov(x86::eax, 1);  // another bit: not writable
+    at.push_back(ExpectSkip(a, [&] { a.wrmsr(); }));
+    Halt(a);
+  });
+  guest.Run();
+  const std::vector<Fault> faults = guest.Faults();
+  if (amd) {
+    CHECK(guest.Read64(kOut) == std::uint64_t{kEnableCf8ExtCfgHigh} << 32);
+    REQUIRE(faults.size() == 1);
+    CheckFault(faults[0], 13, 0, at[2]);
+  } else {
+    CHECK(guest.Read64(kOut) == 0x2222222211111111);  // untouched by the faulting rdmsr
+    REQUIRE(faults.size() == 3);
+    for (std::size_t i = 0; i < at.size(); ++i) CheckFault(faults[i], 13, 0, at[i]);
   }
 }
 
