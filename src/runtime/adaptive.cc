@@ -22,6 +22,7 @@
 // are not contiguous in guest-physical memory, and faulting operands that
 // the instruction may fault on for alignment first, take the guest window
 // as before, where host faults handle them.
+#include "runtime/guest_fpu.h"
 #include "runtime/vcpu.h"
 
 #include <cstring>
@@ -216,6 +217,7 @@ bool Vcpu::ResolveDevice(const decoder::DecodedInstruction& insn, std::uint64_t 
   std::memset(device_bytes_, 0, sizeof(device_bytes_));
   // A plain store must not read the device: reads can have side effects.
   if (insn.memory.read || !insn.memory.written) {
+    const HostFpuScope devices_are_not_ours(*state_);
     for (std::uint32_t done = 0; done < bytes; done += 8) {
       const unsigned size = std::min(8u, bytes - done);
       const std::uint64_t value = parts_.mmio.Read(physical + done, size);
@@ -230,6 +232,7 @@ bool Vcpu::ResolveDevice(const decoder::DecodedInstruction& insn, std::uint64_t 
 
 bool Vcpu::ReleaseMemory() {
   if (device_access_ && device_access_->written) {
+    const HostFpuScope devices_are_not_ours(*state_);
     for (std::uint32_t done = 0; done < device_access_->bytes; done += 8) {
       const unsigned size = std::min(8u, device_access_->bytes - done);
       std::uint64_t value = 0;

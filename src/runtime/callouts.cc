@@ -1,6 +1,7 @@
 // The runtime's half of sensitive and privileged instructions: translated
 // code calls here (through the callout trampoline) with the guest registers
 // saved in CpuState; returning true leaves translated code.
+#include "runtime/guest_fpu.h"
 #include "runtime/vcpu.h"
 #include "translator/unit_builder.h"
 
@@ -125,6 +126,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       if (!IoPermitted(port, size)) {
         return access_fault_ ? RaiseAccessFault(insn) : RaiseFault(kGeneralProtection, insn, 0);
       }
+      const HostFpuScope devices_are_not_ours(*state_);
       if (insn.kind == Kind::kIn) {
         WriteRegister(translator::kEax, size, parts_.ports.Read(port, size));
         return false;

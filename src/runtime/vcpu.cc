@@ -1,5 +1,7 @@
 #include "runtime/vcpu.h"
 
+#include "runtime/guest_fpu.h"
+
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -282,6 +284,7 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
                                    : std::chrono::steady_clock::time_point::max();
   running_ = true;
   std::thread events([this, budget_deadline] { WatchEvents(budget_deadline); });
+  TakeFpuForGuest(*state_);
   ServiceTimers();
 
   std::optional<StopInfo> stop;
@@ -315,6 +318,7 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
     ++counters_.dispatcher_entries;
     stop = HandleExit(parts_.trampolines.enter(state_, unit->code));
   }
+  GiveFpuBackToHost(*state_);
   pending_stop_.reset();
   ++counters_.exits[Index(stop->reason)];
 

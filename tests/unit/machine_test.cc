@@ -452,6 +452,43 @@ TEST_CASE("the guest's x87 control word and MXCSR never reach the host's code") 
   CHECK(__builtin_ia32_stmxcsr() == host_mxcsr);
 }
 
+// A device that computes with long double (x87) when the guest reads it.
+class X87Device final : public PortDevice {
+ public:
+  std::uint32_t PortRead(std::uint16_t, unsigned) override {
+    volatile long double third = 1.0L / 3.0L;
+    return static_cast<std::uint32_t>(third * 3000.0L + 0.5L);
+  }
+  void PortWrite(std::uint16_t, unsigned, std::uint32_t) override {}
+};
+
+TEST_CASE("a device may use the x87 while the guest's x87 stack is full, and both stay right") {
+  static constexpr std::uint16_t kPort = 0x510;
+  auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
+    a.mov(x86::esp, 0x90000);
+    a.fninit();
+    for (int i = 0; i < 8; ++i) a.fld1();  // all eight registers in use
+    a.mov(x86::dx, kPort);
+    a.in(x86::eax, x86::dx);
+    a.mov(x86::ebx, x86::eax);
+    // The guest's stack: eight ones, which add up to 8.
+    for (int i = 0; i < 7; ++i) a.faddp(x86::st1);
+    a.push(0);
+    a.fistp(x86::dword_ptr(x86::esp));
+    a.pop(x86::esi);
+    a.fnstsw(x86::ax);
+    a.hlt();
+  }));
+  X87Device device;
+  REQUIRE(machine->AddPortDevice(kPort, 1, device));
+  const StopInfo stop = machine->Run();
+  REQUIRE_MESSAGE(stop.reason == StopReason::kHalted, stop.message);
+  const Registers r = machine->GetRegisters();
+  CHECK(r.ebx == 1000);
+  CHECK(r.esi == 8);
+  CHECK((r.eax & 0x41) == 0);  // no stack fault (SF), no invalid operation (IE)
+}
+
 TEST_CASE("invd and wbinvd run as no-ops at CPL 0") {
   auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
     a.wbinvd();

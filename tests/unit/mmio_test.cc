@@ -89,6 +89,41 @@ TEST_CASE("guest loads, stores and read-modify-writes reach a device, each exact
   CHECK(machine->GetStats().adaptive_resolved >= 4);
 }
 
+// Computes with long double (x87) on every access.
+class X87Registers final : public MmioDevice {
+ public:
+  std::uint64_t MmioRead(std::uint64_t, unsigned) override {
+    volatile long double third = 1.0L / 3.0L;
+    return static_cast<std::uint64_t>(third * 3000.0L + 0.5L);
+  }
+  void MmioWrite(std::uint64_t, unsigned, std::uint64_t value) override {
+    volatile long double half = static_cast<long double>(value) / 2.0L;
+    written = static_cast<std::uint64_t>(half);
+  }
+  std::uint64_t written = 0;
+};
+
+TEST_CASE("an MMIO device may use the x87 while the guest's x87 stack is full") {
+  X87Registers device;
+  auto machine = testing::BootIntercepting(AssembleGuest([](x86::Assembler& a) {
+    a.mov(x86::esp, 0x90000);
+    a.fninit();
+    for (int i = 0; i < 8; ++i) a.fld1();
+    a.mov(x86::ebx, x86::dword_ptr_abs(kDeviceBase));
+    a.mov(x86::dword_ptr_abs(kDeviceBase), 4000);
+    for (int i = 0; i < 7; ++i) a.faddp(x86::st1);
+    a.push(0);
+    a.fistp(x86::dword_ptr(x86::esp));
+    a.pop(x86::esi);
+    a.hlt();
+  }));
+  REQUIRE(machine->AddMmioDevice(kDeviceBase, 0x1000, device));
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  CHECK(machine->GetRegisters().ebx == 1000);
+  CHECK(machine->GetRegisters().esi == 8);
+  CHECK(device.written == 2000);
+}
+
 TEST_CASE("with paging, a linear page mapped onto a device's frame reaches the device") {
   RegisterFile device;
   auto machine = testing::BootIntercepting(AssembleGuest([](x86::Assembler& a) {
