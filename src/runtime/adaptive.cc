@@ -145,6 +145,8 @@ bool Vcpu::ResolveMemory(const decoder::DecodedInstruction& insn) {
       // Operands of 16 bytes and more that are not 16-byte aligned may owe
       // the instruction a #GP first (movdqa, fxsave...): the host decides.
       if (bytes >= 16 && linear % 16 != 0) return false;
+      // The plain translation would have taken a host fault to find this.
+      if (record) ++record->runs_sparing_a_fault;
       return Raise(PageFaultEvent({pieces[i][0], translation.error_code}, insn.eip));
     }
     if (translation.status != mmu::Translation::Status::kOk) return false;  // the window reports it
