@@ -401,6 +401,7 @@ void Vcpu::ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit
   }
   switch (entry.fixup) {
     case Fixup::kRestoreSpill:
+    case Fixup::kPcThunkGuard:
       state_->gpr[entry.argument] = static_cast<std::uint32_t>(state_->spill);
       break;
     case Fixup::kStringAccess:
@@ -435,6 +436,13 @@ bool Vcpu::HandleWindowFault(platform::HostFault& fault, const TranslationUnit* 
   using Result = mmu::ShadowMmu::Miss::Result;
   const mmu::ShadowMmu::Miss miss = parts_.mmu.HandleMiss(linear, fault.write, view);
   const auto* rip = reinterpret_cast<const std::uint8_t*>(fault.rip);
+  if (unit && miss.result != Result::kMapped &&
+      unit->FaultEntryAt(rip).fixup == Fixup::kPcThunkGuard) {
+    // The guard of an inlined call cannot read the PC thunk: the call runs
+    // alone and as it is, and its fetch of the thunk faults as it would.
+    ExitFromFault(fault, *unit, ExitReason::kSmcRestart, 0);
+    return true;
+  }
   if (unit && (miss.result == Result::kMapped || miss.result == Result::kPageFault)) {
     NoteMemoryFault(unit->FaultEntryAt(rip).guest_eip, linear);
   }

@@ -120,4 +120,31 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
   }
 }
 
+void EmitPcThunkCall(UnitBuilder& b, const DecodedInstruction& call, std::uint32_t thunk) {
+  auto& a = b.a();
+  const unsigned reg = thunk >> 11 & 7;  // ModRM.reg of its mov
+  asmjit::Label inline_call = a.newLabel();
+  // Compared without touching guest EFLAGS: lea gives zero on a match, for
+  // jecxz. A guard that cannot read the thunk leaves the unit before the
+  // call, which then runs alone and as it is (Vcpu::HandleWindowFault).
+  a.mov(StateField(offsetof(CpuState, spill), 8), x86::rcx);
+  b.SetFixup(Fixup::kPcThunkGuard, kEcx);
+  a.mov(x86::ecx, call.branch_target);
+  x86::Mem bytes = x86::ptr(x86::rcx, 0, 4);
+  bytes.setSegment(x86::gs);
+  a.mov(x86::ecx, bytes);
+  a.lea(x86::ecx, x86::ptr(x86::rcx, static_cast<std::int32_t>(0u - thunk)));
+  a.jecxz(x86::rcx, inline_call);
+  a.mov(x86::rcx, StateField(offsetof(CpuState, spill), 8));
+  b.SetFixup(Fixup::kNone);
+  PushReturnAddress(b, call);
+  b.EmitDirectExit(call.branch_target);
+  a.bind(inline_call);
+  a.mov(x86::rcx, StateField(offsetof(CpuState, spill), 8));
+  // The push's store, faulting as the call's own would; ESP is back where
+  // the thunk's ret leaves it.
+  a.mov(PushSlot(), asmjit::Imm(call.next_eip()));
+  a.mov(kGuestGpr32[reg], asmjit::Imm(call.next_eip()));
+}
+
 }  // namespace bt::translator

@@ -30,6 +30,8 @@ enum class Fixup : std::uint8_t {
   kStringAccess,  // a string instruction with host-absolute ESI/EDI; ESI also
                   // holds the base of segment `argument` (FS/GS) unless that
                   // is decoder::kNoRegister
+  kPcThunkGuard,  // an inlined call's read of its PC thunk (EmitPcThunkCall);
+                  // guest register `argument` is parked in CpuState::spill
 };
 
 struct FaultMapEntry {

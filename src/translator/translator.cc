@@ -146,6 +146,22 @@ Adaptation Translator::AdaptationOf(const DecodedInstruction& insn, CodeSource& 
   return adaptation;
 }
 
+std::uint32_t Translator::PcThunkOf(const DecodedInstruction& insn, CodeSource& source) {
+  constexpr std::uint32_t kThunkBytes = 4;
+  if (insn.kind != Kind::kCallRelative || insn.operand_size != 4) return 0;
+  const std::uint32_t target = insn.branch_target;
+  if (kPageSize - (target & (kPageSize - 1)) < kThunkBytes) return 0;
+  std::uint32_t physical_page = 0;
+  const std::uint8_t* page = source.CodePage(target & ~(kPageSize - 1), &physical_page);
+  if (!page) return 0;
+  std::uint32_t thunk = 0;
+  std::memcpy(&thunk, page + (target & (kPageSize - 1)), kThunkBytes);
+  // mov r32, [esp] (8B, ModRM mod 00 rm 100, SIB 24); ret (C3). Not ESP.
+  constexpr std::uint32_t kMovFromTopRet = 0xC324048B, kPattern = 0xFFFFC7FF;
+  const unsigned reg = thunk >> 11 & 7;
+  return (thunk & kPattern) == kMovFromTopRet && reg != kEsp ? thunk : 0;
+}
+
 Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& source) {
   std::uint32_t eip = key.eip;
   Run run;
@@ -174,6 +190,7 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
       if (insn.length > in_page) {
         run.pages[run.page_count++] = next_physical;
         adaptation_[run.count] = AdaptationOf(insn, source);
+        pc_thunk_[run.count] = 0;
         ++run.count;
         run.open = !EndsUnit(insn);
         eip = insn.next_eip();
@@ -183,8 +200,12 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
       Decode(eip, page + offset, 15, key.mode, insn);
     }
     adaptation_[run.count] = AdaptationOf(insn, source);
+    // A unit of one instruction is the fallback of an inlined call's guard.
+    pc_thunk_[run.count] = limit > 1 ? PcThunkOf(insn, source) : 0;
     ++run.count;
-    if (insn.kind == Kind::kJcc && side_exits < kMaxSideExits) {
+    if (pc_thunk_[run.count - 1] != 0) {
+      eip = insn.next_eip();
+    } else if (insn.kind == Kind::kJcc && side_exits < kMaxSideExits) {
       ++side_exits;
       eip = insn.next_eip();
     } else if (insn.kind == Kind::kJmpRelative && insn.branch_target > insn.eip &&
@@ -247,7 +268,7 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
     if (IsCallout(decoded_[i]) || decoded_[i].uses_high_byte) ++record_count;
     if (adaptation_[i].memory != Resolution::kNone) record_count += 2;
     if (adaptation_[i].check_divide) ++record_count;
-    if (decoded_[i].kind == Kind::kJcc) ++exit_count;
+    if (decoded_[i].kind == Kind::kJcc || pc_thunk_[i] != 0) ++exit_count;
   }
   const std::uint32_t fault_capacity = 3 * count + 2;
   const std::size_t header =
@@ -290,6 +311,8 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
       builder.EmitResolveMemory(insn);
       EmitIdent(builder, insn);
       builder.EmitReleaseMemory(insn, adaptation_[i].memory == Resolution::kDevice);
+    } else if (pc_thunk_[i] != 0) {
+      EmitPcThunkCall(builder, insn, pc_thunk_[i]);
     } else if (!(inner && insn.kind == Kind::kJmpRelative)) {  // followed jumps vanish
       EmitInstruction(builder, insn);
     }

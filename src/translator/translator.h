@@ -86,6 +86,9 @@ class Translator {
 
   Run DecodeRun(UnitKey key, unsigned limit, CodeSource& source);
   static Adaptation AdaptationOf(const DecodedInstruction& insn, CodeSource& source);
+  // The bytes of the PC thunk `insn` calls (see EmitPcThunkCall), or 0 if
+  // it is no call to one.
+  static std::uint32_t PcThunkOf(const DecodedInstruction& insn, CodeSource& source);
   // Decodes one instruction as a unit of `mode` (UnitKey::mode) runs it.
   bool Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t available,
               std::uint32_t mode, DecodedInstruction& insn) const;
@@ -99,6 +102,7 @@ class Translator {
   DecodedInstruction decoded_[kMaxInstructions];
   // Per decoded_ entry: what adaptive translation asks of it.
   Adaptation adaptation_[kMaxInstructions];
+  std::uint32_t pc_thunk_[kMaxInstructions];  // PcThunkOf each of decoded_
   FaultMapEntry fault_map_[3 * kMaxInstructions + 2];
 };
 

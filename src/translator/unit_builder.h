@@ -106,6 +106,12 @@ class UnitBuilder {
 void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn);
 void EmitStack(UnitBuilder& b, const DecodedInstruction& insn);
 void EmitControl(UnitBuilder& b, const DecodedInstruction& insn);
+// A call to a PC thunk ("mov reg, [esp]; ret", the way 32-bit PIC code
+// reads EIP), `thunk` the thunk's four bytes as a little-endian dword, done
+// inline: the return address is stored as the call's push would, and put
+// in the thunk's register. A guard reads the thunk's bytes at run time and
+// makes the plain call (which exits the unit) if they differ.
+void EmitPcThunkCall(UnitBuilder& b, const DecodedInstruction& call, std::uint32_t thunk);
 void EmitString(UnitBuilder& b, const DecodedInstruction& insn);
 // rdtsc inline, with the guest's TSC offset; false where it must be a
 // callout (CR4.TSD in the unit's mode, or a host without BMI2).
