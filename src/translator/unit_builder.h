@@ -110,7 +110,9 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn);
 // reads EIP), `thunk` the thunk's four bytes as a little-endian dword, done
 // inline: the return address is stored as the call's push would, and put
 // in the thunk's register. A guard reads the thunk's bytes at run time and
-// makes the plain call (which exits the unit) if they differ.
+// makes the plain call (which exits the unit) if they differ. It reads them
+// as data: a thunk in a page that is readable but not executable (NX) runs,
+// where the CPU's fetch would fault.
 void EmitPcThunkCall(UnitBuilder& b, const DecodedInstruction& call, std::uint32_t thunk);
 void EmitString(UnitBuilder& b, const DecodedInstruction& insn);
 // rdtsc inline, with the guest's TSC offset; false where it must be a
