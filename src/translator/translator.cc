@@ -11,8 +11,10 @@ using decoder::Kind;
 namespace {
 
 constexpr std::uint32_t kPageSize = 4096;
-// Generous upper bounds of host bytes, checked after emission.
+// Generous upper bounds of host bytes, checked after emission; limit checks
+// (about 60 bytes each, up to two per instruction) need more.
 constexpr std::size_t kHostBytesPerInstruction = 160;
+constexpr std::size_t kHostBytesPerCheckedInstruction = 320;
 constexpr std::size_t kHostBytesPerUnit = 256;
 constexpr std::size_t kCodeAlignment = 64;
 
@@ -244,16 +246,29 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   unsigned record_count = 0;
   unsigned exit_count = 2;
   for (unsigned i = 0; i < count; ++i) {
-    if (IsCallout(decoded_[i]) || decoded_[i].uses_high_byte) ++record_count;
+    const DecodedInstruction& insn = decoded_[i];
+    if (IsCallout(insn) || insn.uses_high_byte) ++record_count;
+    // Hidden operands through a segment with a base may take a callout: a
+    // string check, or the report of a form not supported yet.
+    const bool based =
+        (key.mode & kModeCheckedSegments) || insn.segment == kFs || insn.segment == kGs;
+    if ((insn.kind == Kind::kIdent || insn.kind == Kind::kStringEs) && insn.implicit_memory &&
+        based) {
+      ++record_count;
+    }
     if (adaptation_[i].memory != Resolution::kNone) record_count += 2;
     if (adaptation_[i].check_divide) ++record_count;
-    if (decoded_[i].kind == Kind::kJcc) ++exit_count;
+    if (insn.kind == Kind::kJcc) ++exit_count;
   }
-  const std::uint32_t fault_capacity = 3 * count + 2;
+  const std::uint32_t fault_capacity = kFaultEntriesPerInstruction * count + 2;
   const std::size_t header =
       AlignUp(sizeof(TranslationUnit)) + AlignUp(exit_count * sizeof(ExitLink));
   const std::size_t records = AlignUp(record_count * sizeof(CalloutRecord));
-  const std::size_t code_limit = kHostBytesPerInstruction * count + kHostBytesPerUnit;
+  const std::size_t code_limit =
+      ((key.mode & kModeCheckedSegments) ? kHostBytesPerCheckedInstruction
+                                         : kHostBytesPerInstruction) *
+          count +
+      kHostBytesPerUnit;
   if (!cache_.HasRoom(code_limit + kCodeAlignment,
                       header + records + exit_count * UnitBuilder::kSlowPathBytes + 16 +
                           fault_capacity * sizeof(FaultMapEntry))) {

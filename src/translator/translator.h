@@ -72,6 +72,10 @@ class Translator {
  private:
   static constexpr unsigned kMaxInstructions = 4096;
   static constexpr unsigned kMaxSideExits = UnitBuilder::kMaxExits - 2;
+  // Fault map entries one instruction may need: its start, fix-ups such as
+  // a spilled register, and two per limit check (push of a memory operand
+  // through checked segments has two checks).
+  static constexpr unsigned kFaultEntriesPerInstruction = 8;
 
   // The guest code of one unit: a superblock that continues past
   // conditional branches (side exits) and follows forward direct jumps
@@ -99,7 +103,7 @@ class Translator {
   DecodedInstruction decoded_[kMaxInstructions];
   // Per decoded_ entry: what adaptive translation asks of it.
   Adaptation adaptation_[kMaxInstructions];
-  FaultMapEntry fault_map_[3 * kMaxInstructions + 2];
+  FaultMapEntry fault_map_[kFaultEntriesPerInstruction * kMaxInstructions + 2];
 };
 
 // True for instructions after which a unit must end.
