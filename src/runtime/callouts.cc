@@ -75,8 +75,9 @@ std::uint32_t SizeMask(unsigned size) { return size >= 4 ? 0xFFFFFFFFu : (1u << 
 
 bool Vcpu::OnCallout(void* self, CpuState*, const void* record) {
   auto* vcpu = static_cast<Vcpu*>(self);
-  const DecodedInstruction& insn =
-      static_cast<const translator::CalloutRecord*>(record)->instruction;
+  const auto* callout = static_cast<const translator::CalloutRecord*>(record);
+  const DecodedInstruction& insn = callout->instruction;
+  vcpu->unit_mode_ = callout->unit_mode;
   const std::uint64_t invalidations = vcpu->counters_.smc_invalidations;
   if (vcpu->HandleCallout(insn)) return true;
   // The callout wrote guest code, perhaps the rest of this very unit: leave
@@ -217,7 +218,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       if (insn.special_register == kCs) break;  // mov cs is #UD
       if (!LoadSegment(insn.special_register, selector, insn)) return true;
       HoldInterruptsAfterStackLoad(insn.special_register);
-      return ExitWith(std::nullopt, next);
+      return AfterSegmentLoad(insn.special_register, next);
     }
     case Kind::kMovFromSegment: {
       const std::uint16_t selector = state_->segment[insn.special_register].selector;
@@ -236,7 +237,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       if (!LoadSegment(insn.special_register, selector, insn)) return true;
       state_->gpr[translator::kEsp] += size;
       HoldInterruptsAfterStackLoad(insn.special_register);
-      return ExitWith(std::nullopt, next);
+      return AfterSegmentLoad(insn.special_register, next);
     }
     case Kind::kPopf: {
       std::uint32_t value = 0;

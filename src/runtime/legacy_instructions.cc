@@ -165,8 +165,7 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
       }
       if (!LoadSegment(segment, selector, insn)) return true;
       WriteRegister(insn.reg_gpr, size, offset);
-      // Leave, so that what follows runs in a unit of the new segments' mode.
-      return ExitWith(std::nullopt, insn.next_eip());
+      return AfterSegmentLoad(segment, insn.next_eip());
     }
     case 0x9A:    // call ptr16:32
     case 0xFF: {  // call m16:32

@@ -114,6 +114,18 @@ std::uint32_t Vcpu::SegmentMode() {
   return mode;
 }
 
+bool Vcpu::AfterSegmentLoad(unsigned index, std::uint32_t next_eip) {
+  const std::uint32_t mode = SegmentMode();
+  // The unit goes on if what it assumed of the segments still holds: a
+  // flat segment reloaded flat (as kernels do on every system call), or a
+  // checked one with new bounds, which its checks read at run time. An SS
+  // load leaves for its interrupt shadow (HoldInterruptsAfterStackLoad).
+  if (index == kSs || mode != (unit_mode_ & translator::kModeCheckedSegments)) {
+    return ExitWith(std::nullopt, next_eip);
+  }
+  return false;
+}
+
 bool Vcpu::OperandOutsideLimit(const DecodedInstruction& insn) {
   if (!(insn.has_memory || insn.moffs) || insn.memory.agen || !AccessesOperand(insn.kind) ||
       insn.segment > translator::kDs) {

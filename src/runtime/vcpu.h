@@ -312,6 +312,9 @@ class Vcpu final : private translator::CodeSource {
   // Refreshes CpuState::segment_bounds from ES, SS and DS; returns the
   // kModeCheckedSegment bits of those that are not flat.
   std::uint32_t SegmentMode();
+  // Ends the callout that loaded segment `index`: on in translated code,
+  // unless it loaded SS or changed what the unit assumed of its segments.
+  bool AfterSegmentLoad(unsigned index, std::uint32_t next_eip);
   // Raises #GP(0), or #SS(0) for SS, when the memory operand of a callout
   // that accesses it lies outside its segment; true if it did.
   bool OperandOutsideLimit(const decoder::DecodedInstruction& insn);
@@ -470,6 +473,8 @@ class Vcpu final : private translator::CodeSource {
   VcpuCounters counters_;
   std::optional<StopInfo> pending_stop_;
   std::optional<GuestEvent> pending_event_;
+  // The UnitKey::mode of the unit whose callout is running.
+  std::uint32_t unit_mode_ = 0;
   // Linear code pages already walked for execution, by view (CodePage);
   // emptied with the indirect-branch table when translations may change.
   struct CodeTlbEntry {

@@ -92,16 +92,19 @@ bool IsCallout(const DecodedInstruction& insn) {
 bool EndsUnit(const DecodedInstruction& insn) {
   if (IsNearControlTransfer(insn.kind)) return true;
   switch (insn.kind) {
+    // A load of SS holds off interrupts for one instruction, which runs as
+    // a unit of its own. Other segment loads leave translated code only if
+    // they change the unit mode (runtime/callouts.cc).
+    case Kind::kPopSegment:
+    case Kind::kMovToSegment: return insn.special_register == kSs;
     case Kind::kJmpFar:
     // Callouts that can change the CPU mode, segment assumptions or
     // pending events, or that stop the run.
-    case Kind::kPopSegment:
     case Kind::kPopf:
     case Kind::kHlt:
     case Kind::kSti:
     case Kind::kMovToCr:
     case Kind::kInvlpg:  // the linear-to-physical mapping
-    case Kind::kMovToSegment:
     case Kind::kInt3:
     case Kind::kInt:
     case Kind::kIret:

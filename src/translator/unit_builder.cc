@@ -222,7 +222,7 @@ void UnitBuilder::EmitIndirectExit() {
 
 void UnitBuilder::EmitCallout(const DecodedInstruction& insn) {
   CalloutRecord* record = &records_[record_count_++];
-  new (record) CalloutRecord{insn};
+  new (record) CalloutRecord{insn, mode()};
   // The runtime checks the operand's limit itself (Vcpu::CheckOperandLimit),
   // after the faults that come first, such as #GP for CPL > 0.
   if (insn.has_memory || insn.moffs) LinearAddress(insn, kScratch, /*check=*/false);

@@ -13,9 +13,11 @@ namespace bt::translator {
 
 using decoder::DecodedInstruction;
 
-// What a callout record tells the runtime: the instruction to finish.
+// What a callout record tells the runtime: the instruction to finish, and
+// the UnitKey::mode of the unit it is in.
 struct CalloutRecord {
   DecodedInstruction instruction;
+  std::uint32_t unit_mode = 0;
 };
 
 // Whether a legacy prefix of `instruction` is `prefix`.

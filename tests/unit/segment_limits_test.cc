@@ -3,7 +3,7 @@
 // (expand-up or expand-down), a write to a read-only segment or any access
 // through a null DS or ES raises #GP(0), or #SS(0) through SS, before
 // anything changes. Units translated with flat segments are not reused
-// under based ones.
+// under based ones, and reloading a flat segment stays in translated code.
 // QEMU checks no data segment limits, so tests/guests/segments.c compares
 // only bases and segment loads with it; the faults are checked here.
 #include "tests/support/system_guest.h"
@@ -562,6 +562,35 @@ TEST_CASE("code translated with flat segments runs again with a based DS as a ne
         CHECK(guest.Read32(kOut + 12) == 2 * (kDsBase + 0x100));
       },
       [&](SegmentGuest& guest) { guest.Write32(0x100, 0x01000000); });
+}
+
+TEST_CASE("reloading a flat segment stays in translated code; leaving flat does not") {
+  constexpr std::uint32_t kLoops = 10000;
+  SegmentGuest guest([&](x86::Assembler& a) {
+    asmjit::Label loop = a.newLabel();
+    a.mov(x86::ecx, kLoops);
+    a.bind(loop);
+    a.mov(x86::eax, kData0);
+    a.mov(x86::ds, x86::ax);
+    a.mov(x86::es, x86::ax);
+    a.mov(x86::fs, x86::ax);
+    a.push(x86::eax);
+    a.pop(x86::gs);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    // A flat DS made based in the middle of a unit: what follows runs with
+    // the base.
+    Load(a, x86::fs, kData0);
+    Load(a, x86::ds, kDs);
+    a.mov(x86::eax, x86::dword_ptr_abs(0x100));
+    a.mov(Out(0), x86::eax);
+    Finish(a);
+  });
+  guest.Run();
+  CHECK(guest.Read32(kOut) == kDsBase + 0x100);
+  const Stats stats = guest.machine().GetStats();
+  CHECK(stats.callouts[static_cast<std::size_t>(CalloutKind::kSegmentLoad)] >= 4 * kLoops);
+  CHECK(stats.dispatcher_entries < 100);
 }
 
 TEST_CASE("callouts check their memory operand against its segment's limit, and add its base") {
