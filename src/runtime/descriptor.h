@@ -70,9 +70,6 @@ struct Descriptor {
 // The offsets a data access through a segment register may reach (SDM Vol.
 // 3A 5.3, 5.4.1), from its cached descriptor: for reads, or writes.
 translator::SegmentBounds BoundsOf(const translator::SegmentState& segment, bool write);
-// Base 0, and every offset readable and writable: what units assume of a
-// segment that their mode does not have checked.
-bool IsFlat(const translator::SegmentState& segment);
 // The linear address of the `bytes` (> 0) at `offset` in `segment`, or
 // nullopt if any of them lies outside its bounds for the access.
 std::optional<std::uint32_t> SegmentAddress(const translator::SegmentState& segment,

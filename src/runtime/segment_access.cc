@@ -90,13 +90,6 @@ SegmentBounds BoundsOf(const SegmentState& segment, bool write) {
   return {0, -limit};
 }
 
-bool IsFlat(const SegmentState& segment) {
-  const SegmentBounds flat;
-  const SegmentBounds read = BoundsOf(segment, false), write = BoundsOf(segment, true);
-  return segment.base == 0 && read.neg_first == flat.neg_first && read.neg_last == flat.neg_last &&
-         write.neg_first == flat.neg_first && write.neg_last == flat.neg_last;
-}
-
 std::optional<std::uint32_t> SegmentAddress(const SegmentState& segment, std::uint32_t offset,
                                             std::uint64_t bytes, bool write) {
   if (!BoundsOf(segment, write).Contains(offset, bytes)) return std::nullopt;
@@ -107,9 +100,12 @@ std::uint32_t Vcpu::SegmentMode() {
   std::uint32_t mode = 0;
   for (const unsigned index : {translator::kEs, translator::kSs, translator::kDs}) {
     const SegmentState& segment = state_->segment[index];
-    state_->segment_bounds[index][0] = BoundsOf(segment, false);
-    state_->segment_bounds[index][1] = BoundsOf(segment, true);
-    if (!IsFlat(segment)) mode |= translator::kModeCheckedSegment << index;
+    const SegmentBounds read = BoundsOf(segment, false), write = BoundsOf(segment, true);
+    state_->segment_bounds[index][0] = read;
+    state_->segment_bounds[index][1] = write;
+    // Flat: base 0, and every offset readable and writable.
+    const bool flat = segment.base == 0 && read == SegmentBounds{} && write == SegmentBounds{};
+    if (!flat) mode |= translator::kModeCheckedSegment << index;
   }
   return mode;
 }

@@ -59,6 +59,7 @@ struct SegmentBounds {
   std::int64_t neg_last = -0xFFFFFFFFll;
 
   static constexpr SegmentBounds Empty() { return {-(std::int64_t{1} << 32), 0}; }
+  bool operator==(const SegmentBounds&) const = default;
   // Whether all of [offset, offset + bytes) lies within; bytes > 0.
   constexpr bool Contains(std::uint32_t offset, std::uint64_t bytes) const {
     const std::int64_t first = offset;
