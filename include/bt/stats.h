@@ -31,6 +31,7 @@ enum class CalloutKind : std::uint8_t {
   kPaging,          // invlpg, invd, wbinvd
   kResolvedMemory,  // memory operands resolved by the runtime (adaptive translation)
   kDivideCheck,     // div/idiv checked for #DE before they run (adaptive translation)
+  kStringCheck,     // string instructions checked against non-flat segment limits
   kCount,
 };
 

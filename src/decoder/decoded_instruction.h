@@ -32,7 +32,7 @@ enum class Kind : std::uint8_t {
   kCallIndirect,
   kRet,
   kJmpFar,    // ptr16:32 or m16:32
-  kStringEs,  // movs, stos, cmps, scas (ES:EDI) and lods from FS/GS: host string instructions
+  kStringEs,  // movs, stos, cmps, scas (ES:EDI): host string instructions
   kIn,
   kOut,
   kHlt,
@@ -84,6 +84,10 @@ enum class Kind : std::uint8_t {
   // Never from the decoder: the callout before a div or idiv that kept
   // raising #DE, which raises it without a host trap (runtime/adaptive.cc).
   kCheckDivide,
+  // Never from the decoder: the callout before a string instruction through
+  // a segment with limit checks, which checks every iteration's access
+  // (runtime/segment_access.cc).
+  kStringCheck,
   kLegacy,       // no 64-bit encoding (BCD, bound, les, far call, ...): done in C++
   kInvalid,      // #UD: ud2, undefined encodings, features we hide
   kUnsupported,  // valid, but libbt cannot run it yet
@@ -132,14 +136,16 @@ struct DecodedInstruction {
   // Only CPL 0 may run it: #GP(0) elsewhere (SDM Vol. 3A 5.9).
   bool privileged = false;
   bool has_memory = false;       // an explicit ModRM memory operand
-  bool implicit_memory = false;  // a DS-relative hidden operand (xlat, lods, maskmov)
+  bool implicit_memory = false;  // a hidden operand (xlat, lods, maskmov, strings, the stack)
   bool moffs = false;            // A0-A3 absolute-offset form
   bool uses_high_byte = false;   // an explicit AH/CH/DH/BH operand
   bool divides = false;          // div or idiv: #DE for a zero divisor or a big quotient
   MemoryOperand memory;
-  // FS or GS (SegmentRegister numbering) when the memory operand uses one:
-  // those may have a non-zero base, which translated code adds at run time.
-  std::uint8_t based_segment = kNoRegister;
+  // The segment register (SegmentRegister numbering) of the memory operand,
+  // after overrides and the SS default for ESP and EBP bases: the ModRM or
+  // moffs operand, else the DS-relative hidden one (the string source, xlat,
+  // maskmov). Stack and ES:EDI string operands have fixed segments.
+  std::uint8_t segment = kNoRegister;
 
   // 16/32-bit general registers encoded in ModRM.reg, ModRM.rm (mod == 3)
   // or the opcode, for instructions that need REX to reach guest ESP.

@@ -8,8 +8,8 @@
 namespace bt::decoder {
 namespace {
 
-// Segment register numbers in the SDM's encoding order.
-constexpr std::uint8_t kFsNumber = 4, kGsNumber = 5;
+// Guest register numbers in the SDM's encoding order.
+constexpr std::uint8_t kEsp = 4, kEdi = 7;
 
 // Guest register number of a 8/16/32-bit general register, and whether it is
 // one of the legacy high-byte registers that a REX prefix would redefine.
@@ -36,6 +36,55 @@ Gpr ClassifyGpr(ZydisRegister reg) {
     default: break;
   }
   return gpr;
+}
+
+bool IsString(ZydisMnemonic mnemonic) {
+  switch (mnemonic) {
+    case ZYDIS_MNEMONIC_LODSB:
+    case ZYDIS_MNEMONIC_LODSW:
+    case ZYDIS_MNEMONIC_LODSD:
+    case ZYDIS_MNEMONIC_MOVSB:
+    case ZYDIS_MNEMONIC_MOVSW:
+    case ZYDIS_MNEMONIC_MOVSD:
+    case ZYDIS_MNEMONIC_STOSB:
+    case ZYDIS_MNEMONIC_STOSW:
+    case ZYDIS_MNEMONIC_STOSD:
+    case ZYDIS_MNEMONIC_CMPSB:
+    case ZYDIS_MNEMONIC_CMPSW:
+    case ZYDIS_MNEMONIC_CMPSD:
+    case ZYDIS_MNEMONIC_SCASB:
+    case ZYDIS_MNEMONIC_SCASW:
+    case ZYDIS_MNEMONIC_SCASD:
+    case ZYDIS_MNEMONIC_INSB:
+    case ZYDIS_MNEMONIC_INSW:
+    case ZYDIS_MNEMONIC_INSD:
+    case ZYDIS_MNEMONIC_OUTSB:
+    case ZYDIS_MNEMONIC_OUTSW:
+    case ZYDIS_MNEMONIC_OUTSD: return true;
+    default: return false;
+  }
+}
+
+// Whether and how an explicit memory operand is accessed, as segment limit
+// checks and device accesses see it: nop and the prefetches name memory
+// without accessing it (prefetches never fault), and clflush touches one
+// byte (SDM Vol. 2A CLFLUSH: it faults like a byte load).
+void ClassifyAccess(ZydisMnemonic mnemonic, const ZydisDecodedOperand& op, MemoryOperand& memory) {
+  switch (mnemonic) {
+    case ZYDIS_MNEMONIC_NOP:
+    case ZYDIS_MNEMONIC_PREFETCH:
+    case ZYDIS_MNEMONIC_PREFETCHNTA:
+    case ZYDIS_MNEMONIC_PREFETCHT0:
+    case ZYDIS_MNEMONIC_PREFETCHT1:
+    case ZYDIS_MNEMONIC_PREFETCHT2:
+    case ZYDIS_MNEMONIC_PREFETCHW:
+    case ZYDIS_MNEMONIC_PREFETCHWT1: return;
+    case ZYDIS_MNEMONIC_CLFLUSH:
+    case ZYDIS_MNEMONIC_CLFLUSHOPT: memory.bytes = 1; break;
+    default: break;
+  }
+  memory.read = (op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) != 0;
+  memory.written = (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
 }
 
 // Instructions that 64-bit mode cannot encode; the runtime emulates them.
@@ -131,6 +180,17 @@ FpuClass ClassifyFpu(const ZydisDecodedInstruction& insn, const ZydisDecodedOper
 
 Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* operands) {
   if (insn.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY) return Kind::kInvalid;
+  // movsd and cmpsd are also SSE2 mnemonics, in the 0F map.
+  if (IsString(insn.mnemonic) && insn.opcode_map == ZYDIS_OPCODE_MAP_DEFAULT &&
+      !IsUnsupportedMnemonic(insn.mnemonic)) {
+    if (insn.address_width != 32) return Kind::kUnsupported;
+    // lods has no ES:EDI operand: it is copied like any instruction, its
+    // DS:ESI operand with the segment it names.
+    const bool lods = insn.mnemonic == ZYDIS_MNEMONIC_LODSB ||
+                      insn.mnemonic == ZYDIS_MNEMONIC_LODSW ||
+                      insn.mnemonic == ZYDIS_MNEMONIC_LODSD;
+    return lods ? Kind::kIdent : Kind::kStringEs;
+  }
   const bool far = insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR;
   switch (insn.mnemonic) {
     case ZYDIS_MNEMONIC_INC:
@@ -188,26 +248,6 @@ Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* op
     case ZYDIS_MNEMONIC_LOOP:
     case ZYDIS_MNEMONIC_LOOPE:
     case ZYDIS_MNEMONIC_LOOPNE: return Kind::kLoop;
-    case ZYDIS_MNEMONIC_LODSB:
-    case ZYDIS_MNEMONIC_LODSW:
-    case ZYDIS_MNEMONIC_LODSD:
-      // DS:ESI can take a gs: override, so lods is copied like any instruction.
-      return insn.address_width == 32 ? Kind::kIdent : Kind::kUnsupported;
-    case ZYDIS_MNEMONIC_MOVSB:
-    case ZYDIS_MNEMONIC_MOVSW:
-    case ZYDIS_MNEMONIC_MOVSD:
-    case ZYDIS_MNEMONIC_STOSB:
-    case ZYDIS_MNEMONIC_STOSW:
-    case ZYDIS_MNEMONIC_STOSD:
-    case ZYDIS_MNEMONIC_CMPSB:
-    case ZYDIS_MNEMONIC_CMPSW:
-    case ZYDIS_MNEMONIC_CMPSD:
-    case ZYDIS_MNEMONIC_SCASB:
-    case ZYDIS_MNEMONIC_SCASW:
-    case ZYDIS_MNEMONIC_SCASD:
-      // movsd/cmpsd are also SSE2 mnemonics; those have ModRM operands.
-      if (insn.operand_count_visible > 0 && insn.opcode_map != ZYDIS_OPCODE_MAP_DEFAULT) break;
-      return insn.address_width == 32 ? Kind::kStringEs : Kind::kUnsupported;
     case ZYDIS_MNEMONIC_IN: return Kind::kIn;
     case ZYDIS_MNEMONIC_OUT: return Kind::kOut;
     case ZYDIS_MNEMONIC_HLT: return Kind::kHlt;
@@ -343,7 +383,6 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
   if (insn.raw.imm[0].size) out.immediate_offset = insn.raw.imm[0].offset;
 
   bool first_immediate = true;
-  bool implicit_based = false;
   for (std::uint8_t i = 0; i < insn.operand_count; ++i) {
     const ZydisDecodedOperand& op = operands[i];
     switch (op.type) {
@@ -368,23 +407,22 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
       }
       case ZYDIS_OPERAND_TYPE_MEMORY: {
         Gpr base = ClassifyGpr(op.mem.base), index = ClassifyGpr(op.mem.index);
-        const bool based =
-            op.mem.type != ZYDIS_MEMOP_TYPE_AGEN &&
-            (op.mem.segment == ZYDIS_REGISTER_FS || op.mem.segment == ZYDIS_REGISTER_GS);
-        if (based) out.based_segment = op.mem.segment == ZYDIS_REGISTER_FS ? kFsNumber : kGsNumber;
-        // Only ModRM and moffs operands have a way to add a segment base so far.
-        if (based && op.visibility != ZYDIS_OPERAND_VISIBILITY_EXPLICIT) implicit_based = true;
         if (base.number != kNoRegister) out.registers_used |= 1u << base.number;
         if (index.number != kNoRegister) out.registers_used |= 1u << index.number;
+        const auto segment = static_cast<std::uint8_t>(ZydisRegisterGetId(op.mem.segment));
         if (op.visibility != ZYDIS_OPERAND_VISIBILITY_EXPLICIT) {
           out.implicit_memory = true;
+          // The stack and a string destination (ES:EDI) take no override.
+          const bool fixed_segment =
+              base.number == kEsp || (base.number == kEdi && IsString(insn.mnemonic));
+          if (!fixed_segment && out.segment == kNoRegister) out.segment = segment;
           break;
         }
+        out.segment = segment;
         out.memory.displacement = static_cast<std::int32_t>(op.mem.disp.value);
         out.memory.address16 = insn.address_width == 16;
         out.memory.bytes = static_cast<std::uint16_t>(op.size / 8);
-        out.memory.read = (op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) != 0;
-        out.memory.written = (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
+        ClassifyAccess(insn.mnemonic, op, out.memory);
         if (op.encoding == ZYDIS_OPERAND_ENCODING_MODRM_RM) {
           out.has_memory = true;
           out.memory.base = base.number;
@@ -413,19 +451,6 @@ bool Decoder::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t a
         out.immediate2 = op.ptr.segment;
         break;
       default: break;
-    }
-  }
-  // FS/GS-based hidden operands: string sources add the base around the
-  // host string instruction; xlat and maskmov have no such path yet.
-  if (implicit_based) {
-    const bool lods =
-        out.kind == Kind::kIdent && insn.address_width == 32 &&
-        (insn.mnemonic == ZYDIS_MNEMONIC_LODSB || insn.mnemonic == ZYDIS_MNEMONIC_LODSW ||
-         insn.mnemonic == ZYDIS_MNEMONIC_LODSD);
-    if (lods) {
-      out.kind = Kind::kStringEs;
-    } else if (out.kind != Kind::kStringEs) {
-      out.kind = Kind::kUnsupported;
     }
   }
   if (out.kind == Kind::kJcc) {

@@ -41,6 +41,7 @@ CalloutKind KindOf(Kind kind) {
     case Kind::kResolveMemory:
     case Kind::kReleaseMemory: return CalloutKind::kResolvedMemory;
     case Kind::kCheckDivide: return CalloutKind::kDivideCheck;
+    case Kind::kStringCheck: return CalloutKind::kStringCheck;
     case Kind::kLgdt:
     case Kind::kLidt:
     case Kind::kSgdt:
@@ -75,8 +76,9 @@ std::uint32_t SizeMask(unsigned size) { return size >= 4 ? 0xFFFFFFFFu : (1u << 
 
 bool Vcpu::OnCallout(void* self, CpuState*, const void* record) {
   auto* vcpu = static_cast<Vcpu*>(self);
-  const DecodedInstruction& insn =
-      static_cast<const translator::CalloutRecord*>(record)->instruction;
+  const auto* callout = static_cast<const translator::CalloutRecord*>(record);
+  const DecodedInstruction& insn = callout->instruction;
+  vcpu->unit_mode_ = callout->unit_mode;
   const std::uint64_t invalidations = vcpu->counters_.smc_invalidations;
   if (vcpu->HandleCallout(insn)) return true;
   // The callout wrote guest code, perhaps the rest of this very unit: leave
@@ -117,6 +119,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
   const std::uint32_t next = insn.next_eip();
   const unsigned size = insn.operand_size;
   if (insn.privileged && state_->Cpl() != 0) return RaiseFault(kGeneralProtection, insn, 0);
+  if (OperandOutsideLimit(insn)) return true;
   switch (insn.kind) {
     case Kind::kIn:
     case Kind::kOut: {
@@ -196,6 +199,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     case Kind::kResolveMemory: return ResolveMemory(insn);
     case Kind::kReleaseMemory: return ReleaseMemory();
     case Kind::kCheckDivide: return CheckDivide(insn);
+    case Kind::kStringCheck: return CheckString(insn);
     case Kind::kLgdt:
     case Kind::kLidt: {
       std::uint8_t operand[6];
@@ -219,7 +223,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       if (insn.special_register == kCs) break;  // mov cs is #UD
       if (!LoadSegment(insn.special_register, selector, insn)) return true;
       HoldInterruptsAfterStackLoad(insn.special_register);
-      return ExitWith(std::nullopt, next);
+      return AfterSegmentLoad(insn.special_register, next);
     }
     case Kind::kMovFromSegment: {
       const std::uint16_t selector = state_->segment[insn.special_register].selector;
@@ -232,15 +236,19 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     }
     case Kind::kPopSegment: {
       std::uint16_t selector = 0;
-      if (!ReadOperand(state_->gpr[translator::kEsp], &selector, 2)) break;
+      const auto top = StackAddress(state_->gpr[translator::kEsp], size, false);
+      if (!top) return RaiseFault(kStackFault, insn, 0);
+      if (!ReadOperand(*top, &selector, 2)) break;
       if (!LoadSegment(insn.special_register, selector, insn)) return true;
       state_->gpr[translator::kEsp] += size;
       HoldInterruptsAfterStackLoad(insn.special_register);
-      return ExitWith(std::nullopt, next);
+      return AfterSegmentLoad(insn.special_register, next);
     }
     case Kind::kPopf: {
       std::uint32_t value = 0;
-      if (!ReadOperand(state_->gpr[translator::kEsp], &value, size)) break;
+      const auto top = StackAddress(state_->gpr[translator::kEsp], size, false);
+      if (!top) return RaiseFault(kStackFault, insn, 0);
+      if (!ReadOperand(*top, &value, size)) break;
       state_->gpr[translator::kEsp] += size;
       // Without a fault, popf leaves IOPL and IF alone where the CPL may not
       // change them (SDM Vol. 2B POPF).
@@ -263,25 +271,36 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     }
     case Kind::kEnter: {
       // SDM Vol. 2A ENTER, with a 32-bit stack: nested frames copy `level - 1`
-      // frame pointers from the enclosing frame.
-      std::uint32_t esp = state_->gpr[translator::kEsp];
+      // frame pointers from the enclosing frame. Every access, and the new
+      // ESP, must lie within SS; nothing is written before that is known.
+      const std::uint32_t esp = state_->gpr[translator::kEsp];
       std::uint32_t ebp = state_->gpr[translator::kEbp];
+      const unsigned level = insn.immediate2 & 31;
+      const std::uint32_t pushes = level > 0 ? level + 1 : 1;
+      const std::uint32_t new_esp =
+          esp - pushes * size - static_cast<std::uint32_t>(insn.immediate & 0xFFFF);
+      if (!StackAddress(esp - pushes * size, pushes * size, true) ||
+          !StackAddress(new_esp, size, true) ||
+          (level > 1 && !StackAddress(ebp - (level - 1) * size, (level - 1) * size, false))) {
+        return RaiseFault(kStackFault, insn, 0);
+      }
+      const std::uint32_t ss_base = state_->segment[translator::kSs].base;
+      std::uint32_t top = esp;
       auto push = [&](std::uint32_t value) {
-        esp -= size;
-        return WriteOperand(esp, &value, size);
+        top -= size;
+        return WriteOperand(ss_base + top, &value, size);
       };
       if (!push(ebp)) break;
-      const std::uint32_t frame = esp;
-      const unsigned level = insn.immediate2 & 31;
+      const std::uint32_t frame = top;
       bool ok = true;
       for (unsigned i = 1; ok && i < level; ++i) {
         ebp -= size;
         std::uint32_t value = 0;
-        ok = ReadOperand(ebp, &value, size) && push(value);
+        ok = ReadOperand(ss_base + ebp, &value, size) && push(value);
       }
       if (!ok || (level > 0 && !push(frame))) break;
       WriteRegister(translator::kEbp, size, frame);
-      state_->gpr[translator::kEsp] = esp - static_cast<std::uint32_t>(insn.immediate & 0xFFFF);
+      state_->gpr[translator::kEsp] = new_esp;
       return false;
     }
     case Kind::kInt3:

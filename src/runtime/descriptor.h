@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 namespace bt::runtime {
 
@@ -65,5 +66,13 @@ struct Descriptor {
     return {selector, base(), limit(), static_cast<std::uint16_t>(bytes[5] | bytes[6] << 8)};
   }
 };
+
+// The offsets a data access through a segment register may reach (SDM Vol.
+// 3A 5.3, 5.4.1), from its cached descriptor: for reads, or writes.
+translator::SegmentBounds BoundsOf(const translator::SegmentState& segment, bool write);
+// The linear address of the `bytes` (> 0) at `offset` in `segment`, or
+// nullopt if any of them lies outside its bounds for the access.
+std::optional<std::uint32_t> SegmentAddress(const translator::SegmentState& segment,
+                                            std::uint32_t offset, std::uint64_t bytes, bool write);
 
 }  // namespace bt::runtime

@@ -6,6 +6,7 @@
 #include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace bt::runtime {
@@ -44,7 +45,9 @@ bool Vcpu::FarTransfer(const DecodedInstruction& insn, std::uint16_t selector, s
     std::uint8_t bytes[8];
     std::memcpy(bytes, &frame[0], size);
     std::memcpy(bytes + size, &frame[1], size);
-    if (!WriteOperand(esp - 2 * size, bytes, 2 * size)) return StackOutsideRam(insn);
+    const auto at = StackAddress(esp - 2 * size, 2 * size, true);
+    if (!at) return RaiseFault(kStackFault, insn, 0);
+    if (!WriteOperand(*at, bytes, 2 * size)) return StackOutsideRam(insn);
   }
   if (!LoadSegment(kCs, selector, insn)) return true;
   if (call) state_->gpr[kEsp] = esp - 2 * size;
@@ -109,17 +112,25 @@ bool Vcpu::TransferThroughCallGate(const DecodedInstruction& insn, std::uint16_t
   std::memcpy(bytes + size, &old_cs, size);
   std::uint32_t count = 2;
   if (new_cpl != cpl) {
-    if (!ReadGuest(old_esp, bytes + 2 * size, parameters * size)) return StackOutsideRam(insn);
+    const auto parameters_at = StackAddress(old_esp, std::max(parameters * size, 1u), false);
+    if (!parameters_at) return RaiseFault(kStackFault, insn, 0);
+    if (!ReadGuest(*parameters_at, bytes + 2 * size, parameters * size)) {
+      return StackOutsideRam(insn);
+    }
     const std::uint32_t old_ss = state_->segment[kSs].selector;
     std::memcpy(bytes + (2 + parameters) * size, &old_esp, size);
     std::memcpy(bytes + (3 + parameters) * size, &old_ss, size);
     count += parameters + 2;
   }
   esp -= count * size;
+  const translator::SegmentState stack_segment =
+      new_cpl != cpl ? stack.Cached(ss) : state_->segment[kSs];
+  const auto at = SegmentAddress(stack_segment, esp, count * size, true);
+  if (!at) return RaiseFault(kStackFault, insn, new_cpl != cpl ? ss & 0xFFFCu : 0);
   // The inner ring's stack is a supervisor access; the caller's own, at
   // its CPL, an access of that CPL.
-  if (!(new_cpl != cpl ? WriteGuest(esp, bytes, count * size)
-                       : WriteOperand(esp, bytes, count * size))) {
+  if (!(new_cpl != cpl ? WriteGuest(*at, bytes, count * size)
+                       : WriteOperand(*at, bytes, count * size))) {
     return StackOutsideRam(insn);
   }
   if (new_cpl != cpl) state_->segment[kSs] = stack.Cached(ss);

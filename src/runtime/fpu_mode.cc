@@ -10,13 +10,14 @@
 // kernel that sets TS on every task switch and clears it in its #NM handler
 // (lazy FPU switching) flips between them without retranslating. Changing
 // the mode empties the indirect-branch table, whose entries do not record
-// a mode.
+// a mode. The mode also holds the segments that are not flat
+// (segment_access.cc).
 #include "runtime/vcpu.h"
 
 namespace bt::runtime {
 
 std::uint32_t Vcpu::CurrentUnitMode() {
-  const std::uint32_t mode = translator::UnitMode(state_->cr0, state_->cr4);
+  const std::uint32_t mode = translator::UnitMode(state_->cr0, state_->cr4) | SegmentMode();
   // The view is part of the mode too, but the table's salt keeps the views
   // apart: switching views empties nothing.
   if (mode != indirect_mode_) {

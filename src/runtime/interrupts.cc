@@ -193,7 +193,16 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
     std::memcpy(bytes + (count - 1 - i) * size, &frame[i], size);
   }
   esp -= count * size;
-  if (!WriteGuest(esp, bytes, count * size)) {
+  // Within the new stack's bounds, or the current one's (#SS, SDM Vol. 2A
+  // INT n).
+  const translator::SegmentState stack_segment =
+      new_cpl != cpl ? stack.Cached(ss) : state_->segment[kSs];
+  const auto at = SegmentAddress(stack_segment, esp, count * size, true);
+  if (!at) {
+    nested = FaultDuring(event, kStackFault, new_cpl != cpl ? ss & 0xFFFCu : 0);
+    return Delivery::kNestedFault;
+  }
+  if (!WriteGuest(*at, bytes, count * size)) {
     return AccessFailedDuring(event, "the interrupt stack lies outside RAM", nested);
   }
   if (new_cpl != cpl) state_->segment[kSs] = stack.Cached(ss);
@@ -218,8 +227,10 @@ bool Vcpu::Iret(const decoder::DecodedInstruction& insn) {
   const unsigned size = insn.operand_size == 2 ? 2 : 4;
   const std::uint32_t esp = state_->gpr[kEsp];
   std::uint32_t eip = 0, cs = 0, popped_flags = 0;
-  if (!ReadOperand(esp, &eip, size) || !ReadOperand(esp + size, &cs, size) ||
-      !ReadOperand(esp + 2 * size, &popped_flags, size)) {
+  const auto frame = StackAddress(esp, 3 * size, false);
+  if (!frame) return RaiseFault(kStackFault, insn, 0);
+  if (!ReadOperand(*frame, &eip, size) || !ReadOperand(*frame + size, &cs, size) ||
+      !ReadOperand(*frame + 2 * size, &popped_flags, size)) {
     return StackOutsideRam(insn);
   }
   if (state_->Cpl() == 0 && size == 4 && (popped_flags & kEflagsVm)) {

@@ -165,7 +165,7 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
       }
       if (!LoadSegment(segment, selector, insn)) return true;
       WriteRegister(insn.reg_gpr, size, offset);
-      return false;
+      return AfterSegmentLoad(segment, insn.next_eip());
     }
     case 0x9A:    // call ptr16:32
     case 0xFF: {  // call m16:32
@@ -184,7 +184,9 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
     case 0xCB: {  // retf
       const std::uint32_t esp = state_->gpr[kEsp];
       std::uint32_t eip = 0, selector = 0;
-      if (!ReadOperand(esp, &eip, size) || !ReadOperand(esp + size, &selector, size)) break;
+      const auto frame = StackAddress(esp, 2 * size, false);
+      if (!frame) return RaiseFault(kStackFault, insn, 0);
+      if (!ReadOperand(*frame, &eip, size) || !ReadOperand(*frame + size, &selector, size)) break;
       // The immediate releases parameters on both stacks (SDM Vol. 2B RET).
       const std::uint32_t release = opcode[0] == 0xCA ? insn.immediate & 0xFFFF : 0;
       ReturnTarget target;

@@ -26,11 +26,12 @@ unsigned TssType(const translator::SegmentState& tr) { return tr.attributes & 0x
 }  // namespace
 
 Vcpu::Delivery Vcpu::UnsupportedSegment(std::uint16_t selector, const Descriptor& descriptor) {
-  char text[160];
+  char text[192];
   std::snprintf(text, sizeof(text),
-                "segment 0x%04x (base 0x%08x, limit 0x%08x) is not a flat 32-bit one; only those "
-                "are supported yet in CS and SS",
-                selector, descriptor.base(), descriptor.limit());
+                "segment 0x%04x (base 0x%08x, limit 0x%08x) is not supported yet in %s", selector,
+                descriptor.base(), descriptor.limit(),
+                descriptor.code() ? "CS: code segments must be flat and 32-bit"
+                                  : "SS: 16-bit stacks (B clear)");
   pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction, text);
   return Delivery::kStop;
 }
@@ -79,7 +80,7 @@ Vcpu::Delivery Vcpu::CheckStackSegment(std::uint16_t selector, unsigned cpl, std
     return fault(vector, error_code);
   }
   if (!stack.present()) return fault(kStackFault, error_code);
-  if (stack.base() != 0 || stack.limit() != 0xFFFFFFFF) return UnsupportedSegment(selector, stack);
+  if (!stack.big()) return UnsupportedSegment(selector, stack);
   return Delivery::kDone;
 }
 
@@ -126,7 +127,12 @@ Vcpu::Delivery Vcpu::CheckReturn(std::uint16_t cs, std::uint32_t stack, unsigned
   target.outer = rpl > cpl;
   if (!target.outer) return Delivery::kDone;
   std::uint32_t esp = 0, ss = 0;
-  if (!ReadGuest(stack, &esp, size) || !ReadGuest(stack + size, &ss, size)) {
+  const auto at = StackAddress(stack, 2 * size, false);
+  if (!at) {
+    nested = FaultDuring(cause, kStackFault, 0);
+    return Delivery::kNestedFault;
+  }
+  if (!ReadGuest(*at, &esp, size) || !ReadGuest(*at + size, &ss, size)) {
     return AccessFailedDuring(cause, "the stack lies outside RAM", nested);
   }
   Descriptor stack_segment;

@@ -1,8 +1,10 @@
 // Descriptor lookups in the GDT and the LDT, and segment-register loads with
 // the checks of MOV Sreg, POP Sreg, far JMP and CALL to a code segment (SDM
-// Vol. 2) and of a task switch (SDM Vol. 3A table 7-1). libbt runs 4 GiB
-// segments only for now, based ones only in FS and GS: anything else stops
-// the run rather than run with a wrong base or without limit checks.
+// Vol. 2) and of a task switch (SDM Vol. 3A table 7-1). ES, SS and DS may
+// hold any data segment (segment_access.cc); CS must be a flat 32-bit code
+// segment, SS a 32-bit one, FS and GS 4 GiB ones (their bases are added,
+// their limits not checked): anything else stops the run rather than run
+// wrongly.
 #include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
@@ -77,15 +79,19 @@ Vcpu::Delivery Vcpu::LoadSegmentRegister(unsigned index, std::uint16_t selector,
   if (!allowed) return fault(invalid);
   if (!descriptor.present()) return fault(index == kSs ? kStackFault : kSegmentNotPresent);
   const std::uint32_t base = descriptor.base(), limit = descriptor.limit();
-  // Translated code adds FS and GS bases at run time; other segments must be
-  // flat until segmentation is emulated in full.
-  const bool base_supported = base == 0 || index == translator::kFs || index == translator::kGs;
-  if (!base_supported || limit != 0xFFFFFFFF || (index == kCs && !descriptor.big())) {
+  const char* unsupported = nullptr;
+  if (index == kCs && (base != 0 || limit != 0xFFFFFFFF || !descriptor.big())) {
+    unsupported = "CS: code segments must be flat and 32-bit";
+  } else if (index == kSs && !descriptor.big()) {
+    unsupported = "SS: 16-bit stacks (B clear)";
+  } else if ((index == translator::kFs || index == translator::kGs) && limit != 0xFFFFFFFF) {
+    unsupported = "FS or GS: limits below 4 GiB";
+  }
+  if (unsupported) {
     char text[192];
     std::snprintf(text, sizeof(text),
-                  "segment selector 0x%04x (base 0x%08x, limit 0x%08x) as a %s segment is "
-                  "not supported yet (4 GiB limits only, bases only in FS and GS)",
-                  selector, base, limit, index == kCs ? "32-bit code" : "data");
+                  "segment selector 0x%04x (base 0x%08x, limit 0x%08x) is not supported yet in %s",
+                  selector, base, limit, unsupported);
     pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction, text);
     return Delivery::kStop;
   }

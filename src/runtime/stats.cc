@@ -78,6 +78,7 @@ std::string_view ToString(CalloutKind kind) {
     case CalloutKind::kPaging: return "paging";
     case CalloutKind::kResolvedMemory: return "resolved-memory";
     case CalloutKind::kDivideCheck: return "divide-check";
+    case CalloutKind::kStringCheck: return "string-check";
     case CalloutKind::kDescriptorTable: return "descriptor-table";
     case CalloutKind::kSegmentLoad: return "segment-load";
     case CalloutKind::kFarJump: return "far-jump";

@@ -49,6 +49,11 @@ constexpr unsigned kLoadOrder[] = {translator::kCs, translator::kSs, translator:
 
 constexpr const char* kTssOutsideRam = "a TSS lies outside RAM";
 
+// A present, writable 32-bit data segment of DPL 0 (access byte 0x93, G and
+// D/B): what a segment register holds during a task switch until its own
+// descriptor is loaded.
+constexpr std::uint16_t kUnloadedAttributes = 0xC093;
+
 }  // namespace
 
 GuestEvent Vcpu::InCurrentTask(const GuestEvent& cause) const {
@@ -163,9 +168,14 @@ Vcpu::Delivery Vcpu::SwitchTask(std::uint16_t selector, const Descriptor& tss, T
   state_->cr0 |= kCr0Ts;
   OnCr0Changed(old_cr0);
   // The selectors come first, without their descriptors, so that a fault
-  // in the checks below finds the new CPL (the RPL of CS).
+  // in the checks below finds the new CPL (the RPL of CS). Until its
+  // descriptor loads, a register acts flat, as under QEMU, which checks no
+  // data segment limits: a fault here is delivered on the new task's stack
+  // (SDM Vol. 3A 7.3), and its handler may have to use DS before it can
+  // reload it.
   for (unsigned i = 0; i < 6; ++i) {
-    state_->segment[i] = {static_cast<std::uint16_t>(next.segment[i]), 0, 0, 0};
+    state_->segment[i] = {static_cast<std::uint16_t>(next.segment[i]), 0, 0xFFFFFFFF,
+                          kUnloadedAttributes};
   }
   OnPrivilegeChanged();
   const GuestEvent in_new_task = InCurrentTask(cause);
@@ -254,7 +264,12 @@ Vcpu::Delivery Vcpu::DeliverThroughTaskGate(const GuestEvent& event, const Descr
   // The error code goes on the new task's stack, 32 bits for a 32-bit TSS
   // (SDM Vol. 3A 6.12.2).
   const std::uint32_t esp = state_->gpr[translator::kEsp] - 4;
-  if (!WriteGuest(esp, &event.error_code, 4)) {
+  const auto at = StackAddress(esp, 4, true);
+  if (!at) {
+    nested = FaultDuring(InCurrentTask(event), kStackFault, 0);
+    return Delivery::kNestedFault;
+  }
+  if (!WriteGuest(*at, &event.error_code, 4)) {
     return AccessFailedDuring(InCurrentTask(event), "the new task's stack lies outside RAM",
                               nested);
   }

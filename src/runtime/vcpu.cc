@@ -405,10 +405,14 @@ void Vcpu::ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit
       state_->gpr[entry.argument] = static_cast<std::uint32_t>(state_->spill);
       break;
     case Fixup::kStringAccess:
-      if (entry.argument != decoder::kNoRegister) {
-        state_->gpr[translator::kEsi] -= state_->segment[entry.argument].base;
+      if ((entry.argument & 0xF) != translator::kNoStringBase) {
+        state_->gpr[translator::kEsi] -= state_->segment[entry.argument & 0xF].base;
+      }
+      if ((entry.argument >> 4) != translator::kNoStringBase) {
+        state_->gpr[translator::kEdi] -= state_->segment[entry.argument >> 4].base;
       }
       break;
+    case Fixup::kSegmentFault: vector = entry.argument; break;
     case Fixup::kUndoPop4: state_->gpr[translator::kEsp] -= 4; break;
     case Fixup::kUndoPop2: state_->gpr[translator::kEsp] -= 2; break;
     default: break;

@@ -324,6 +324,23 @@ class Vcpu final : private translator::CodeSource {
   // The UnitKey::mode translations must have now; entering a new mode
   // empties the inline indirect-branch table (fpu_mode.cc).
   std::uint32_t CurrentUnitMode();
+  // Segment bases and limits (segment_access.cc).
+  //
+  // Refreshes CpuState::segment_bounds from ES, SS and DS; returns the
+  // kModeCheckedSegment bits of those that are not flat.
+  std::uint32_t SegmentMode();
+  // Ends the callout that loaded segment `index`: on in translated code,
+  // unless it loaded SS or changed what the unit assumed of its segments.
+  bool AfterSegmentLoad(unsigned index, std::uint32_t next_eip);
+  // Raises #GP(0), or #SS(0) for SS, when the memory operand of a callout
+  // that accesses it lies outside its segment; true if it did.
+  bool OperandOutsideLimit(const decoder::DecodedInstruction& insn);
+  // The linear address of SS:`offset` for an access of `bytes` (> 0) to the
+  // current stack, or nullopt outside SS's bounds (#SS).
+  std::optional<std::uint32_t> StackAddress(std::uint32_t offset, std::uint32_t bytes,
+                                            bool write) const;
+  bool CheckString(const decoder::DecodedInstruction& insn);  // kStringCheck
+  bool EmulateString(const decoder::DecodedInstruction& insn);
 
   // Interrupt and exception delivery (interrupts.cc).
   enum class Delivery : std::uint8_t { kDone, kNestedFault, kStop };
@@ -430,7 +447,8 @@ class Vcpu final : private translator::CodeSource {
   };
   // The checks iret and far ret share (SDM Vol. 2, IRET and RET): CS from
   // the popped `cs`, which may not be more privileged than the CPL; for a
-  // less privileged one, SS:ESP popped from `stack` with `size`-byte pops.
+  // less privileged one, SS:ESP popped from offset `stack` in SS with
+  // `size`-byte pops.
   Delivery CheckReturn(std::uint16_t cs, std::uint32_t stack, unsigned size,
                        const GuestEvent& cause, ReturnTarget& target, GuestEvent& nested);
   // Loads CS and, for an outer level, SS (the caller sets ESP); then nulls
@@ -439,7 +457,8 @@ class Vcpu final : private translator::CodeSource {
   // Ends a callout whose check gave a fault or a stop.
   bool FailCheck(Delivery result, const GuestEvent& nested,
                  const decoder::DecodedInstruction& insn);
-  // A stop for a segment libbt cannot run yet (not 4 GiB, or based).
+  // A stop for a segment libbt cannot run yet in CS (not flat 32-bit code)
+  // or SS (16-bit).
   Delivery UnsupportedSegment(std::uint16_t selector, const Descriptor& descriptor);
   // EFLAGS bits of `mask` that popf and iret may change at the current CPL
   // and IOPL.
@@ -471,6 +490,8 @@ class Vcpu final : private translator::CodeSource {
   VcpuCounters counters_;
   std::optional<StopInfo> pending_stop_;
   std::optional<GuestEvent> pending_event_;
+  // The UnitKey::mode of the unit whose callout is running.
+  std::uint32_t unit_mode_ = 0;
   // Linear code pages already walked for execution, by view (CodePage);
   // emptied with the indirect-branch table when translations may change.
   struct CodeTlbEntry {

@@ -16,8 +16,9 @@ enum SegmentRegister : std::uint8_t { kEs, kCs, kSs, kDs, kFs, kGs };
 // EFLAGS bits (SDM Vol. 1, 3.4.3).
 constexpr std::uint32_t kEflagsCf = 1u << 0, kEflagsPf = 1u << 2, kEflagsAf = 1u << 4,
                         kEflagsZf = 1u << 6, kEflagsSf = 1u << 7, kEflagsTf = 1u << 8,
-                        kEflagsIf = 1u << 9, kEflagsOf = 1u << 11, kEflagsIopl = 3u << 12,
-                        kEflagsNt = 1u << 14, kEflagsRf = 1u << 16, kEflagsVm = 1u << 17;
+                        kEflagsIf = 1u << 9, kEflagsDf = 1u << 10, kEflagsOf = 1u << 11,
+                        kEflagsIopl = 3u << 12, kEflagsNt = 1u << 14, kEflagsRf = 1u << 16,
+                        kEflagsVm = 1u << 17;
 
 // CR0 bits (SDM Vol. 3A 2.5).
 constexpr std::uint32_t kCr0Pe = 1u << 0, kCr0Mp = 1u << 1, kCr0Em = 1u << 2, kCr0Ts = 1u << 3,
@@ -46,6 +47,25 @@ struct SegmentState {
   std::uint32_t base = 0;
   std::uint32_t limit = 0xFFFFFFFF;
   std::uint16_t attributes = 0;
+};
+
+// The offsets [first, last] that accesses through a segment may reach (SDM
+// Vol. 3A 5.3): [0, limit] expand-up, [limit + 1, 0xFFFF or 0xFFFFFFFF]
+// expand-down; empty for a null selector, and for writes to a segment that
+// is not writable (5.4.1). Kept negated for the flag-free arithmetic of
+// translated code's checks (UnitBuilder::CheckLimit).
+struct SegmentBounds {
+  std::int64_t neg_first = 0;
+  std::int64_t neg_last = -0xFFFFFFFFll;
+
+  static constexpr SegmentBounds Empty() { return {-(std::int64_t{1} << 32), 0}; }
+  bool operator==(const SegmentBounds&) const = default;
+  // Whether all of [offset, offset + bytes) lies within; bytes > 0.
+  constexpr bool Contains(std::uint32_t offset, std::uint64_t bytes) const {
+    const std::int64_t first = offset;
+    const auto last = static_cast<std::int64_t>(first + bytes - 1);
+    return first + neg_first >= 0 && last + neg_last <= 0;
+  }
 };
 
 // IA32_EFER.NXE: execute-disable in PAE paging (SDM Vol. 3A, 4.1.1).
@@ -86,6 +106,9 @@ struct alignas(64) CpuState {
   // as breakpoints are not emulated. Reset values (SDM Vol. 3A table 9-1).
   std::uint32_t dr[8] = {0, 0, 0, 0, 0, 0, 0xFFFF0FF0, 0x400};
   SegmentState segment[6];  // ES CS SS DS FS GS
+  // segment[ES..DS]'s bounds for reads and for writes, kept by the runtime
+  // whenever units may run (Vcpu::CurrentUnitMode).
+  SegmentBounds segment_bounds[4][2];
   std::uint32_t gdt_base = 0, idt_base = 0;
   std::uint16_t gdt_limit = 0, idt_limit = 0xFFFF;
   // LDTR and TR: selector and the descriptor cached when they were loaded

@@ -9,14 +9,10 @@ namespace {
 using decoder::Kind;
 using decoder::kNoRegister;
 
-x86::Mem PushSlot() {
-  x86::Mem mem = x86::ptr(kGuestEsp, -4, 4);
-  mem.setSegment(x86::gs);
-  return mem;
-}
-
-void PushReturnAddress(UnitBuilder& b, const DecodedInstruction& insn) {
-  b.a().mov(PushSlot(), asmjit::Imm(insn.next_eip()));
+// `scratch` may be needed for SS's limit check; r14 may hold the target.
+void PushReturnAddress(UnitBuilder& b, const DecodedInstruction& insn, const x86::Gp& scratch) {
+  const UnitBuilder::StackFrame stack = b.Stack(kGuestEsp, -4, 4, /*write=*/true, scratch);
+  b.a().mov(stack.At(-4, 4), asmjit::Imm(insn.next_eip()));
   b.a().lea(kGuestEsp, x86::ptr(x86::r12, -4));
 }
 
@@ -37,13 +33,6 @@ void EmitConditional(UnitBuilder& b, const DecodedInstruction& insn, EmitBranch 
   b.EmitDirectExit(insn.next_eip());
   b.a().bind(taken);
   b.EmitDirectExit(insn.branch_target);
-}
-
-bool HasAddressSizePrefix(const DecodedInstruction& insn) {
-  for (unsigned i = 0; i < insn.prefix_count; ++i) {
-    if (insn.bytes[i] == 0x67) return true;
-  }
-  return false;
 }
 
 // jcxz and loop* counting in CX (0x67 prefix) have no 64-bit-mode encoding.
@@ -84,7 +73,7 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
     case Kind::kLoop: {
       const std::uint8_t opcode = insn.bytes[insn.prefix_count];
       EmitConditional(b, insn, [&](asmjit::Label taken) {
-        if (HasAddressSizePrefix(insn)) {
+        if (HasPrefix(insn, 0x67)) {
           EmitCxCondition(a, opcode, taken);
           return;
         }
@@ -96,7 +85,7 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
       break;
     }
     case Kind::kCallRelative:
-      PushReturnAddress(b, insn);
+      PushReturnAddress(b, insn, kScratch);
       b.EmitDirectExit(insn.branch_target);
       break;
     case Kind::kJmpIndirect:
@@ -105,13 +94,11 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
       break;
     case Kind::kCallIndirect:
       LoadTarget(b, insn);
-      PushReturnAddress(b, insn);
+      PushReturnAddress(b, insn, x86::r10);
       b.EmitIndirectExit();
       break;
     case Kind::kRet: {
-      x86::Mem top = x86::ptr(kGuestEsp, 0, 4);
-      top.setSegment(x86::gs);
-      a.mov(kScratch32, top);
+      a.mov(kScratch32, b.Stack(kGuestEsp, 0, 4, /*write=*/false).At(0, 4));
       a.lea(kGuestEsp, x86::ptr(x86::r12, 4 + static_cast<std::int32_t>(insn.immediate)));
       b.EmitIndirectExit();
       break;
@@ -137,13 +124,15 @@ void EmitPcThunkCall(UnitBuilder& b, const DecodedInstruction& call, std::uint32
   a.jecxz(x86::rcx, inline_call);
   a.mov(x86::rcx, StateField(offsetof(CpuState, spill), 8));
   b.SetFixup(Fixup::kNone);
-  PushReturnAddress(b, call);
+  PushReturnAddress(b, call, kScratch);
   b.EmitDirectExit(call.branch_target);
   a.bind(inline_call);
+  b.SetFixup(Fixup::kNone);
   a.mov(x86::rcx, StateField(offsetof(CpuState, spill), 8));
-  // The push's store, faulting as the call's own would; ESP is back where
-  // the thunk's ret leaves it.
-  a.mov(PushSlot(), asmjit::Imm(call.next_eip()));
+  // The push's store, faulting as the call's own would (SS is flat: see
+  // Translator::PcThunkOf); ESP is back where the thunk's ret leaves it.
+  const UnitBuilder::StackFrame stack = b.Stack(kGuestEsp, -4, 4, /*write=*/true);
+  a.mov(stack.At(-4, 4), asmjit::Imm(call.next_eip()));
   a.mov(kGuestGpr32[reg], asmjit::Imm(call.next_eip()));
 }
 

@@ -26,7 +26,7 @@ bool IsDroppedPrefix(std::uint8_t prefix) {
     case 0x3E:
     case 0x64:
     case 0x65:
-    case 0x67: return true;  // segments are flat; the address size is ours to set
+    case 0x67: return true;  // the translator handles segments; the address size is ours to set
     default: return false;
   }
 }
@@ -114,24 +114,20 @@ void EmitWithEspStandIn(UnitBuilder& b, const DecodedInstruction& insn) {
   a.mov(kGuestGpr64[stand_in], StateField(offsetof(CpuState, spill), 8));
 }
 
-}  // namespace
-
-void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
-  if (insn.kind == decoder::Kind::kIncDecShort) {
-    EmitIncDecShort(b, insn);
-    return;
-  }
+// The instruction's own bytes with its memory operand in the guest window.
+void EmitRewritten(UnitBuilder& b, const DecodedInstruction& insn) {
+  using Use = UnitBuilder::SegmentUse;
   const bool memory = insn.has_memory || insn.moffs || insn.implicit_memory;
   const bool access = memory && !insn.memory.agen;
+  const Use use = b.OperandUse(insn);
   std::uint8_t rex = 0;
   if (insn.reg_gpr == kEsp) rex |= kRexR;
   if (insn.rm_gpr == kEsp || insn.opcode_gpr == kEsp) rex |= kRexB;
 
   // 16-bit addressing has no 64-bit-mode encoding, and a REX prefix would
   // turn AH..BH into SPL..DIL: such operands go through an address register.
-  const bool via_register =
-      insn.has_memory && (insn.memory.address16 || insn.based_segment != kNoRegister ||
-                          (insn.memory.base == kEsp && insn.uses_high_byte));
+  const bool via_register = insn.has_memory && (insn.memory.address16 || use != Use::kFlat ||
+                                                (insn.memory.base == kEsp && insn.uses_high_byte));
   if (insn.has_memory && !via_register && insn.memory.base == kEsp) rex |= kRexB;
   if (rex && insn.uses_high_byte) {
     if (insn.reg_gpr == kEsp && !insn.has_memory) {
@@ -147,10 +143,10 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
                               : insn.immediate_offset != kNoOffset ? insn.immediate_offset
                                                                    : insn.length;
   Encoding out;
-  if (insn.moffs && insn.based_segment != kNoRegister) {
+  if (insn.moffs && use != Use::kFlat) {
     // A0-A3 have no ModRM to name an address register: use the 8A/8B/88/89
     // form with [r14], which holds offset + segment base.
-    b.EffectiveAddress(insn, kScratch);
+    b.LinearAddress(insn, kScratch, /*check=*/true);
     static constexpr std::uint8_t kModrmForm[4] = {0x8A, 0x8B, 0x88, 0x89};
     CopyPrefixes(insn, true, true, rex | kRexB, out);
     out.Byte(kModrmForm[insn.bytes[insn.prefix_count] - 0xA0]);
@@ -191,11 +187,19 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
   if (insn.uses_high_byte) {
     address_reg = PickSpillRegister(insn);
     assert(address_reg != kNoRegister);
+    // A limit check comes before the spill, so that its fault finds the
+    // register where it belongs.
+    const bool checked = use == Use::kChecked;
+    if (checked) b.LinearAddress(insn, kScratch, /*check=*/true);
     b.a().mov(StateField(offsetof(CpuState, spill), 8), kGuestGpr64[address_reg]);
-    b.EffectiveAddress(insn, kGuestGpr32[address_reg]);
+    if (checked) {
+      b.a().mov(kGuestGpr32[address_reg], kScratch32);
+    } else {
+      b.LinearAddress(insn, kGuestGpr32[address_reg], /*check=*/false);
+    }
     b.SetFixup(Fixup::kRestoreSpill, address_reg);
   } else {
-    b.EffectiveAddress(insn, kScratch);
+    b.LinearAddress(insn, kScratch, /*check=*/true);
     rex |= kRexB;
   }
   CopyPrefixes(insn, true, access, rex, out);
@@ -207,6 +211,62 @@ void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
   b.Embed(out.data(), out.size());
   if (address_reg != 14) {
     b.a().mov(kGuestGpr64[address_reg], StateField(offsetof(CpuState, spill), 8));
+  }
+}
+
+// The linear address of a hidden operand whose offset is in r14: its limit
+// checked for `bytes` (a checked segment), its segment's base added.
+void ImplicitLinearAddress(UnitBuilder& b, const DecodedInstruction& insn, unsigned bytes,
+                           bool write) {
+  if (insn.memory.address16) b.a().movzx(kScratch32, kScratch.r16());
+  if (b.OperandUse(insn) == UnitBuilder::SegmentUse::kChecked) {
+    b.CheckLimit(insn.segment, kScratch, bytes, write);
+  }
+  b.AddSegmentBase(insn.segment, kScratch);
+}
+
+// lods, xlat and maskmov through a segment with a base: their hidden
+// DS-relative operand has no ModRM to rewrite.
+void EmitImplicitOperand(UnitBuilder& b, const DecodedInstruction& insn) {
+  constexpr std::uint8_t kLodsb = 0xAC, kLodsd = 0xAD, kXlat = 0xD7, kMaskmov = 0xF7;
+  const std::uint8_t* opcode = insn.bytes + insn.prefix_count;
+  auto& a = b.a();
+  if (opcode[0] == kLodsb || opcode[0] == kLodsd) {
+    EmitString(b, insn);
+  } else if (opcode[0] == kXlat) {
+    // AL = [EBX + AL], the sum wrapping like any address.
+    a.movzx(kScratch32, x86::al);
+    a.lea(kScratch32, x86::ptr(x86::rbx, kScratch));
+    ImplicitLinearAddress(b, insn, 1, /*write=*/false);
+    x86::Mem table = x86::ptr(kScratch32, 0, 1);
+    table.setSegment(x86::gs);
+    a.mov(x86::al, table);
+  } else if (opcode[0] == 0x0F && opcode[1] == kMaskmov) {
+    // maskmovq and maskmovdqu store to [EDI]: EDI holds the linear address
+    // while the instruction runs.
+    a.mov(kScratch32, x86::edi);
+    ImplicitLinearAddress(b, insn, HasPrefix(insn, 0x66) ? 16 : 8, /*write=*/true);
+    a.mov(StateField(offsetof(CpuState, spill), 8), x86::rdi);
+    a.mov(x86::edi, kScratch32);
+    b.SetFixup(Fixup::kRestoreSpill, kEdi);
+    EmitRewritten(b, insn);
+    b.SetFixup(Fixup::kNone);
+    a.mov(x86::rdi, StateField(offsetof(CpuState, spill), 8));
+  } else {
+    b.EmitCallout(insn);  // no such path yet: reported unsupported
+  }
+}
+
+}  // namespace
+
+void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn) {
+  if (insn.kind == decoder::Kind::kIncDecShort) {
+    EmitIncDecShort(b, insn);
+  } else if (insn.implicit_memory && !insn.has_memory && !insn.moffs &&
+             b.OperandUse(insn) != UnitBuilder::SegmentUse::kFlat) {
+    EmitImplicitOperand(b, insn);
+  } else {
+    EmitRewritten(b, insn);
   }
 }
 

@@ -1,6 +1,8 @@
 // Stack instructions: guest ESP lives in R12 and guest stack memory in the
 // window, so push/pop and friends become moves through gs: and a flag-free
-// lea on R12. Stores happen before ESP moves so a fault leaves ESP intact.
+// lea on R12 (with SS's base and a limit check in units where SS is not
+// flat, UnitBuilder::Stack). Stores happen before ESP moves so a fault
+// leaves ESP intact.
 #include "translator/unit_builder.h"
 
 namespace bt::translator {
@@ -10,12 +12,6 @@ using decoder::Kind;
 using decoder::kNoRegister;
 
 x86::Gp Sized(const x86::Gp& reg32, unsigned size) { return size == 2 ? reg32.r16() : reg32; }
-
-x86::Mem Stack(std::int32_t offset, unsigned size) {
-  x86::Mem mem = x86::ptr(kGuestEsp, offset, size);
-  mem.setSegment(x86::gs);
-  return mem;
-}
 
 void AdjustEsp(UnitBuilder& b, std::int32_t delta) {
   b.a().lea(kGuestEsp, x86::ptr(x86::r12, delta));
@@ -29,13 +25,14 @@ void EmitPush(UnitBuilder& b, const DecodedInstruction& insn) {
   auto& a = b.a();
   const unsigned size = insn.operand_size;
   const auto offset = -static_cast<std::int32_t>(size);
+  if (insn.has_memory) a.mov(Sized(x86::r11d, size), b.GuestMemory(insn, size));
+  const UnitBuilder::StackFrame stack = b.Stack(kGuestEsp, offset, size, /*write=*/true);
   if (insn.has_memory) {
-    a.mov(Sized(x86::r11d, size), b.GuestMemory(insn, size));
-    a.mov(Stack(offset, size), Sized(x86::r11d, size));
+    a.mov(stack.At(offset, size), Sized(x86::r11d, size));
   } else if (std::uint8_t reg = RegisterOperand(insn); reg != kNoRegister) {
-    a.mov(Stack(offset, size), Sized(kGuestGpr32[reg], size));
+    a.mov(stack.At(offset, size), Sized(kGuestGpr32[reg], size));
   } else {
-    a.mov(Stack(offset, size), asmjit::Imm(insn.immediate));
+    a.mov(stack.At(offset, size), asmjit::Imm(insn.immediate));
   }
   AdjustEsp(b, offset);
 }
@@ -43,30 +40,42 @@ void EmitPush(UnitBuilder& b, const DecodedInstruction& insn) {
 void EmitPop(UnitBuilder& b, const DecodedInstruction& insn) {
   auto& a = b.a();
   const unsigned size = insn.operand_size;
-  a.mov(Sized(x86::r11d, size), Stack(0, size));
-  AdjustEsp(b, static_cast<std::int32_t>(size));
-  if (insn.has_memory) {
-    // The destination address uses the incremented ESP (SDM POP).
-    b.SetFixup(size == 2 ? Fixup::kUndoPop2 : Fixup::kUndoPop4);
-    a.mov(b.GuestMemory(insn, size), Sized(x86::r11d, size));
-  } else {
+  a.mov(Sized(x86::r11d, size), b.Stack(kGuestEsp, 0, size, /*write=*/false).At(0, size));
+  if (!insn.has_memory) {
+    AdjustEsp(b, static_cast<std::int32_t>(size));
     a.mov(Sized(kGuestGpr32[RegisterOperand(insn)], size), Sized(x86::r11d, size));
+    return;
   }
+  if (b.OperandUse(insn) == UnitBuilder::SegmentUse::kChecked) {
+    // The destination address uses the incremented ESP (SDM POP); it is
+    // stored to first, so that a failed limit check, whose fault map entry
+    // has no room for an ESP fix-up, finds ESP as it was.
+    DecodedInstruction after_pop = insn;
+    if (insn.memory.base == kEsp) after_pop.memory.displacement += static_cast<std::int32_t>(size);
+    a.mov(b.GuestMemory(after_pop, size), Sized(x86::r11d, size));
+    AdjustEsp(b, static_cast<std::int32_t>(size));
+    return;
+  }
+  AdjustEsp(b, static_cast<std::int32_t>(size));
+  // The destination address uses the incremented ESP (SDM POP).
+  b.SetFixup(size == 2 ? Fixup::kUndoPop2 : Fixup::kUndoPop4);
+  a.mov(b.GuestMemory(insn, size), Sized(x86::r11d, size));
 }
 
 void EmitPushSegment(UnitBuilder& b, const DecodedInstruction& insn) {
-  const unsigned size = insn.operand_size;
+  const auto size = static_cast<std::int32_t>(insn.operand_size);
   b.a().movzx(x86::r11d, StateField(offsetof(CpuState, segment) +
                                         insn.special_register * sizeof(SegmentState) +
                                         offsetof(SegmentState, selector),
                                     2));
-  b.a().mov(Stack(-static_cast<std::int32_t>(size), size), Sized(x86::r11d, size));
-  AdjustEsp(b, -static_cast<std::int32_t>(size));
+  const UnitBuilder::StackFrame stack = b.Stack(kGuestEsp, -size, size, /*write=*/true);
+  b.a().mov(stack.At(-size, size), Sized(x86::r11d, size));
+  AdjustEsp(b, -size);
 }
 
 void EmitPushf(UnitBuilder& b, const DecodedInstruction& insn) {
   auto& a = b.a();
-  const unsigned size = insn.operand_size;
+  const auto size = static_cast<std::int32_t>(insn.operand_size);
   // The host flags are parked on the host stack while we merge in the
   // virtual bits, and popfq puts the guest's arithmetic flags back.
   a.pushfq();
@@ -74,29 +83,31 @@ void EmitPushf(UnitBuilder& b, const DecodedInstruction& insn) {
   a.and_(x86::r11d, kHostFlagsMask);
   a.or_(x86::r11d, StateField(offsetof(CpuState, eflags_virtual), 4));
   a.popfq();
-  a.mov(Stack(-static_cast<std::int32_t>(size), size), Sized(x86::r11d, size));
-  AdjustEsp(b, -static_cast<std::int32_t>(size));
+  const UnitBuilder::StackFrame stack = b.Stack(kGuestEsp, -size, size, /*write=*/true);
+  a.mov(stack.At(-size, size), Sized(x86::r11d, size));
+  AdjustEsp(b, -size);
 }
 
 void EmitPusha(UnitBuilder& b, const DecodedInstruction& insn) {
-  const unsigned size = insn.operand_size;
-  for (unsigned reg = 0; reg < 8; ++reg) {
-    const auto offset = -static_cast<std::int32_t>(size * (reg + 1));
-    b.a().mov(Stack(offset, size), Sized(kGuestGpr32[reg], size));
+  const auto size = static_cast<std::int32_t>(insn.operand_size);
+  const UnitBuilder::StackFrame stack = b.Stack(kGuestEsp, -8 * size, 8 * size, /*write=*/true);
+  for (int reg = 0; reg < 8; ++reg) {
+    b.a().mov(stack.At(-size * (reg + 1), size), Sized(kGuestGpr32[reg], size));
   }
-  AdjustEsp(b, -static_cast<std::int32_t>(8 * size));
+  AdjustEsp(b, -8 * size);
 }
 
 void EmitPopa(UnitBuilder& b, const DecodedInstruction& insn) {
   auto& a = b.a();
   const auto size = static_cast<std::int32_t>(insn.operand_size);
+  const UnitBuilder::StackFrame stack = b.Stack(kGuestEsp, 0, 8 * size, /*write=*/false);
   // Touch both ends first: after that no load can fault, so guest
   // registers only change once the whole pop is certain to complete.
-  a.mov(Sized(x86::r11d, size), Stack(7 * size, size));
-  a.mov(Sized(kGuestGpr32[kEdi], size), Stack(0, size));
+  a.mov(Sized(x86::r11d, size), stack.At(7 * size, size));
+  a.mov(Sized(kGuestGpr32[kEdi], size), stack.At(0, size));
   for (int reg = kEsi; reg >= kEcx; --reg) {
     if (reg == kEsp) continue;
-    a.mov(Sized(kGuestGpr32[reg], size), Stack((7 - reg) * size, size));
+    a.mov(Sized(kGuestGpr32[reg], size), stack.At((7 - reg) * size, size));
   }
   a.mov(Sized(x86::eax, size), Sized(x86::r11d, size));
   AdjustEsp(b, 8 * size);
@@ -104,18 +115,21 @@ void EmitPopa(UnitBuilder& b, const DecodedInstruction& insn) {
 
 void EmitEnter(UnitBuilder& b, const DecodedInstruction& insn) {
   auto& a = b.a();
-  a.mov(Stack(-4, 4), x86::ebp);
+  const auto frame = static_cast<std::int32_t>(insn.immediate & 0xFFFF);
+  // ENTER checks its new ESP against the stack limit too (SDM Vol. 2A
+  // ENTER): the range from it to the pushed EBP covers both.
+  const UnitBuilder::StackFrame stack =
+      b.Stack(kGuestEsp, -4 - frame, static_cast<unsigned>(4 + frame), /*write=*/true);
+  a.mov(stack.At(-4, 4), x86::ebp);
   AdjustEsp(b, -4);
   a.mov(x86::ebp, kGuestEsp);
-  AdjustEsp(b, -static_cast<std::int32_t>(insn.immediate & 0xFFFF));
+  AdjustEsp(b, -frame);
 }
 
 void EmitLeave(UnitBuilder& b, const DecodedInstruction& insn) {
   auto& a = b.a();
   const unsigned size = insn.operand_size;
-  x86::Mem top = x86::ptr(x86::ebp, 0, size);
-  top.setSegment(x86::gs);
-  a.mov(Sized(x86::r11d, size), top);
+  a.mov(Sized(x86::r11d, size), b.Stack(x86::ebp, 0, size, /*write=*/false).At(0, size));
   a.lea(kGuestEsp, x86::ptr(x86::rbp, static_cast<std::int32_t>(size)));
   a.mov(Sized(x86::ebp, size), Sized(x86::r11d, size));
 }

@@ -28,11 +28,16 @@ enum class Fixup : std::uint8_t {
   kUndoPop2,
   kRestoreSpill,  // guest register `argument` is parked in CpuState::spill
   kStringAccess,  // a string instruction with host-absolute ESI/EDI; ESI also
-                  // holds the base of segment `argument` (FS/GS) unless that
-                  // is decoder::kNoRegister
+                  // holds the base of segment `argument & 0xF` and EDI that
+                  // of `argument >> 4` (kNoStringBase for none)
+  kSegmentFault,  // a failed segment limit check: the host trap here is the
+                  // guest's exception `argument` (#GP or #SS), error code 0
   kPcThunkGuard,  // an inlined call's read of its PC thunk (EmitPcThunkCall);
                   // guest register `argument` is parked in CpuState::spill
 };
+
+// A kStringAccess argument nibble: no segment base in that register.
+constexpr std::uint8_t kNoStringBase = 0xF;
 
 struct FaultMapEntry {
   std::uint32_t host_offset;  // first host byte this entry covers
@@ -98,6 +103,17 @@ constexpr std::uint32_t kModeTsd = 1u << 16, kModeSseOff = 1u << 17;
 // UnitKey::mode bit: the unit runs in the user view (CPL 3 with paging); its
 // indirect-branch lookups use the user salt (kUserIndirectSalt).
 constexpr std::uint32_t kModeUserView = 1u << 18;
+// UnitKey::mode bits, shifted left by the segment register's number (ES,
+// SS, DS): the segment is not flat (a base, a limit below 4 GiB, expand-down,
+// read-only or null), so the unit's accesses through it add its base and
+// check its bounds at run time (CpuState::segment_bounds). Flat segments,
+// which every common 32-bit OS keeps, cost nothing.
+constexpr std::uint32_t kModeCheckedSegment = 1u << 19;
+constexpr std::uint32_t kModeCheckedSegments =
+    kModeCheckedSegment << kEs | kModeCheckedSegment << kSs | kModeCheckedSegment << kDs;
+constexpr bool SegmentChecked(std::uint32_t mode, unsigned segment) {
+  return segment <= kDs && (mode & kModeCheckedSegment << segment) != 0;
+}
 
 // The UnitKey::mode for control registers 0 and 4. x87, MMX and SSE
 // instructions run natively, so units depend on whether CR0.TS/EM/MP make

@@ -11,8 +11,10 @@ using decoder::Kind;
 namespace {
 
 constexpr std::uint32_t kPageSize = 4096;
-// Generous upper bounds of host bytes, checked after emission.
+// Generous upper bounds of host bytes, checked after emission; limit checks
+// (about 60 bytes each, up to two per instruction) need more.
 constexpr std::size_t kHostBytesPerInstruction = 160;
+constexpr std::size_t kHostBytesPerCheckedInstruction = 320;
 constexpr std::size_t kHostBytesPerUnit = 256;
 constexpr std::size_t kCodeAlignment = 64;
 
@@ -90,16 +92,19 @@ bool IsCallout(const DecodedInstruction& insn) {
 bool EndsUnit(const DecodedInstruction& insn) {
   if (IsNearControlTransfer(insn.kind)) return true;
   switch (insn.kind) {
+    // A load of SS holds off interrupts for one instruction, which runs as
+    // a unit of its own. Other segment loads leave translated code only if
+    // they change the unit mode (runtime/callouts.cc).
+    case Kind::kPopSegment:
+    case Kind::kMovToSegment: return insn.special_register == kSs;
     case Kind::kJmpFar:
     // Callouts that can change the CPU mode, segment assumptions or
     // pending events, or that stop the run.
-    case Kind::kPopSegment:
     case Kind::kPopf:
     case Kind::kHlt:
     case Kind::kSti:
     case Kind::kMovToCr:
     case Kind::kInvlpg:  // the linear-to-physical mapping
-    case Kind::kMovToSegment:
     case Kind::kInt3:
     case Kind::kInt:
     case Kind::kIret:
@@ -146,9 +151,12 @@ Adaptation Translator::AdaptationOf(const DecodedInstruction& insn, CodeSource& 
   return adaptation;
 }
 
-std::uint32_t Translator::PcThunkOf(const DecodedInstruction& insn, CodeSource& source) {
+std::uint32_t Translator::PcThunkOf(const DecodedInstruction& insn, std::uint32_t mode,
+                                    CodeSource& source) {
   constexpr std::uint32_t kThunkBytes = 4;
-  if (insn.kind != Kind::kCallRelative || insn.operand_size != 4) return 0;
+  if (insn.kind != Kind::kCallRelative || insn.operand_size != 4 || SegmentChecked(mode, kSs)) {
+    return 0;
+  }
   const std::uint32_t target = insn.branch_target;
   if (kPageSize - (target & (kPageSize - 1)) < kThunkBytes) return 0;
   std::uint32_t physical_page = 0;
@@ -201,7 +209,7 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
     }
     adaptation_[run.count] = AdaptationOf(insn, source);
     // A unit of one instruction is the fallback of an inlined call's guard.
-    pc_thunk_[run.count] = limit > 1 ? PcThunkOf(insn, source) : 0;
+    pc_thunk_[run.count] = limit > 1 ? PcThunkOf(insn, key.mode, source) : 0;
     ++run.count;
     if (pc_thunk_[run.count - 1] != 0) {
       eip = insn.next_eip();
@@ -265,16 +273,29 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   unsigned record_count = 0;
   unsigned exit_count = 2;
   for (unsigned i = 0; i < count; ++i) {
-    if (IsCallout(decoded_[i]) || decoded_[i].uses_high_byte) ++record_count;
+    const DecodedInstruction& insn = decoded_[i];
+    if (IsCallout(insn) || insn.uses_high_byte) ++record_count;
+    // Hidden operands through a segment with a base may take a callout: a
+    // string check, or the report of a form not supported yet.
+    const bool based =
+        (key.mode & kModeCheckedSegments) || insn.segment == kFs || insn.segment == kGs;
+    if ((insn.kind == Kind::kIdent || insn.kind == Kind::kStringEs) && insn.implicit_memory &&
+        based) {
+      ++record_count;
+    }
     if (adaptation_[i].memory != Resolution::kNone) record_count += 2;
     if (adaptation_[i].check_divide) ++record_count;
-    if (decoded_[i].kind == Kind::kJcc || pc_thunk_[i] != 0) ++exit_count;
+    if (insn.kind == Kind::kJcc || pc_thunk_[i] != 0) ++exit_count;
   }
-  const std::uint32_t fault_capacity = 3 * count + 2;
+  const std::uint32_t fault_capacity = kFaultEntriesPerInstruction * count + 2;
   const std::size_t header =
       AlignUp(sizeof(TranslationUnit)) + AlignUp(exit_count * sizeof(ExitLink));
   const std::size_t records = AlignUp(record_count * sizeof(CalloutRecord));
-  const std::size_t code_limit = kHostBytesPerInstruction * count + kHostBytesPerUnit;
+  const std::size_t code_limit =
+      ((key.mode & kModeCheckedSegments) ? kHostBytesPerCheckedInstruction
+                                         : kHostBytesPerInstruction) *
+          count +
+      kHostBytesPerUnit;
   if (!cache_.HasRoom(code_limit + kCodeAlignment,
                       header + records + exit_count * UnitBuilder::kSlowPathBytes + 16 +
                           fault_capacity * sizeof(FaultMapEntry))) {

@@ -72,6 +72,10 @@ class Translator {
  private:
   static constexpr unsigned kMaxInstructions = 4096;
   static constexpr unsigned kMaxSideExits = UnitBuilder::kMaxExits - 2;
+  // Fault map entries one instruction may need: its start, fix-ups such as
+  // a spilled register, and two per limit check (push of a memory operand
+  // through checked segments has two checks).
+  static constexpr unsigned kFaultEntriesPerInstruction = 8;
 
   // The guest code of one unit: a superblock that continues past
   // conditional branches (side exits) and follows forward direct jumps
@@ -87,8 +91,9 @@ class Translator {
   Run DecodeRun(UnitKey key, unsigned limit, CodeSource& source);
   static Adaptation AdaptationOf(const DecodedInstruction& insn, CodeSource& source);
   // The bytes of the PC thunk `insn` calls (see EmitPcThunkCall), or 0 if
-  // it is no call to one.
-  static std::uint32_t PcThunkOf(const DecodedInstruction& insn, CodeSource& source);
+  // it is no call to one or runs in a unit of `mode` with a checked SS.
+  static std::uint32_t PcThunkOf(const DecodedInstruction& insn, std::uint32_t mode,
+                                 CodeSource& source);
   // Decodes one instruction as a unit of `mode` (UnitKey::mode) runs it.
   bool Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_t available,
               std::uint32_t mode, DecodedInstruction& insn) const;
@@ -103,7 +108,7 @@ class Translator {
   // Per decoded_ entry: what adaptive translation asks of it.
   Adaptation adaptation_[kMaxInstructions];
   std::uint32_t pc_thunk_[kMaxInstructions];  // PcThunkOf each of decoded_
-  FaultMapEntry fault_map_[3 * kMaxInstructions + 2];
+  FaultMapEntry fault_map_[kFaultEntriesPerInstruction * kMaxInstructions + 2];
 };
 
 // True for instructions after which a unit must end.

@@ -2,6 +2,7 @@
 
 #include "platform/host_fault.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 
@@ -39,6 +40,18 @@ void UnitBuilder::SetFixup(Fixup fixup, std::uint8_t argument) {
   }
   assert(fault_map_size_ < fault_map_capacity_);
   fault_map_[fault_map_size_++] = {offset, current_eip_, fixup, argument};
+  current_fixup_ = fixup;
+  current_argument_ = argument;
+}
+
+UnitBuilder::SegmentUse UnitBuilder::UseOf(std::uint8_t segment) const {
+  if (segment == kFs || segment == kGs) return SegmentUse::kBased;
+  return SegmentChecked(mode(), segment) ? SegmentUse::kChecked : SegmentUse::kFlat;
+}
+
+UnitBuilder::SegmentUse UnitBuilder::OperandUse(const DecodedInstruction& insn) const {
+  if (insn.segment == kNoRegister || insn.memory.agen) return SegmentUse::kFlat;
+  return UseOf(insn.segment);
 }
 
 void UnitBuilder::EffectiveAddress(const DecodedInstruction& insn, const x86::Gp& dest) {
@@ -46,7 +59,6 @@ void UnitBuilder::EffectiveAddress(const DecodedInstruction& insn, const x86::Gp
   if (m.base == kNoRegister && m.index == kNoRegister) {
     const auto address = static_cast<std::uint32_t>(m.displacement);
     assembler_.mov(dest.r32(), Imm(m.address16 ? address & 0xFFFF : address));
-    AddSegmentBase(insn, dest);
     return;
   }
   x86::Mem address;
@@ -64,26 +76,79 @@ void UnitBuilder::EffectiveAddress(const DecodedInstruction& insn, const x86::Gp
   // 32-bit base registers make asmjit emit addr32, so the sum wraps at 4 GiB.
   assembler_.lea(dest.r32(), address);
   if (m.address16) assembler_.movzx(dest.r32(), dest.r16());
-  AddSegmentBase(insn, dest);
+}
+
+void UnitBuilder::LinearAddress(const DecodedInstruction& insn, const x86::Gp& dest, bool check,
+                                unsigned bytes) {
+  EffectiveAddress(insn, dest);
+  const SegmentUse use = OperandUse(insn);
+  if (use == SegmentUse::kFlat) return;
+  const bool accessed = insn.memory.read || insn.memory.written;
+  if (use == SegmentUse::kChecked && check && accessed) {
+    CheckLimit(insn.segment, dest, bytes ? bytes : std::max<unsigned>(insn.memory.bytes, 1),
+               insn.memory.written);
+  }
+  AddSegmentBase(insn.segment, dest);
+}
+
+// The check is inline because it runs on every access through a checked
+// segment, where a callout would cost a hundred times more; it stays off
+// flat units, so common code pays nothing. Translated code must keep the
+// guest's flags, so there is no cmp: with the offset o, the bounds
+// [first, last] and the access's last byte o + bytes - 1 in 64 bits,
+//   o - first                 has a high dword of 0 exactly when o >= first,
+//   o + bytes - 1 - last - 1  has a high dword of ~0 exactly when the last
+//                             byte is at most `last`,
+// as both lie within +-2^33. bswap brings each high dword down, lea adds
+// them up, and jrcxz (with the guest's ECX set aside) takes the in-bounds
+// path; out of bounds, ud2 traps into the host fault handler, whose fault
+// map entry turns it into the guest's #GP(0) or #SS(0) with every register
+// and flag as the instruction found them.
+void UnitBuilder::CheckLimit(std::uint8_t segment, const x86::Gp& offset, unsigned bytes,
+                             bool write) {
+  auto& a = assembler_;
+  const std::size_t bounds = offsetof(CpuState, segment_bounds) +
+                             (segment * 2u + (write ? 1u : 0u)) * sizeof(SegmentBounds);
+  const x86::Gp o = offset.r64();
+  Label within = a.newLabel();
+  a.mov(x86::r9, x86::rcx);
+  a.mov(x86::rcx, StateField(bounds + offsetof(SegmentBounds, neg_first), 8));
+  a.lea(x86::rcx, x86::ptr(x86::rcx, o));
+  a.mov(x86::r8, StateField(bounds + offsetof(SegmentBounds, neg_last), 8));
+  a.lea(x86::r8, x86::ptr(x86::r8, o, 0, static_cast<std::int32_t>(bytes) - 2));
+  a.bswap(x86::rcx);
+  a.mov(x86::ecx, x86::ecx);
+  a.bswap(x86::r8);
+  a.not_(x86::r8d);
+  a.lea(x86::rcx, x86::ptr(x86::rcx, x86::r8));
+  a.jecxz(x86::rcx, within);
+  a.mov(x86::rcx, x86::r9);
+  const Fixup fixup = current_fixup_;
+  const std::uint8_t argument = current_argument_;
+  constexpr std::uint8_t kStackFault = 12, kGeneralProtection = 13;
+  SetFixup(Fixup::kSegmentFault, segment == kSs ? kStackFault : kGeneralProtection);
+  a.ud2();
+  SetFixup(fixup, argument);
+  a.bind(within);
+  a.mov(x86::rcx, x86::r9);
 }
 
 // The base is read at run time, so a translation stays valid when the guest
-// reloads FS or GS (per-CPU data, thread-local storage); lea keeps the guest
-// flags intact, and its 32-bit result wraps the linear address at 4 GiB.
-void UnitBuilder::AddSegmentBase(const DecodedInstruction& insn, const x86::Gp& dest) {
-  if (insn.based_segment == kNoRegister) return;
-  assembler_.mov(kSegmentBase, StateField(offsetof(CpuState, segment) +
-                                              insn.based_segment * sizeof(SegmentState) +
-                                              offsetof(SegmentState, base),
-                                          4));
-  assembler_.lea(dest.r32(), x86::ptr(dest.r64(), kSegmentBase.r64()));
+// reloads the segment (per-CPU data, thread-local storage); lea keeps the
+// guest flags intact, and its 32-bit result wraps the linear address at 4 GiB.
+void UnitBuilder::AddSegmentBase(std::uint8_t segment, const x86::Gp& dest, const x86::Gp& temp) {
+  assembler_.mov(temp.r32(),
+                 StateField(offsetof(CpuState, segment) + segment * sizeof(SegmentState) +
+                                offsetof(SegmentState, base),
+                            4));
+  assembler_.lea(dest.r32(), x86::ptr(dest.r64(), temp.r64()));
 }
 
 x86::Mem UnitBuilder::GuestMemory(const DecodedInstruction& insn, unsigned size) {
   const decoder::MemoryOperand& m = insn.memory;
   x86::Mem mem;
-  if (m.address16 || m.base == kNoRegister || insn.based_segment != kNoRegister) {
-    EffectiveAddress(insn, kScratch);
+  if (m.address16 || m.base == kNoRegister || OperandUse(insn) != SegmentUse::kFlat) {
+    LinearAddress(insn, kScratch, /*check=*/true, size);
     mem = x86::ptr(kScratch32, 0, size);
   } else if (m.index != kNoRegister) {
     mem = x86::ptr(kGuestGpr32[m.base], kGuestGpr32[m.index],
@@ -93,6 +158,21 @@ x86::Mem UnitBuilder::GuestMemory(const DecodedInstruction& insn, unsigned size)
   }
   mem.setSegment(x86::gs);
   return mem;
+}
+
+x86::Mem UnitBuilder::StackFrame::At(std::int32_t offset, unsigned size) const {
+  x86::Mem mem = x86::ptr(base, offset + bias, size);
+  mem.setSegment(x86::gs);
+  return mem;
+}
+
+UnitBuilder::StackFrame UnitBuilder::Stack(const x86::Gp& reg, std::int32_t first, unsigned bytes,
+                                           bool write, const x86::Gp& scratch) {
+  if (UseOf(kSs) != SegmentUse::kChecked) return {reg.r32(), 0};
+  assembler_.lea(scratch.r32(), x86::ptr(reg.r64(), first));
+  CheckLimit(kSs, scratch, bytes, write);
+  AddSegmentBase(kSs, scratch, x86::r8);
+  return {scratch.r32(), -first};
 }
 
 UnitBuilder::PendingExit& UnitBuilder::NewExit(std::uint32_t target_eip, unsigned rel32_offset) {
@@ -142,8 +222,10 @@ void UnitBuilder::EmitIndirectExit() {
 
 void UnitBuilder::EmitCallout(const DecodedInstruction& insn) {
   CalloutRecord* record = &records_[record_count_++];
-  new (record) CalloutRecord{insn};
-  if (insn.has_memory || insn.moffs) EffectiveAddress(insn, kScratch);
+  new (record) CalloutRecord{insn, mode()};
+  // The runtime checks the operand's limit itself (Vcpu::CheckOperandLimit),
+  // after the faults that come first, such as #GP for CPL > 0.
+  if (insn.has_memory || insn.moffs) LinearAddress(insn, kScratch, /*check=*/false);
   assembler_.mov(x86::r11, Imm(reinterpret_cast<std::uint64_t>(record)));
   assembler_.call(Imm(reinterpret_cast<std::uint64_t>(trampolines_.callout)));
 }
@@ -157,6 +239,12 @@ void UnitBuilder::EmitResolveMemory(const DecodedInstruction& insn) {
 void UnitBuilder::EmitCheckDivide(const DecodedInstruction& insn) {
   DecodedInstruction check = insn;
   check.kind = Kind::kCheckDivide;
+  EmitCallout(check);
+}
+
+void UnitBuilder::EmitStringCheck(const DecodedInstruction& insn) {
+  DecodedInstruction check = insn;
+  check.kind = Kind::kStringCheck;
   EmitCallout(check);
 }
 

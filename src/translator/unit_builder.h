@@ -13,10 +13,20 @@ namespace bt::translator {
 
 using decoder::DecodedInstruction;
 
-// What a callout record tells the runtime: the instruction to finish.
+// What a callout record tells the runtime: the instruction to finish, and
+// the UnitKey::mode of the unit it is in.
 struct CalloutRecord {
   DecodedInstruction instruction;
+  std::uint32_t unit_mode = 0;
 };
+
+// Whether a legacy prefix of `instruction` is `prefix`.
+inline bool HasPrefix(const DecodedInstruction& instruction, std::uint8_t prefix) {
+  for (unsigned i = 0; i < instruction.prefix_count; ++i) {
+    if (instruction.bytes[i] == prefix) return true;
+  }
+  return false;
+}
 
 class UnitBuilder {
  public:
@@ -40,15 +50,51 @@ class UnitBuilder {
   // A fault from here on needs `fixup` to recover the guest state.
   void SetFixup(Fixup fixup, std::uint8_t argument = 0);
 
+  // How the unit's code reaches segment `segment` (SegmentRegister): flat,
+  // adding a base read at run time (FS, GS), or adding the base after a
+  // limit check (ES, SS, DS when the unit's mode has them checked).
+  enum class SegmentUse : std::uint8_t { kFlat, kBased, kChecked };
+  SegmentUse UseOf(std::uint8_t segment) const;
+  // The same for the memory operand of `instruction`; kFlat for lea.
+  SegmentUse OperandUse(const DecodedInstruction& instruction) const;
+
   // The guest memory operand of `instruction` as a gs: + addr32 host operand
-  // of `size` bytes. 16-bit addressing is computed into r14 first, so the
-  // caller must not need r14 until the operand has been used.
+  // of `size` bytes. 16-bit addressing and operands with a segment base are
+  // computed into r14 first, so the caller must not need r14 until the
+  // operand has been used; a checked segment's limit is checked for `size`
+  // bytes.
   x86::Mem GuestMemory(const DecodedInstruction& instruction, unsigned size);
-  // Computes the operand's 32-bit guest address into `dest` without flags.
+  // Computes the operand's 32-bit guest offset into `dest` without flags.
   void EffectiveAddress(const DecodedInstruction& instruction, const x86::Gp& dest);
-  // For an FS/GS operand, adds the segment base to `dest` (nothing otherwise)
-  // and leaves the base in kSegmentBase.
-  void AddSegmentBase(const DecodedInstruction& instruction, const x86::Gp& dest);
+  // Computes the operand's linear address into `dest`: the offset plus the
+  // segment base where the unit reaches its segment with one. With `check`,
+  // an access of `bytes` (0: the operand's size) through a checked segment
+  // is checked first (CheckLimit).
+  void LinearAddress(const DecodedInstruction& instruction, const x86::Gp& dest, bool check,
+                     unsigned bytes = 0);
+  // Raises #GP(0) (#SS(0) for SS) unless the `bytes` at the zero-extended
+  // offset in `offset` lie within the bounds of segment `segment`, for a
+  // write if `write`. Leaves the guest registers and flags alone; clobbers
+  // r8 and r9, so `offset` must be none of rcx, r8 and r9.
+  void CheckLimit(std::uint8_t segment, const x86::Gp& offset, unsigned bytes, bool write);
+  // Adds the base of segment `segment` to `dest` without flags, wrapping at
+  // 4 GiB; `temp` keeps the base.
+  void AddSegmentBase(std::uint8_t segment, const x86::Gp& dest,
+                      const x86::Gp& temp = kSegmentBase);
+
+  // Guest stack memory relative to a guest register (ESP, or EBP for leave):
+  // At(offset, size) is the host operand of [register + offset].
+  struct StackFrame {
+    x86::Gp base;  // 32-bit, so that base + offset wraps at 4 GiB
+    std::int32_t bias = 0;
+    x86::Mem At(std::int32_t offset, unsigned size) const;
+  };
+  // The stack bytes [`reg` + first, `reg` + first + bytes) that an
+  // instruction reads (or writes, if `write`): with a flat SS straight
+  // through `reg`; with SS checked, the range is checked once and `scratch`
+  // gets the linear address of `reg` + first.
+  StackFrame Stack(const x86::Gp& reg, std::int32_t first, unsigned bytes, bool write,
+                   const x86::Gp& scratch = kScratch);
 
   // A direct exit to `target_eip` that the dispatcher may chain.
   void EmitDirectExit(std::uint32_t target_eip);
@@ -67,6 +113,10 @@ class UnitBuilder {
   void EmitReleaseMemory(const DecodedInstruction& instruction, bool device);
   // A callout before a division that raises #DE if the division would.
   void EmitCheckDivide(const DecodedInstruction& instruction);
+  // A callout before a string instruction through a checked segment: the
+  // runtime checks every iteration's access, and if one is out of bounds
+  // runs the instruction itself.
+  void EmitStringCheck(const DecodedInstruction& instruction);
   // Copies raw host bytes.
   void Embed(const std::uint8_t* bytes, std::size_t size) { assembler_.embed(bytes, size); }
 
@@ -97,6 +147,8 @@ class UnitBuilder {
   std::uint32_t record_count_ = 0;
   bool chaining_;
   std::uint32_t current_eip_ = 0;
+  Fixup current_fixup_ = Fixup::kNone;
+  std::uint8_t current_argument_ = 0;
   PendingExit exits_[kMaxExits];
   asmjit::CodeHolder code_;
   x86::Assembler assembler_;

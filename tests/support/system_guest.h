@@ -55,6 +55,16 @@ constexpr std::uint64_t Gate(std::uint32_t offset, std::uint16_t selector, std::
          std::uint64_t{offset >> 16} << 48;
 }
 
+// `size` bytes at `address` through SS: the harness's own bookkeeping does not
+// depend on DS, which a return to an outer ring may have nulled (SDM Vol. 2A
+// IRET) and tests may load with other segments; SS is flat in every test's
+// ring 0 and ring 3.
+inline asmjit::x86::Mem Flat(std::uint32_t address, unsigned size = 4) {
+  asmjit::x86::Mem mem = asmjit::x86::ptr_abs(address, size);
+  mem.setSegment(asmjit::x86::ss);
+  return mem;
+}
+
 // What the handler found on its stack; ESP and SS only for an exception from
 // an outer ring.
 struct LoggedFault {
@@ -149,14 +159,16 @@ class SystemGuest {
     a.bind(common);
     a.push(x86::eax);
     a.push(x86::ebx);
-    a.mov(x86::ebx, x86::dword_ptr_abs(kLogCount));
+    a.mov(x86::ebx, Flat(kLogCount));
     a.shl(x86::ebx, 5);
     for (int i = 0; i < 7; ++i) {
       a.mov(x86::eax, x86::dword_ptr(x86::esp, 8 + 4 * i));
-      a.mov(x86::dword_ptr(x86::ebx, static_cast<std::int32_t>(kLogEntries) + 4 * i), x86::eax);
+      x86::Mem entry = x86::dword_ptr(x86::ebx, static_cast<std::int32_t>(kLogEntries) + 4 * i);
+      entry.setSegment(x86::ss);
+      a.mov(entry, x86::eax);
     }
-    a.inc(x86::dword_ptr_abs(kLogCount));
-    a.mov(x86::eax, x86::dword_ptr_abs(kAction));
+    a.inc(Flat(kLogCount));
+    a.mov(x86::eax, Flat(kAction));
     a.cmp(x86::eax, kClts);
     a.jne(not_clts);
     a.clts();
@@ -169,7 +181,7 @@ class SystemGuest {
     a.mov(x86::cr0, x86::eax);
     a.jmp(restart);
     a.bind(skip);
-    a.mov(x86::eax, x86::dword_ptr_abs(kResume));
+    a.mov(x86::eax, Flat(kResume));
     a.mov(x86::dword_ptr(x86::esp, 16), x86::eax);
     a.bind(restart);
     a.pop(x86::ebx);
@@ -194,10 +206,10 @@ inline std::uint32_t ExpectSkip(asmjit::x86::Assembler& a,
                                 const std::function<void()>& emit_faulting) {
   namespace x86 = asmjit::x86;
   asmjit::Label after = a.newLabel();
-  a.mov(x86::dword_ptr_abs(kAction), kSkip);
+  a.mov(Flat(kAction), kSkip);
   a.push(x86::eax);
   a.lea(x86::eax, x86::ptr(after));
-  a.mov(x86::dword_ptr_abs(kResume), x86::eax);
+  a.mov(Flat(kResume), x86::eax);
   a.pop(x86::eax);
   const std::uint32_t at = Here(a);
   emit_faulting();

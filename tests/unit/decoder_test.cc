@@ -57,6 +57,32 @@ TEST_CASE("lods and xlat keep their implicit DS operand and are copied") {
   CHECK(DecodeBytes({0xF3, 0xA5}).rep == 1);
 }
 
+TEST_CASE("memory operands carry their segment: overrides, and SS for ESP and EBP bases") {
+  constexpr std::uint8_t kEs = 0, kCs = 1, kSs = 2, kDs = 3, kFs = 4;
+  CHECK(DecodeBytes({0x8B, 0x03}).segment == kDs);              // mov eax, [ebx]
+  CHECK(DecodeBytes({0x8B, 0x45, 0x08}).segment == kSs);        // mov eax, [ebp+8]
+  CHECK(DecodeBytes({0x8B, 0x44, 0x24, 0x08}).segment == kSs);  // mov eax, [esp+8]
+  CHECK(DecodeBytes({0x3E, 0x8B, 0x45, 0x08}).segment == kDs);  // ds: [ebp+8]
+  CHECK(DecodeBytes({0x26, 0x8B, 0x03}).segment == kEs);        // es: [ebx]
+  CHECK(DecodeBytes({0x2E, 0x8B, 0x03}).segment == kCs);        // cs: [ebx]
+  CHECK(DecodeBytes({0x36, 0xA1, 0, 0, 0, 0}).segment == kSs);  // mov eax, ss:[0]
+  CHECK(DecodeBytes({0x64, 0xFF, 0x30}).segment == kFs);        // push dword fs:[eax]
+  CHECK(DecodeBytes({0x26, 0xA4}).segment == kEs);              // movsb from es:[esi]
+  CHECK(DecodeBytes({0xAE}).segment == kNoRegister);            // scasb: ES:EDI only
+  CHECK(DecodeBytes({0x64, 0xD7}).segment == kFs);              // xlat fs:[ebx+al]
+  CHECK(DecodeBytes({0x66, 0x0F, 0xF7, 0xC1}).segment == kDs);  // maskmovdqu [edi]
+  CHECK(DecodeBytes({0x50}).segment == kNoRegister);            // push eax
+}
+
+TEST_CASE("nop and prefetch name memory without accessing it; clflush touches a byte") {
+  const DecodedInstruction nop = DecodeBytes({0x0F, 0x1F, 0x00});  // nop [eax]
+  CHECK_FALSE(nop.memory.read);
+  CHECK_FALSE(nop.memory.written);
+  CHECK_FALSE(DecodeBytes({0x0F, 0x18, 0x00}).memory.read);  // prefetchnta [eax]
+  CHECK(DecodeBytes({0x0F, 0xAE, 0x38}).memory.bytes == 1);  // clflush [eax]
+  CHECK(DecodeBytes({0x0F, 0xAE, 0x38}).memory.read);
+}
+
 TEST_CASE("SSE2 movsd is not the string instruction") {
   CHECK(DecodeBytes({0xF2, 0x0F, 0x10, 0xC1}).kind == Kind::kIdent);  // movsd xmm0, xmm1
 }

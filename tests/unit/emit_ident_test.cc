@@ -39,7 +39,7 @@ TEST_CASE("register-only instructions are copied unchanged") {
 
 TEST_CASE("memory operands get gs: and addr32") {
   CHECK(Rewrite({0x8B, 0x03}) == Bytes{0x65, 0x67, 0x8B, 0x03});  // mov eax, [ebx]
-  // A guest segment override is dropped: segments are flat.
+  // In a unit whose segments are flat (mode 0), an override adds nothing.
   CHECK(Rewrite({0x2E, 0x8B, 0x03}) == Bytes{0x65, 0x67, 0x8B, 0x03});
 }
 

@@ -22,6 +22,7 @@ using testing::CheckFault;
 using testing::Descriptor;
 using testing::EmitFar;
 using testing::ExpectSkip;
+using testing::Flat;
 using testing::Gate;
 using testing::Here;
 using testing::kBig;
@@ -136,18 +137,18 @@ class RingGuest : public testing::SystemGuest {
     a.ltr(x86::ax);
     a.jmp(start);
     handlers.syscall = Here(a);
-    a.mov(x86::dword_ptr_abs(kOut + 0x100), x86::esp);
+    a.mov(Flat(kOut + 0x100), x86::esp);
     a.push(x86::ebx);
     for (int i = 0; i < 5; ++i) {
       a.mov(x86::ebx, x86::dword_ptr(x86::esp, 4 + 4 * i));
-      a.mov(x86::dword_ptr_abs(kSyscallFrame + 4 * i), x86::ebx);
+      a.mov(Flat(kSyscallFrame + 4 * i), x86::ebx);
     }
     a.pop(x86::ebx);
     a.add(x86::eax, 100);
     a.iretd();
     handlers.ring1 = Here(a);
-    a.mov(x86::dword_ptr_abs(kOut + 0x104), x86::esp);
-    a.mov(x86::word_ptr_abs(kOut + 0x108), x86::ss);
+    a.mov(Flat(kOut + 0x104), x86::esp);
+    a.mov(Flat(kOut + 0x108, 2), x86::ss);
     a.add(x86::eax, 1000);
     a.iretd();
     handlers.finish = Here(a);
@@ -182,9 +183,15 @@ std::uint32_t EnterRing(x86::Assembler& a, const asmjit::Label& target, std::uin
 }
 
 // Emits code that enters ring 3 (CS:EIP kCode3:the code `user` emits,
-// SS:ESP kData3:kStack3, EFLAGS `eflags`) and ends the run after it.
-void InRing3(x86::Assembler& a, const std::function<void()>& user, std::uint32_t eflags = 0x2) {
+// SS:ESP kData3:kStack3, EFLAGS `eflags`) and ends the run after it. DS is
+// kData3, as an OS would load it before the iret, unless `keep_ds`.
+void InRing3(x86::Assembler& a, const std::function<void()>& user, std::uint32_t eflags = 0x2,
+             bool keep_ds = false) {
   asmjit::Label entry = a.newLabel();
+  if (!keep_ds) {
+    a.push(kData3);
+    a.pop(x86::ds);
+  }
   EnterRing(a, entry, kCode3, kData3, kStack3, eflags);
   a.bind(entry);
   user();
@@ -237,7 +244,7 @@ TEST_CASE("int n from CPL 3 switches to SS0:ESP0 from the TSS; iret returns to C
                 a.mov(x86::ax, x86::gs);
                 a.mov(x86::ebp, x86::ds);
               },
-              0x202);
+              0x202, /*keep_ds=*/true);
         },
         settings);
     const Registers r = RunExpecting(guest, {});
