@@ -62,9 +62,13 @@ std::uint8_t* CodeCache::AllocatePermanent(std::size_t bytes) {
   return result;
 }
 
-TranslationUnit* CodeCache::Lookup(UnitKey key) const {
+TranslationUnit* CodeCache::Lookup(UnitKey key) {
+  TranslationUnit*& recent = recent_[KeyHash{}(key) % kRecentSlots];
+  if (recent && recent->live && recent->key == key) return recent;
   auto it = table_.find(key);
-  return it == table_.end() ? nullptr : const_cast<TranslationUnit*>(&*it);
+  if (it == table_.end()) return nullptr;
+  recent = &*it;
+  return recent;
 }
 
 namespace {
@@ -204,6 +208,7 @@ std::size_t CodeCache::InvalidateInstruction(std::uint32_t page, std::uint32_t e
 void CodeCache::Flush() {
   counters_.units_evicted += table_.size();
   table_.clear();
+  recent_.fill(nullptr);
   for (CrossPageChains* chains : {&cross_page_local_, &cross_page_global_}) {
     chains->list.clear();
     chains->into_region.fill(0);

@@ -41,7 +41,7 @@ class CodeCache {
   // Only valid before the first unit is allocated.
   std::uint8_t* AllocatePermanent(std::size_t bytes);
 
-  TranslationUnit* Lookup(UnitKey key) const;
+  TranslationUnit* Lookup(UnitKey key);
 
   // Room for a unit with at most this much code and metadata; false means
   // the caller must Flush().
@@ -133,6 +133,11 @@ class CodeCache {
   std::uint8_t* next_metadata_;
   std::vector<HashTable::bucket_type> buckets_;
   HashTable table_;
+  // The units found last, by a hash of their key: most dispatcher lookups
+  // ask for a unit asked for shortly before, which this finds without
+  // walking a bucket. A slot may name a unit dropped since (not live).
+  static constexpr std::size_t kRecentSlots = 4096;
+  std::array<TranslationUnit*, kRecentSlots> recent_{};
   std::vector<PageList> pages_;
   // Chains of scope kLocal and kGlobal, and how many of each target every
   // region of linear space.

@@ -69,6 +69,24 @@ TEST_CASE("chaining patches the jump and invalidation undoes it") {
   CHECK((*cache)->PageHasCode(1));
 }
 
+TEST_CASE("a unit found a moment ago is not found once it is dropped or flushed") {
+  auto cache = CodeCache::Create(1u << 20, 16);
+  REQUIRE(cache);
+  TranslationUnit* unit = MakeUnit(**cache, 0x1000, 1);
+  CHECK((*cache)->Lookup(unit->key) == unit);
+  CHECK((*cache)->Lookup(unit->key) == unit);
+  (*cache)->InvalidatePage(1);
+  CHECK((*cache)->Lookup({0x1000, 0, 0x1000 / 4096}) == nullptr);
+  TranslationUnit* again = MakeUnit(**cache, 0x1000, 1);
+  CHECK((*cache)->Lookup(again->key) == again);
+  (*cache)->Flush();
+  // The flush gives the memory back: the next unit may sit where `again`
+  // was, under another key.
+  TranslationUnit* other = MakeUnit(**cache, 0x2000, 2);
+  CHECK((*cache)->Lookup({0x1000, 0, 0x1000 / 4096}) == nullptr);
+  CHECK((*cache)->Lookup(other->key) == other);
+}
+
 TEST_CASE("invalidating a unit removes its own links from its targets") {
   auto cache = CodeCache::Create(1u << 20, 16);
   REQUIRE(cache);
