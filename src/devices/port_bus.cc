@@ -25,7 +25,8 @@ std::string RangeName(std::uint32_t base, std::uint32_t count) {
 
 }  // namespace
 
-Result<void> PortBus::Register(std::uint16_t base, std::uint16_t count, PortDevice& device) {
+Result<void> PortBus::Register(std::uint16_t base, std::uint16_t count, PortDevice& device,
+                               Code code) {
   if (count == 0) return Error{"cannot claim an empty I/O port range at " + Hex(base)};
   const std::uint32_t end = std::uint32_t{base} + count;
   if (end > 0x10000) {
@@ -42,7 +43,7 @@ Result<void> PortBus::Register(std::uint16_t base, std::uint16_t count, PortDevi
     return Error{"cannot claim I/O ports " + RangeName(base, count) + ": the limit of " +
                  std::to_string(claims_.size()) + " port devices is reached"};
   }
-  claims_.push_back(Claim{&device, base, count});
+  claims_.push_back(Claim{&device, base, count, code});
   for (std::uint32_t port = base; port < end; ++port) {
     owner_[port] = static_cast<std::uint8_t>(claims_.size());
   }

@@ -14,10 +14,20 @@ namespace bt::devices {
 
 class PortBus {
  public:
+  // Whose code a device runs when it is accessed: libbt's own only, or
+  // (also) an application's - a device it added, or a callback it gave.
+  enum class Code : std::uint8_t { kApplication, kLibbtOnly };
+
   // Claims ports [base, base + count) for `device`, which must outlive the
   // bus. Fails if the range is empty, runs past 0xFFFF or overlaps a range
   // already claimed.
-  Result<void> Register(std::uint16_t base, std::uint16_t count, PortDevice& device);
+  Result<void> Register(std::uint16_t base, std::uint16_t count, PortDevice& device,
+                        Code code = Code::kApplication);
+  // Whether an access to `port` may run application code (which must not
+  // find the guest's x87 state in the FPU, see runtime/guest_fpu.h).
+  bool RunsApplicationCode(std::uint16_t port) const {
+    return owner_[port] != kUnclaimed && claims_[owner_[port] - 1].code == Code::kApplication;
+  }
 
   // `size` is 1, 2 or 4. An access belongs to the device that owns its first
   // port, even if it spills past that device's range. Values are truncated
@@ -36,6 +46,7 @@ class PortBus {
     PortDevice* device;
     std::uint16_t base;
     std::uint16_t count;
+    Code code;
   };
   static constexpr std::uint8_t kUnclaimed = 0;
 

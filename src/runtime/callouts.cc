@@ -129,7 +129,8 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
       if (!IoPermitted(port, size)) {
         return access_fault_ ? RaiseAccessFault(insn) : RaiseFault(kGeneralProtection, insn, 0);
       }
-      const HostFpuScope devices_are_not_ours(*state_);
+      std::optional<HostFpuScope> application_code;
+      if (parts_.ports.RunsApplicationCode(port)) application_code.emplace(*state_);
       if (insn.kind == Kind::kIn) {
         WriteRegister(translator::kEax, size, parts_.ports.Read(port, size));
         return false;

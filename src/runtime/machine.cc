@@ -135,23 +135,34 @@ Result<void> Machine::Impl::Build() {
       std::make_unique<devices::ResetRegister>(devices::ResetRegister::kSystemControlPortA, reset);
   reset_control =
       std::make_unique<devices::ResetRegister>(devices::ResetRegister::kPiixResetControl, reset);
-  for (auto [range, device] :
-       {std::pair{devices::kCom1Ports, static_cast<PortDevice*>(com1.get())},
-        std::pair{devices::kDebugConsolePorts, static_cast<PortDevice*>(debug_console.get())},
-        std::pair{devices::kDebugExitPorts, static_cast<PortDevice*>(debug_exit.get())},
-        std::pair{devices::kPicMasterPorts, &pic.master_ports()},
-        std::pair{devices::kPicSlavePorts, &pic.slave_ports()},
-        std::pair{devices::kElcrPorts, &pic.elcr_ports()},
-        std::pair{devices::kPitPorts, static_cast<PortDevice*>(pit.get())},
-        std::pair{devices::kSystemControlBPorts, &pit->port61()},
-        std::pair{devices::kCmosPorts, static_cast<PortDevice*>(cmos.get())},
-        std::pair{devices::kKeyboardDataPorts, &keyboard->data_port()},
-        std::pair{devices::kKeyboardCommandPorts, &keyboard->command_port()},
-        std::pair{devices::kSystemControlAPorts, static_cast<PortDevice*>(system_control_a.get())},
-        std::pair{devices::kPciConfigAddressPorts, &pci.address_port()},
-        std::pair{devices::kResetControlPorts, static_cast<PortDevice*>(reset_control.get())},
-        std::pair{devices::kPciConfigDataPorts, &pci.data_port()}}) {
-    if (auto added = ports.Register(range.base, range.count, *device); !added) {
+  // The serial port and the debug console call the application's output
+  // callback; the other devices run libbt's code only.
+  struct Placement {
+    devices::PortRange range;
+    PortDevice* device;
+    devices::PortBus::Code code;
+  };
+  constexpr auto kOnlyLibbt = devices::PortBus::Code::kLibbtOnly;
+  for (const Placement& placement :
+       {Placement{devices::kCom1Ports, com1.get(), devices::PortBus::Code::kApplication},
+        Placement{devices::kDebugConsolePorts, debug_console.get(),
+                  devices::PortBus::Code::kApplication},
+        Placement{devices::kDebugExitPorts, debug_exit.get(), kOnlyLibbt},
+        Placement{devices::kPicMasterPorts, &pic.master_ports(), kOnlyLibbt},
+        Placement{devices::kPicSlavePorts, &pic.slave_ports(), kOnlyLibbt},
+        Placement{devices::kElcrPorts, &pic.elcr_ports(), kOnlyLibbt},
+        Placement{devices::kPitPorts, pit.get(), kOnlyLibbt},
+        Placement{devices::kSystemControlBPorts, &pit->port61(), kOnlyLibbt},
+        Placement{devices::kCmosPorts, cmos.get(), kOnlyLibbt},
+        Placement{devices::kKeyboardDataPorts, &keyboard->data_port(), kOnlyLibbt},
+        Placement{devices::kKeyboardCommandPorts, &keyboard->command_port(), kOnlyLibbt},
+        Placement{devices::kSystemControlAPorts, system_control_a.get(), kOnlyLibbt},
+        Placement{devices::kPciConfigAddressPorts, &pci.address_port(), kOnlyLibbt},
+        Placement{devices::kResetControlPorts, reset_control.get(), kOnlyLibbt},
+        Placement{devices::kPciConfigDataPorts, &pci.data_port(), kOnlyLibbt}}) {
+    const devices::PortRange range = placement.range;
+    if (auto added = ports.Register(range.base, range.count, *placement.device, placement.code);
+        !added) {
       return Error{added.error()};
     }
   }

@@ -489,6 +489,35 @@ TEST_CASE("a device may use the x87 while the guest's x87 stack is full, and bot
   CHECK((r.eax & 0x41) == 0);  // no stack fault (SF), no invalid operation (IE)
 }
 
+TEST_CASE("the serial output callback may use the x87 while the guest's x87 stack is full") {
+  MachineConfig config;
+  config.ram_bytes = 16u << 20;
+  long double seen = 0;
+  config.serial_output = [&](std::string_view text) {
+    volatile long double third = 1.0L / 3.0L;
+    seen = third * 3.0L * static_cast<long double>(text.size());
+  };
+  config.boot.kernel_image = AssembleGuest([](x86::Assembler& a) {
+    a.mov(x86::esp, 0x90000);
+    a.fninit();
+    for (int i = 0; i < 8; ++i) a.fld1();
+    a.mov(x86::dx, 0xE9);  // the debug console
+    a.mov(x86::al, 'x');
+    a.out(x86::dx, x86::al);
+    for (int i = 0; i < 7; ++i) a.faddp(x86::st1);
+    a.push(0);
+    a.fistp(x86::dword_ptr(x86::esp));
+    a.pop(x86::esi);
+    a.hlt();
+  });
+  auto machine = Machine::Create(config);
+  REQUIRE(machine);
+  REQUIRE((*machine)->Run().reason == StopReason::kHalted);
+  CHECK((*machine)->GetRegisters().esi == 8);
+  CHECK(seen > 0.999L);
+  CHECK(seen < 1.001L);
+}
+
 TEST_CASE("invd and wbinvd run as no-ops at CPL 0") {
   auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
     a.wbinvd();
