@@ -49,8 +49,9 @@ void IndirectTable::Compact(Tracked& tracked) {
 }
 
 void IndirectTable::Clear() {
+  std::fill(entries_, entries_ + translator::kIndirectEntries,
+            translator::IndirectEntry{0, 0, miss_});
   std::fill(owner_.begin(), owner_.end(), kNone);
-  for (std::uint32_t slot = 0; slot < translator::kIndirectEntries; ++slot) Empty(slot);
   for (Tracked* tracked : {&local_, &global_}) {
     tracked->slots.clear();
     tracked->in_region.fill(0);

@@ -238,13 +238,9 @@ std::optional<translator::ChainScope> Vcpu::ChainScopeOf(const TranslationUnit& 
   }
   // Owner and target share a unit mode, so a view (kModeUserView): the
   // target's fetch was checked in the view the owner runs in.
+  const std::optional<bool> global = CodePagesGlobal(target);
+  if (!global) return std::nullopt;
   const std::uint32_t first_page = target.key.eip & ~(kPageSize - 1);
-  bool global = true;
-  for (unsigned i = 0; i < target.page_count; ++i) {
-    const CodeTlbEntry* to = CodePageEntry(first_page + i * kPageSize);
-    if (!to || to->physical_page != target.physical_page[i]) return std::nullopt;
-    global = global && to->global;
-  }
   // Chains are broken by the region of their target's eip (see
   // OnPageInvalidated): a target that runs into the next region would
   // escape an invlpg there. Such units are rare enough to go through lookups.
@@ -252,7 +248,18 @@ std::optional<translator::ChainScope> Vcpu::ChainScopeOf(const TranslationUnit& 
       (first_page ^ (first_page + kPageSize)) >= translator::CodeCache::kRegionBytes) {
     return std::nullopt;
   }
-  return global ? ChainScope::kGlobal : ChainScope::kLocal;
+  return *global ? ChainScope::kGlobal : ChainScope::kLocal;
+}
+
+std::optional<bool> Vcpu::CodePagesGlobal(const TranslationUnit& unit) {
+  const std::uint32_t first_page = unit.key.eip & ~(kPageSize - 1);
+  bool global = true;
+  for (unsigned i = 0; i < unit.page_count; ++i) {
+    const CodeTlbEntry* code = CodePageEntry(first_page + i * kPageSize);
+    if (!code || code->physical_page != unit.physical_page[i]) return std::nullopt;
+    global = global && code->global;
+  }
+  return global;
 }
 
 }  // namespace bt::runtime

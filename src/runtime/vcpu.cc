@@ -66,15 +66,11 @@ Vcpu::~Vcpu() {
 }
 
 void Vcpu::RememberIndirectTarget(TranslationUnit& unit) {
-  const std::uint32_t eip = unit.key.eip;
-  bool global = true;
-  for (unsigned i = 0; i < unit.page_count && global; ++i) {
-    const CodeTlbEntry* code = CodePageEntry((eip & ~(kPageSize - 1)) + i * kPageSize);
-    global = code && code->global;
-  }
-  indirect_.Fill(eip,
+  const std::optional<bool> global = CodePagesGlobal(unit);
+  if (!global) return;
+  indirect_.Fill(unit.key.eip,
                  (unit.key.mode & translator::kModeUserView) ? translator::kUserIndirectSalt : 0,
-                 unit.code, global);
+                 unit.code, *global);
 }
 
 void Vcpu::ForgetUnit(const TranslationUnit& unit) { indirect_.Forget(unit.key.eip, unit.code); }

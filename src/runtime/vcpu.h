@@ -231,6 +231,9 @@ class Vcpu final : private translator::CodeSource {
   // an invlpg of it or a paging-mode change, for others also a CR3 load.
   std::optional<translator::ChainScope> ChainScopeOf(const TranslationUnit& owner,
                                                      const TranslationUnit& target);
+  // Whether `unit`'s pages are all global, if each is still mapped to the
+  // frame it was translated from.
+  std::optional<bool> CodePagesGlobal(const TranslationUnit& unit);
   // The lookup of the unit at EIP failed: deliver the fetch fault, or stop.
   std::optional<StopInfo> LookupFailed();
   void ForgetUnit(const TranslationUnit& unit);
