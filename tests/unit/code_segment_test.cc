@@ -43,10 +43,12 @@ constexpr std::uint32_t kFarOffset = 0x900;
 
 enum Selector : std::uint16_t {
   kCode0 = 0x08,
-  kCodeA = 0x18,   // base kBaseA, limit kLimit
-  kCodeB = 0x20,   // base kBaseB, limit kLimit
-  kSmallA = 0x28,  // base kBaseA, limit kSmallLimit
-  kRunOff = 0x30,  // base kBaseRunOff, limit kRunOffLimit
+  kCodeA = 0x18,       // base kBaseA, limit kLimit
+  kCodeB = 0x20,       // base kBaseB, limit kLimit
+  kSmallA = 0x28,      // base kBaseA, limit kSmallLimit
+  kRunOff = 0x30,      // base kBaseRunOff, limit kRunOffLimit
+  kGateBeyond = 0x38,  // call gate to kSmallA:kFarOffset
+  kGateA = 0x40,       // call gate to kCodeA:0
 };
 
 constexpr std::uint64_t kGdtEntries[] = {
@@ -57,6 +59,8 @@ constexpr std::uint64_t kGdtEntries[] = {
     Descriptor(kBaseB, kLimit, 0x9B, kByteGranular32),             // 0x20
     Descriptor(kBaseA, kSmallLimit, 0x9B, kByteGranular32),        // 0x28
     Descriptor(kBaseRunOff, kRunOffLimit, 0x9B, kByteGranular32),  // 0x30
+    testing::Gate(kFarOffset, kSmallA, 0x8C),                      // 0x38
+    testing::Gate(0, kCodeA, 0x8C),                                // 0x40
 };
 
 // The code of a segment: `body` assembled at offset 0.
@@ -301,6 +305,45 @@ TEST_CASE("branches beyond the CS limit raise #GP(0) at the branch and change no
         auto all = expected;
         all.emplace_back(kGp, kRunOffLimit + 1, kRunOff);
         CheckFaults(guest, all);
+      });
+}
+
+TEST_CASE("far transfers check the new EIP against the new CS limit") {
+  const std::vector<std::uint8_t> code = AssembleSegment([&](x86::Assembler& a) {
+    a.mov(Out(1), 0x6A7E);
+    a.retf();
+  });
+  std::vector<std::uint32_t> expected;
+  RunEverySetting(
+      [&](x86::Assembler& a) {
+        expected.clear();
+        a.mov(Out(0), x86::esp);
+        expected.push_back(ExpectSkip(a, [&] { EmitFar(a, false, kSmallA, kFarOffset); }));
+        expected.push_back(ExpectSkip(a, [&] { EmitFar(a, true, kSmallA, kFarOffset); }));
+        expected.push_back(ExpectSkip(a, [&] { EmitFar(a, true, kGateBeyond); }));
+        EmitFar(a, true, kGateA);
+        a.push(kSmallA);
+        a.push(kFarOffset);
+        expected.push_back(ExpectSkip(a, [&] { a.retf(); }));
+        a.add(x86::esp, 8);
+        a.pushfd();
+        a.push(kSmallA);
+        a.push(kFarOffset);
+        expected.push_back(ExpectSkip(a, [&] { a.iretd(); }));
+        a.add(x86::esp, 12);
+        expected.push_back(ExpectSkip(a, [&] { a.int_(0x42); }));
+        a.mov(Out(2), x86::esp);
+      },
+      {{kBaseA, code}},
+      [&](testing::SystemGuest& guest) {
+        CHECK(guest.Read32(kOut + 4) == 0x6A7E);
+        CHECK(guest.Read32(kOut + 8) == guest.Read32(kOut));
+        std::vector<std::tuple<std::uint32_t, std::uint32_t, std::uint16_t>> faults;
+        for (std::uint32_t eip : expected) faults.emplace_back(kGp, eip, kCode0);
+        CheckFaults(guest, faults);
+      },
+      [&](testing::SystemGuest& guest) {
+        guest.SetGate(0x42, testing::Gate(kFarOffset, kSmallA, 0x8E));
       });
 }
 
