@@ -43,12 +43,13 @@ constexpr std::uint32_t kFarOffset = 0x900;
 
 enum Selector : std::uint16_t {
   kCode0 = 0x08,
-  kCodeA = 0x18,       // base kBaseA, limit kLimit
-  kCodeB = 0x20,       // base kBaseB, limit kLimit
-  kSmallA = 0x28,      // base kBaseA, limit kSmallLimit
-  kRunOff = 0x30,      // base kBaseRunOff, limit kRunOffLimit
-  kGateBeyond = 0x38,  // call gate to kSmallA:kFarOffset
-  kGateA = 0x40,       // call gate to kCodeA:0
+  kCodeA = 0x18,        // base kBaseA, limit kLimit
+  kCodeB = 0x20,        // base kBaseB, limit kLimit
+  kSmallA = 0x28,       // base kBaseA, limit kSmallLimit
+  kRunOff = 0x30,       // base kBaseRunOff, limit kRunOffLimit
+  kGateBeyond = 0x38,   // call gate to kSmallA:kFarOffset
+  kGateA = 0x40,        // call gate to kCodeA:0
+  kConformingA = 0x48,  // base kBaseA, limit kLimit, conforming
 };
 
 constexpr std::uint64_t kGdtEntries[] = {
@@ -61,6 +62,7 @@ constexpr std::uint64_t kGdtEntries[] = {
     Descriptor(kBaseRunOff, kRunOffLimit, 0x9B, kByteGranular32),  // 0x30
     testing::Gate(kFarOffset, kSmallA, 0x8C),                      // 0x38
     testing::Gate(0, kCodeA, 0x8C),                                // 0x40
+    Descriptor(kBaseA, kLimit, 0x9F, kByteGranular32),             // 0x48
 };
 
 // The code of a segment: `body` assembled at offset 0.
@@ -308,9 +310,11 @@ TEST_CASE("branches beyond the CS limit raise #GP(0) at the branch and change no
       });
 }
 
-TEST_CASE("far transfers check the new EIP against the new CS limit") {
+TEST_CASE(
+    "far transfers check the new EIP against the new CS limit; a gate and a conforming "
+    "segment lead into a based one") {
   const std::vector<std::uint8_t> code = AssembleSegment([&](x86::Assembler& a) {
-    a.mov(Out(1), 0x6A7E);
+    a.inc(Out(1));
     a.retf();
   });
   std::vector<std::uint32_t> expected;
@@ -322,6 +326,7 @@ TEST_CASE("far transfers check the new EIP against the new CS limit") {
         expected.push_back(ExpectSkip(a, [&] { EmitFar(a, true, kSmallA, kFarOffset); }));
         expected.push_back(ExpectSkip(a, [&] { EmitFar(a, true, kGateBeyond); }));
         EmitFar(a, true, kGateA);
+        EmitFar(a, true, kConformingA);
         a.push(kSmallA);
         a.push(kFarOffset);
         expected.push_back(ExpectSkip(a, [&] { a.retf(); }));
@@ -336,7 +341,7 @@ TEST_CASE("far transfers check the new EIP against the new CS limit") {
       },
       {{kBaseA, code}},
       [&](testing::SystemGuest& guest) {
-        CHECK(guest.Read32(kOut + 4) == 0x6A7E);
+        CHECK(guest.Read32(kOut + 4) == 2);
         CHECK(guest.Read32(kOut + 8) == guest.Read32(kOut));
         std::vector<std::tuple<std::uint32_t, std::uint32_t, std::uint16_t>> faults;
         for (std::uint32_t eip : expected) faults.emplace_back(kGp, eip, kCode0);
