@@ -74,7 +74,7 @@ Vcpu::AdaptiveRecord& Vcpu::TrackedRecord(std::uint32_t eip) {
 }
 
 void Vcpu::RetranslateInstruction(std::uint32_t eip) {
-  if (const CodeTlbEntry* code = CodePageEntry(eip)) {
+  if (const CodeTlbEntry* code = CodePageEntry(state_->segment[translator::kCs].base + eip)) {
     parts_.cache.InvalidateInstruction(code->physical_page, eip);
   }
 }
@@ -82,12 +82,14 @@ void Vcpu::RetranslateInstruction(std::uint32_t eip) {
 bool Vcpu::DecodeAt(std::uint32_t eip, decoder::DecodedInstruction& insn) {
   std::uint8_t bytes[15];
   std::uint32_t physical_page = 0;
-  const std::uint32_t in_page = std::min<std::uint32_t>(sizeof(bytes), kPageSize - eip % kPageSize);
-  const std::uint8_t* code = CodePage(eip - eip % kPageSize, &physical_page);
+  const std::uint32_t linear = state_->segment[translator::kCs].base + eip;
+  const std::uint32_t in_page =
+      std::min<std::uint32_t>(sizeof(bytes), kPageSize - linear % kPageSize);
+  const std::uint8_t* code = CodePage(linear - linear % kPageSize, &physical_page);
   if (!code) return false;
-  std::memcpy(bytes, code + eip % kPageSize, in_page);
+  std::memcpy(bytes, code + linear % kPageSize, in_page);
   const std::uint8_t* next =
-      in_page < sizeof(bytes) ? CodePage(eip + in_page, &physical_page) : nullptr;
+      in_page < sizeof(bytes) ? CodePage(linear + in_page, &physical_page) : nullptr;
   if (next) std::memcpy(bytes + in_page, next, sizeof(bytes) - in_page);
   return parts_.decoder.Decode(eip, bytes, next ? sizeof(bytes) : in_page, insn);
 }

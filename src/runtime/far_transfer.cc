@@ -49,9 +49,15 @@ bool Vcpu::FarTransfer(const DecodedInstruction& insn, std::uint16_t selector, s
     if (!at) return RaiseFault(kStackFault, insn, 0);
     if (!WriteOperand(*at, bytes, 2 * size)) return StackOutsideRam(insn);
   }
+  const translator::SegmentState old_cs = state_->segment[kCs];
   if (!LoadSegment(kCs, selector, insn)) return true;
+  const std::uint32_t target = size == 2 ? offset & 0xFFFF : offset;
+  if (target > state_->segment[kCs].limit) {
+    state_->segment[kCs] = old_cs;
+    return RaiseFault(kGeneralProtection, insn, 0);
+  }
   if (call) state_->gpr[kEsp] = esp - 2 * size;
-  return ExitWith(std::nullopt, size == 2 ? offset & 0xFFFF : offset);
+  return ExitWith(std::nullopt, target);
 }
 
 bool Vcpu::TransferThroughCallGate(const DecodedInstruction& insn, std::uint16_t selector,
@@ -83,6 +89,7 @@ bool Vcpu::TransferThroughCallGate(const DecodedInstruction& insn, std::uint16_t
   const translator::SegmentState new_cs =
       code.Cached(static_cast<std::uint16_t>((code_selector & ~3u) | new_cpl));
   if (!call) {
+    if (target > new_cs.limit) return RaiseFault(kGeneralProtection, insn, 0);
     state_->segment[kCs] = new_cs;
     return ExitWith(std::nullopt, target);
   }
@@ -127,6 +134,7 @@ bool Vcpu::TransferThroughCallGate(const DecodedInstruction& insn, std::uint16_t
       new_cpl != cpl ? stack.Cached(ss) : state_->segment[kSs];
   const auto at = SegmentAddress(stack_segment, esp, count * size, true);
   if (!at) return RaiseFault(kStackFault, insn, new_cpl != cpl ? ss & 0xFFFCu : 0);
+  if (target > new_cs.limit) return RaiseFault(kGeneralProtection, insn, 0);
   // The inner ring's stack is a supervisor access; the caller's own, at
   // its CPL, an access of that CPL.
   if (!(new_cpl != cpl ? WriteGuest(*at, bytes, count * size)

@@ -11,7 +11,7 @@
 // (lazy FPU switching) flips between them without retranslating. Changing
 // the mode empties the indirect-branch table, whose entries do not record
 // a mode. The mode also holds the segments that are not flat
-// (segment_access.cc).
+// (segment_access.cc, code_segment.cc).
 #include "runtime/vcpu.h"
 
 namespace bt::runtime {
@@ -19,12 +19,14 @@ namespace bt::runtime {
 std::uint32_t Vcpu::CurrentUnitMode() {
   const std::uint32_t mode = translator::UnitMode(state_->cr0, state_->cr4) | SegmentMode();
   // The view is part of the mode too, but the table's salt keeps the views
-  // apart: switching views empties nothing.
+  // apart: switching views empties nothing. Nor does a change of CS, as
+  // only units of a flat one enter the table (RememberIndirectTarget).
   if (mode != indirect_mode_) {
     indirect_.Clear();
     indirect_mode_ = mode;
   }
-  return mode | (CurrentView() == mmu::View::kUser ? translator::kModeUserView : 0);
+  return mode | CodeSegmentMode() |
+         (CurrentView() == mmu::View::kUser ? translator::kModeUserView : 0);
 }
 
 void Vcpu::OnCr0Changed(std::uint32_t old_cr0) {

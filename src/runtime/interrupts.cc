@@ -202,13 +202,18 @@ Vcpu::Delivery Vcpu::DeliverOnce(const GuestEvent& event, GuestEvent& nested) {
     nested = FaultDuring(event, kStackFault, new_cpl != cpl ? ss & 0xFFFCu : 0);
     return Delivery::kNestedFault;
   }
+  const std::uint32_t handler = gate32 ? offset : offset & 0xFFFF;
+  if (handler > code.limit()) {
+    nested = FaultDuring(event, kGeneralProtection, 0);
+    return Delivery::kNestedFault;
+  }
   if (!WriteGuest(*at, bytes, count * size)) {
     return AccessFailedDuring(event, "the interrupt stack lies outside RAM", nested);
   }
   if (new_cpl != cpl) state_->segment[kSs] = stack.Cached(ss);
   state_->segment[kCs] = code.Cached(static_cast<std::uint16_t>((selector & ~3u) | new_cpl));
   state_->gpr[kEsp] = esp;
-  state_->eip = gate32 ? offset : offset & 0xFFFF;
+  state_->eip = handler;
   std::uint32_t flags = eflags & ~(kEflagsTf | kEflagsNt | kEflagsRf | kEflagsVm);
   if (interrupt_gate) flags &= ~kEflagsIf;
   state_->SetEflags(flags);
@@ -240,7 +245,8 @@ bool Vcpu::Iret(const decoder::DecodedInstruction& insn) {
   }
   ReturnTarget target;
   GuestEvent nested;
-  if (Delivery checked = CheckReturn(static_cast<std::uint16_t>(cs), esp + 3 * size, size,
+  if (size == 2) eip &= 0xFFFF;
+  if (Delivery checked = CheckReturn(static_cast<std::uint16_t>(cs), eip, esp + 3 * size, size,
                                      InstructionCause(insn), target, nested);
       checked != Delivery::kDone) {
     return FailCheck(checked, nested, insn);
@@ -254,7 +260,7 @@ bool Vcpu::Iret(const decoder::DecodedInstruction& insn) {
   state_->gpr[kEsp] = target.outer ? target.esp : esp + 3 * size;
   LoadReturnSegments(target);
   MapAfterPageFault();
-  return ExitWith(std::nullopt, size == 2 ? eip & 0xFFFF : eip);
+  return ExitWith(std::nullopt, eip);
 }
 
 }  // namespace bt::runtime

@@ -192,7 +192,7 @@ bool Vcpu::EmulateLegacy(const DecodedInstruction& insn) {
       ReturnTarget target;
       GuestEvent nested;
       if (Delivery checked =
-              CheckReturn(static_cast<std::uint16_t>(selector), esp + 2 * size + release, size,
+              CheckReturn(static_cast<std::uint16_t>(selector), eip, esp + 2 * size + release, size,
                           InstructionCause(insn), target, nested);
           checked != Delivery::kDone) {
         return FailCheck(checked, nested, insn);

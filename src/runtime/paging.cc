@@ -126,8 +126,9 @@ bool Vcpu::Invlpg(const DecodedInstruction& insn) {
   // Only the invlpg of the running code's own region (or of the page after
   // it, which a unit may run into) may change the code that follows.
   const std::uint32_t region = parts_.mmu.LargePageBytes();
+  const std::uint32_t code = state_->segment[translator::kCs].base + insn.eip;
   const bool own_code =
-      ((insn.eip ^ linear) < region) || (((insn.eip | (kPageSize - 1)) + 1) ^ linear) < region;
+      ((code ^ linear) < region) || (((code | (kPageSize - 1)) + 1) ^ linear) < region;
   return own_code ? ExitWith(std::nullopt, insn.next_eip()) : false;
 }
 
@@ -230,7 +231,7 @@ std::optional<translator::ChainScope> Vcpu::ChainScopeOf(const TranslationUnit& 
                                                          const TranslationUnit& target) {
   using translator::ChainScope;
   if (!parts_.mmu.paging()) return ChainScope::kPage;
-  if ((owner.key.eip ^ target.key.eip) < kPageSize &&
+  if ((owner.key.Linear() ^ target.key.Linear()) < kPageSize &&
       owner.key.physical_page == target.key.physical_page &&
       (target.page_count == 1 ||
        (owner.page_count == 2 && owner.physical_page[1] == target.physical_page[1]))) {
@@ -240,8 +241,8 @@ std::optional<translator::ChainScope> Vcpu::ChainScopeOf(const TranslationUnit& 
   // target's fetch was checked in the view the owner runs in.
   const std::optional<bool> global = CodePagesGlobal(target);
   if (!global) return std::nullopt;
-  const std::uint32_t first_page = target.key.eip & ~(kPageSize - 1);
-  // Chains are broken by the region of their target's eip (see
+  const std::uint32_t first_page = target.key.Linear() & ~(kPageSize - 1);
+  // Chains are broken by the region of their target's linear eip (see
   // OnPageInvalidated): a target that runs into the next region would
   // escape an invlpg there. Such units are rare enough to go through lookups.
   if (target.page_count == 2 &&
@@ -252,7 +253,7 @@ std::optional<translator::ChainScope> Vcpu::ChainScopeOf(const TranslationUnit& 
 }
 
 std::optional<bool> Vcpu::CodePagesGlobal(const TranslationUnit& unit) {
-  const std::uint32_t first_page = unit.key.eip & ~(kPageSize - 1);
+  const std::uint32_t first_page = unit.key.Linear() & ~(kPageSize - 1);
   bool global = true;
   for (unsigned i = 0; i < unit.page_count; ++i) {
     const CodeTlbEntry* code = CodePageEntry(first_page + i * kPageSize);

@@ -27,11 +27,10 @@ unsigned TssType(const translator::SegmentState& tr) { return tr.attributes & 0x
 
 Vcpu::Delivery Vcpu::UnsupportedSegment(std::uint16_t selector, const Descriptor& descriptor) {
   char text[192];
-  std::snprintf(text, sizeof(text),
-                "segment 0x%04x (base 0x%08x, limit 0x%08x) is not supported yet in %s", selector,
-                descriptor.base(), descriptor.limit(),
-                descriptor.code() ? "CS: code segments must be flat and 32-bit"
-                                  : "SS: 16-bit stacks (B clear)");
+  std::snprintf(
+      text, sizeof(text), "segment 0x%04x (base 0x%08x, limit 0x%08x) is not supported yet in %s",
+      selector, descriptor.base(), descriptor.limit(),
+      descriptor.code() ? "CS: 16-bit code segments (D clear)" : "SS: 16-bit stacks (B clear)");
   pending_stop_ = MakeStop(StopReason::kUnsupportedInstruction, text);
   return Delivery::kStop;
 }
@@ -56,9 +55,7 @@ Vcpu::Delivery Vcpu::CheckCodeSegment(const Descriptor& code, std::uint16_t sele
     nested = FaultDuring(cause, kSegmentNotPresent, error_code);
     return Delivery::kNestedFault;
   }
-  if (code.base() != 0 || code.limit() != 0xFFFFFFFF || !code.big()) {
-    return UnsupportedSegment(selector, code);
-  }
+  if (!code.big()) return UnsupportedSegment(selector, code);
   return Delivery::kDone;
 }
 
@@ -107,8 +104,8 @@ Vcpu::Delivery Vcpu::ReadTssStack(unsigned cpl, const GuestEvent& cause, std::ui
   return Delivery::kDone;
 }
 
-Vcpu::Delivery Vcpu::CheckReturn(std::uint16_t cs, std::uint32_t stack, unsigned size,
-                                 const GuestEvent& cause, ReturnTarget& target,
+Vcpu::Delivery Vcpu::CheckReturn(std::uint16_t cs, std::uint32_t eip, std::uint32_t stack,
+                                 unsigned size, const GuestEvent& cause, ReturnTarget& target,
                                  GuestEvent& nested) {
   Descriptor code;
   if (Delivery read = ReadCodeSegment(cs, cause, code, nested); read != Delivery::kDone) {
@@ -125,7 +122,12 @@ Vcpu::Delivery Vcpu::CheckReturn(std::uint16_t cs, std::uint32_t stack, unsigned
   }
   target.cs = code.Cached(cs);
   target.outer = rpl > cpl;
-  if (!target.outer) return Delivery::kDone;
+  auto within_limit = [&] {
+    if (eip <= code.limit()) return Delivery::kDone;
+    nested = FaultDuring(cause, kGeneralProtection, 0);
+    return Delivery::kNestedFault;
+  };
+  if (!target.outer) return within_limit();
   std::uint32_t esp = 0, ss = 0;
   const auto at = StackAddress(stack, 2 * size, false);
   if (!at) {
@@ -143,7 +145,7 @@ Vcpu::Delivery Vcpu::CheckReturn(std::uint16_t cs, std::uint32_t stack, unsigned
   }
   target.ss = stack_segment.Cached(static_cast<std::uint16_t>(ss));
   target.esp = esp;
-  return Delivery::kDone;
+  return within_limit();
 }
 
 void Vcpu::LoadReturnSegments(const ReturnTarget& target) {

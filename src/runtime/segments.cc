@@ -1,10 +1,10 @@
 // Descriptor lookups in the GDT and the LDT, and segment-register loads with
 // the checks of MOV Sreg, POP Sreg, far JMP and CALL to a code segment (SDM
 // Vol. 2) and of a task switch (SDM Vol. 3A table 7-1). ES, SS and DS may
-// hold any data segment (segment_access.cc); CS must be a flat 32-bit code
-// segment, SS a 32-bit one, FS and GS 4 GiB ones (their bases are added,
-// their limits not checked): anything else stops the run rather than run
-// wrongly.
+// hold any data segment (segment_access.cc), CS any 32-bit code segment
+// (code_segment.cc); SS must be a 32-bit one, FS and GS 4 GiB ones (their
+// bases are added, their limits not checked): anything else stops the run
+// rather than run wrongly.
 #include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
@@ -80,8 +80,8 @@ Vcpu::Delivery Vcpu::LoadSegmentRegister(unsigned index, std::uint16_t selector,
   if (!descriptor.present()) return fault(index == kSs ? kStackFault : kSegmentNotPresent);
   const std::uint32_t base = descriptor.base(), limit = descriptor.limit();
   const char* unsupported = nullptr;
-  if (index == kCs && (base != 0 || limit != 0xFFFFFFFF || !descriptor.big())) {
-    unsupported = "CS: code segments must be flat and 32-bit";
+  if (index == kCs && !descriptor.big()) {
+    unsupported = "CS: 16-bit code segments (D clear)";
   } else if (index == kSs && !descriptor.big()) {
     unsupported = "SS: 16-bit stacks (B clear)";
   } else if ((index == translator::kFs || index == translator::kGs) && limit != 0xFFFFFFFF) {

@@ -204,6 +204,10 @@ Vcpu::Delivery Vcpu::SwitchTask(std::uint16_t selector, const Descriptor& tss, T
       return loaded;
     }
   }
+  if (state_->eip > state_->segment[translator::kCs].limit) {
+    nested = FaultDuring(in_new_task, kGeneralProtection, 0);
+    return Delivery::kNestedFault;
+  }
   return Delivery::kDone;
 }
 

@@ -66,6 +66,9 @@ Vcpu::~Vcpu() {
 }
 
 void Vcpu::RememberIndirectTarget(TranslationUnit& unit) {
+  // Entries are found by EIP alone, which is linear only in a flat CS;
+  // units of another CS do not look entries up either (kModeCodeSegment).
+  if (unit.key.mode & translator::kModeCodeSegment) return;
   const std::optional<bool> global = CodePagesGlobal(unit);
   if (!global) return;
   indirect_.Fill(unit.key.eip,
@@ -91,27 +94,38 @@ void Vcpu::InvalidatePhysical(std::uint64_t address, std::uint64_t bytes) {
 
 TranslationUnit* Vcpu::FindOrTranslate(std::uint32_t eip, bool one_shot) {
   access_fault_.reset();
+  beyond_code_limit_ = false;
+  translator::UnitKey key{eip, CurrentUnitMode(), 0};
+  if (key.mode & translator::kModeCodeSegment) {
+    key.code_base = state_->segment[translator::kCs].base;
+    key.code_limit = state_->segment[translator::kCs].limit;
+    // Segmentation comes before paging: no page walk for a fetch past the
+    // limit (SDM Vol. 3A 5.3).
+    if (eip > key.code_limit) {
+      beyond_code_limit_ = true;
+      return nullptr;
+    }
+  }
+  const std::uint32_t linear = key.Linear();
   auto no_code = [&] {
     if (access_fault_) return;  // LookupFailed raises the fetch fault
     char text[96];
-    std::snprintf(text, sizeof(text), "execution at 0x%08x, where there is no RAM", eip);
+    std::snprintf(text, sizeof(text), "execution at 0x%08x, where there is no RAM", linear);
     pending_stop_ = MakeStop(StopReason::kGuestException, text);
     pending_stop_->vector = kPageFault;
   };
-  std::uint32_t physical_page = 0;
-  if (!CodePage(eip & ~(kPageSize - 1), &physical_page)) {
-    if (access_fault_) access_fault_->address = eip;
+  if (!CodePage(linear & ~(kPageSize - 1), &key.physical_page)) {
+    if (access_fault_) access_fault_->address = linear;
     no_code();
     return nullptr;
   }
-  const translator::UnitKey key{eip, CurrentUnitMode(), physical_page};
   if (!one_shot) {
     ++counters_.cache_lookups;
     if (TranslationUnit* unit = parts_.cache.Lookup(key)) {
       // A unit whose last instruction runs into the next page found it
       // where it is now only if that page is still mapped the same.
       std::uint32_t next_page = 0;
-      if (unit->page_count == 1 || (CodePage((eip | (kPageSize - 1)) + 1, &next_page) &&
+      if (unit->page_count == 1 || (CodePage((linear | (kPageSize - 1)) + 1, &next_page) &&
                                     next_page == unit->physical_page[1])) {
         ++counters_.cache_hits;
         return unit;
@@ -126,6 +140,10 @@ TranslationUnit* Vcpu::FindOrTranslate(std::uint32_t eip, bool one_shot) {
     parts_.cache.Flush();
     indirect_.Clear();
     status = parts_.translator.Translate(key, one_shot, *this, &unit);
+  }
+  if (status == Translator::Status::kBeyondLimit) {
+    beyond_code_limit_ = true;
+    return nullptr;
   }
   if (status != Translator::Status::kOk) {
     no_code();
@@ -329,6 +347,10 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
 }
 
 std::optional<StopInfo> Vcpu::LookupFailed() {
+  if (beyond_code_limit_) {
+    return Deliver(
+        {kGeneralProtection, GuestEvent::Source::kException, true, 0, state_->eip, state_->eip});
+  }
   if (!access_fault_) return std::move(pending_stop_);
   return Deliver(PageFaultEvent(*access_fault_, state_->eip));
 }
@@ -344,8 +366,10 @@ std::optional<StopInfo> Vcpu::HandleExit(ExitReason reason) {
       const std::uint64_t flushes = parts_.cache.counters().flushes;
       TranslationUnit* target = FindOrTranslate(state_->eip, false);
       if (!target) return LookupFailed();
-      // A unit only chains to units of its own mode (see OnCr0Changed).
-      if (flushes == parts_.cache.counters().flushes && target->key.mode == link->owner->key.mode) {
+      // A unit only chains to units of its own mode (see OnCr0Changed) and
+      // CS.
+      if (flushes == parts_.cache.counters().flushes &&
+          target->key.SameAssumptions(link->owner->key)) {
         if (const auto scope = ChainScopeOf(*link->owner, *target)) {
           parts_.cache.Chain(*link, target, *scope);
         }

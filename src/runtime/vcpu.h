@@ -327,6 +327,9 @@ class Vcpu final : private translator::CodeSource {
   // The UnitKey::mode translations must have now; entering a new mode
   // empties the inline indirect-branch table (fpu_mode.cc).
   std::uint32_t CurrentUnitMode();
+  // Refreshes CpuState::segment_bounds from CS if it is not flat; returns
+  // translator::kModeCodeSegment then (code_segment.cc).
+  std::uint32_t CodeSegmentMode();
   // Segment bases and limits (segment_access.cc).
   //
   // Refreshes CpuState::segment_bounds from ES, SS and DS; returns the
@@ -451,8 +454,8 @@ class Vcpu final : private translator::CodeSource {
   // The checks iret and far ret share (SDM Vol. 2, IRET and RET): CS from
   // the popped `cs`, which may not be more privileged than the CPL; for a
   // less privileged one, SS:ESP popped from offset `stack` in SS with
-  // `size`-byte pops.
-  Delivery CheckReturn(std::uint16_t cs, std::uint32_t stack, unsigned size,
+  // `size`-byte pops; then the popped `eip` against CS's limit.
+  Delivery CheckReturn(std::uint16_t cs, std::uint32_t eip, std::uint32_t stack, unsigned size,
                        const GuestEvent& cause, ReturnTarget& target, GuestEvent& nested);
   // Loads CS and, for an outer level, SS (the caller sets ESP); then nulls
   // the data segment registers the new CPL may not use.
@@ -460,8 +463,7 @@ class Vcpu final : private translator::CodeSource {
   // Ends a callout whose check gave a fault or a stop.
   bool FailCheck(Delivery result, const GuestEvent& nested,
                  const decoder::DecodedInstruction& insn);
-  // A stop for a segment libbt cannot run yet in CS (not flat 32-bit code)
-  // or SS (16-bit).
+  // A stop for a segment libbt cannot run yet in CS or SS: a 16-bit one.
   Delivery UnsupportedSegment(std::uint16_t selector, const Descriptor& descriptor);
   // EFLAGS bits of `mask` that popf and iret may change at the current CPL
   // and IOPL.
@@ -508,6 +510,8 @@ class Vcpu final : private translator::CodeSource {
   CodeTlbEntry code_tlb_[64];
   // The #PF the last VMM access or code fetch found, if it faulted.
   std::optional<LinearFault> access_fault_;
+  // The last unit lookup failed on CS's limit: #GP(0) at EIP.
+  bool beyond_code_limit_ = false;
   // The error code of a #PF found by a host fault in translated code.
   std::uint32_t host_page_fault_error_ = 0;
   // The access in the window that last took a guest #PF: the guest's
@@ -518,7 +522,9 @@ class Vcpu final : private translator::CodeSource {
     mmu::View view;
   };
   std::optional<FaultedAccess> faulted_access_;
-  // Instructions that faulted in the window, by EIP (adaptive.cc).
+  // Instructions that faulted in the window, by EIP (adaptive.cc). Code
+  // segments with other bases share the records of an offset, which only
+  // choose how an instruction is translated.
   std::unordered_map<std::uint32_t, AdaptiveRecord> adaptive_;
   // GS may point into the VMM's mapping of guest RAM (ResolveMemory).
   bool memory_resolved_ = false;

@@ -125,7 +125,7 @@ void CodeCache::Chain(ExitLink& link, TranslationUnit* target, ChainScope scope)
   if (scope != ChainScope::kPage) {
     CrossPageChains& chains = CrossPageOf(scope);
     chains.list.push_back(link);
-    ++chains.into_region[link.target_eip >> kRegionShift];
+    ++chains.into_region[target->key.Linear() >> kRegionShift];
   }
   ++counters_.chains_made;
 }
@@ -135,7 +135,7 @@ void CodeCache::ForgetChain(ExitLink& link) {
   if (link.scope != ChainScope::kPage) {
     CrossPageChains& chains = CrossPageOf(link.scope);
     chains.list.erase(chains.list.iterator_to(link));
-    --chains.into_region[link.target_eip >> kRegionShift];
+    --chains.into_region[link.target->key.Linear() >> kRegionShift];
   }
   link.target = nullptr;
 }
@@ -156,7 +156,7 @@ void CodeCache::UnchainCrossPageInto(std::uint32_t base, std::uint32_t bytes) {
     }
     for (auto it = chains->list.begin(); it != chains->list.end();) {
       ExitLink& link = *it++;
-      if (link.target_eip - base < bytes) Unchain(link);
+      if (link.target->key.Linear() - base < bytes) Unchain(link);
     }
   }
 }

@@ -28,7 +28,7 @@ struct CacheCounters {
 class CodeCache {
  public:
   // Chains into other pages are counted per region of linear space this
-  // large, by their target's eip.
+  // large, by their target's linear eip (UnitKey::Linear).
   static constexpr unsigned kRegionShift = 21;
   static constexpr std::uint32_t kRegionBytes = 1u << kRegionShift;
   static constexpr std::size_t kRegions = std::size_t{1} << (32 - kRegionShift);
@@ -82,8 +82,8 @@ class CodeCache {
   }
   // Drops every unit made from guest-physical page `page`. Returns how many.
   std::size_t InvalidatePage(std::uint32_t page);
-  // Drops the units of page `page` that hold the instruction at linear
-  // `eip`, so that it is translated again. Returns how many.
+  // Drops the units of page `page` that hold the instruction at `eip` (an
+  // offset in CS), so that it is translated again. Returns how many.
   std::size_t InvalidateInstruction(std::uint32_t page, std::uint32_t eip);
   bool PageHasCode(std::uint32_t page) const { return !pages_[page].empty(); }
   // Drops every unit. Must not be called while translated code runs.
@@ -105,7 +105,7 @@ class CodeCache {
   struct KeyHash {
     std::size_t operator()(const UnitKey& key) const {
       return (key.eip * 0x9E3779B1u) ^ (key.eip >> 12) ^ (key.mode * 0x85EBCA6Bu) ^
-             (key.physical_page * 0xC2B2AE35u);
+             (key.physical_page * 0xC2B2AE35u) ^ (key.code_base * 0x27D4EB2Fu);
     }
   };
   struct KeyOf {

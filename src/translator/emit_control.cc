@@ -24,6 +24,16 @@ void LoadTarget(UnitBuilder& b, const DecodedInstruction& insn) {
   }
 }
 
+// A direct branch to `insn`'s target, or its #GP(0) when the target lies
+// beyond CS's limit (SDM Vol. 2 JMP, CALL, Jcc, LOOP: at the branch).
+void EmitBranchExit(UnitBuilder& b, const DecodedInstruction& insn) {
+  if (b.BeyondCodeLimit(insn.branch_target)) {
+    b.EmitCodeLimitFault();
+  } else {
+    b.EmitDirectExit(insn.branch_target);
+  }
+}
+
 // jecxz and loop*: only rel8 forms exist, so they branch to a nearby exit;
 // both outcomes leave through chainable exits.
 template <class EmitBranch>
@@ -32,7 +42,16 @@ void EmitConditional(UnitBuilder& b, const DecodedInstruction& insn, EmitBranch 
   branch(taken);
   b.EmitDirectExit(insn.next_eip());
   b.a().bind(taken);
-  b.EmitDirectExit(insn.branch_target);
+  if (b.BeyondCodeLimit(insn.branch_target) && insn.bytes[insn.prefix_count] != 0xE3) {
+    // loop has counted down: the fault leaves ECX (or CX) as it was.
+    b.a().lea(kScratch32, x86::ptr(x86::rcx, 1));
+    if (HasPrefix(insn, 0x67)) {
+      b.a().mov(x86::cx, x86::r14w);
+    } else {
+      b.a().mov(x86::ecx, kScratch32);
+    }
+  }
+  EmitBranchExit(b, insn);
 }
 
 // jcxz and loop* counting in CX (0x67 prefix) have no 64-bit-mode encoding.
@@ -64,7 +83,7 @@ void EmitCxCondition(x86::Assembler& a, std::uint8_t opcode, asmjit::Label taken
 void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
   auto& a = b.a();
   switch (insn.kind) {
-    case Kind::kJmpRelative: b.EmitDirectExit(insn.branch_target); break;
+    case Kind::kJmpRelative: EmitBranchExit(b, insn); break;
     case Kind::kJcc:
       b.EmitConditionalExit(insn.condition, insn.branch_target);
       b.EmitDirectExit(insn.next_eip());
@@ -85,20 +104,27 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
       break;
     }
     case Kind::kCallRelative:
+      if (b.BeyondCodeLimit(insn.branch_target)) {
+        b.EmitCodeLimitFault();  // before the push
+        break;
+      }
       PushReturnAddress(b, insn, kScratch);
       b.EmitDirectExit(insn.branch_target);
       break;
     case Kind::kJmpIndirect:
       LoadTarget(b, insn);
+      b.CheckCodeLimit(kScratch);
       b.EmitIndirectExit();
       break;
     case Kind::kCallIndirect:
       LoadTarget(b, insn);
+      b.CheckCodeLimit(kScratch);
       PushReturnAddress(b, insn, x86::r10);
       b.EmitIndirectExit();
       break;
     case Kind::kRet: {
       a.mov(kScratch32, b.Stack(kGuestEsp, 0, 4, /*write=*/false).At(0, 4));
+      b.CheckCodeLimit(kScratch);
       a.lea(kGuestEsp, x86::ptr(x86::r12, 4 + static_cast<std::int32_t>(insn.immediate)));
       b.EmitIndirectExit();
       break;

@@ -88,13 +88,31 @@ using PageList =
     bi::list<PageRef, bi::member_hook<PageRef, bi::list_member_hook<NormalLink>, &PageRef::hook>>;
 
 // What a unit's code assumed, beyond its guest address.
+//
+// `eip` is the architectural EIP, an offset in CS, as everything the
+// translator records is: the fault map, exit targets, pushed return
+// addresses, callout records. Only fetches are linear (code_base + eip:
+// the decode source, page boundaries, physical pages, chain scopes). With
+// a flat CS the two are the same, and code_base and code_limit hold the
+// flat values, so keys and code are as they would be without segments.
 struct UnitKey {
   std::uint32_t eip;
   std::uint32_t mode;  // UnitMode(): CPU state the code depends on
-  // Where the page of `eip` is in guest-physical memory: with paging, one
-  // linear address holds different code in different address spaces.
+  // Where the page of the linear address of `eip` is in guest-physical
+  // memory: with paging, one linear address holds different code in
+  // different address spaces.
   std::uint32_t physical_page;
+  // CS's base and limit for a unit of kModeCodeSegment: its code checks
+  // branch targets against the limit, and its straight-line code stops
+  // where the limit does, so it may only run under them.
+  std::uint32_t code_base = 0;
+  std::uint32_t code_limit = 0xFFFFFFFF;
   bool operator==(const UnitKey&) const = default;
+  std::uint32_t Linear() const { return code_base + eip; }
+  // Whether a unit of this key may run where one of `other` does.
+  bool SameAssumptions(const UnitKey& other) const {
+    return mode == other.mode && code_base == other.code_base && code_limit == other.code_limit;
+  }
 };
 
 // UnitKey::mode bits: CR4.TSD is set, so rdtsc is a callout (#GP at CPL >
@@ -114,6 +132,13 @@ constexpr std::uint32_t kModeCheckedSegments =
 constexpr bool SegmentChecked(std::uint32_t mode, unsigned segment) {
   return segment <= kDs && (mode & kModeCheckedSegment << segment) != 0;
 }
+// UnitKey::mode bit: CS is not flat (a base, or a limit below 4 GiB; SDM
+// Vol. 3A 3.4.5, 5.3), and UnitKey::code_base and code_limit hold it. Data
+// accesses through a cs: override add its base and check its bounds like
+// those of a checked ES, SS or DS; near branches check their targets
+// against the limit (#GP(0) at the branch), and indirect ones leave
+// through the dispatcher, as the inline lookup table holds flat units only.
+constexpr std::uint32_t kModeCodeSegment = kModeCheckedSegment << kCs;
 
 // The UnitKey::mode for control registers 0 and 4. x87, MMX and SSE
 // instructions run natively, so units depend on whether CR0.TS/EM/MP make
@@ -161,7 +186,8 @@ struct TranslationUnit {
 
   // The fault map entry covering host address `host` (inside code).
   const FaultMapEntry& FaultEntryAt(const std::uint8_t* host) const;
-  // Whether the guest instruction at linear `eip` is one of the unit's.
+  // Whether the guest instruction at `eip` (an offset in CS) is one of the
+  // unit's.
   bool HoldsInstructionAt(std::uint32_t eip) const;
 };
 

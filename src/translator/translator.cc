@@ -11,12 +11,15 @@ using decoder::Kind;
 namespace {
 
 constexpr std::uint32_t kPageSize = 4096;
+constexpr std::size_t kMaxInstructionBytes = 15;
 // Generous upper bounds of host bytes, checked after emission; limit checks
 // (about 60 bytes each, up to two per instruction) need more.
 constexpr std::size_t kHostBytesPerInstruction = 160;
 constexpr std::size_t kHostBytesPerCheckedInstruction = 320;
 constexpr std::size_t kHostBytesPerUnit = 256;
 constexpr std::size_t kCodeAlignment = 64;
+// Units whose code may check limits: of ES, SS, DS, or CS's.
+constexpr std::uint32_t kModeCheckedSegmentsAndCode = kModeCheckedSegments | kModeCodeSegment;
 
 std::size_t AlignUp(std::size_t value) { return (value + 15) & ~std::size_t{15}; }
 
@@ -34,6 +37,13 @@ bool IsNearControlTransfer(Kind kind) {
     case Kind::kRet: return true;
     default: return false;
   }
+}
+
+// How many bytes from offset `eip` a unit of `key` may fetch: all up to
+// CS's limit (SDM Vol. 3A 5.3), where a code segment is not flat.
+std::uint64_t FetchRoom(const UnitKey& key, std::uint32_t eip) {
+  if (!(key.mode & kModeCodeSegment)) return kMaxInstructionBytes;
+  return eip > key.code_limit ? 0 : std::uint64_t{key.code_limit} - eip + 1;
 }
 
 }  // namespace
@@ -154,7 +164,10 @@ Adaptation Translator::AdaptationOf(const DecodedInstruction& insn, CodeSource& 
 std::uint32_t Translator::PcThunkOf(const DecodedInstruction& insn, std::uint32_t mode,
                                     CodeSource& source) {
   constexpr std::uint32_t kThunkBytes = 4;
-  if (insn.kind != Kind::kCallRelative || insn.operand_size != 4 || SegmentChecked(mode, kSs)) {
+  // The guard reads the thunk through the window, at a linear address
+  // that is the target's only where CS is flat.
+  if (insn.kind != Kind::kCallRelative || insn.operand_size != 4 || SegmentChecked(mode, kSs) ||
+      (mode & kModeCodeSegment)) {
     return 0;
   }
   const std::uint32_t target = insn.branch_target;
@@ -173,41 +186,49 @@ std::uint32_t Translator::PcThunkOf(const DecodedInstruction& insn, std::uint32_
 Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& source) {
   std::uint32_t eip = key.eip;
   Run run;
-  const std::uint32_t first_page = eip & ~(kPageSize - 1);
+  const std::uint32_t first_page = key.Linear() & ~(kPageSize - 1);
   const std::uint8_t* page = source.CodePage(first_page, &run.pages[0]);
   if (!page) return run;
   run.page_count = 1;
   unsigned side_exits = 0;
   run.open = true;
   while (run.count < limit) {
-    const std::uint32_t offset = eip & (kPageSize - 1);
+    const std::uint32_t linear = key.code_base + eip;
+    const std::uint32_t offset = linear & (kPageSize - 1);
     const std::uint32_t in_page = kPageSize - offset;
     DecodedInstruction& insn = decoded_[run.count];
-    if (in_page < 15) {
+    const std::uint8_t* bytes = page + offset;
+    std::size_t available = kMaxInstructionBytes;
+    std::uint8_t straddle[kMaxInstructionBytes];
+    std::uint32_t next_physical = 0;
+    if (in_page < kMaxInstructionBytes) {
       // The instruction may continue on the next page.
-      std::uint8_t straddle[15];
-      std::memcpy(straddle, page + offset, in_page);
-      std::uint32_t next_physical = 0;
-      const std::uint8_t* next = source.CodePage(eip + in_page, &next_physical);
-      if (next) std::memcpy(straddle + in_page, next, 15 - in_page);
-      // An instruction cut short by a page that cannot be fetched ends the
-      // unit before it; as the first instruction, it makes no unit, and the
-      // runtime raises the fetch fault.
-      const bool complete = Decode(eip, straddle, next ? 15 : in_page, key.mode, insn);
-      if (!complete && (run.count > 0 || !next)) break;
-      if (insn.length > in_page) {
-        run.pages[run.page_count++] = next_physical;
-        adaptation_[run.count] = AdaptationOf(insn, source);
-        pc_thunk_[run.count] = 0;
-        ++run.count;
-        run.open = !EndsUnit(insn);
-        eip = insn.next_eip();
-        break;
-      }
-    } else {
-      Decode(eip, page + offset, 15, key.mode, insn);
+      std::memcpy(straddle, bytes, in_page);
+      const std::uint8_t* next = source.CodePage(linear + in_page, &next_physical);
+      if (next) std::memcpy(straddle + in_page, next, kMaxInstructionBytes - in_page);
+      bytes = straddle;
+      available = next ? kMaxInstructionBytes : in_page;
+    }
+    const std::size_t allowed = std::min<std::uint64_t>(available, FetchRoom(key, eip));
+    const bool complete = Decode(eip, bytes, allowed, key.mode, insn);
+    // An instruction cut short by a page that cannot be fetched or by CS's
+    // limit ends the unit before it; as the first instruction, it makes no
+    // unit, and the runtime raises the fetch fault: #GP(0) for the limit,
+    // which segmentation checks before paging.
+    if (!complete &&
+        (allowed < kMaxInstructionBytes || (in_page < kMaxInstructionBytes && run.count > 0))) {
+      run.beyond_limit = allowed < available;
+      break;
     }
     adaptation_[run.count] = AdaptationOf(insn, source);
+    if (insn.length > in_page) {
+      run.pages[run.page_count++] = next_physical;
+      pc_thunk_[run.count] = 0;
+      ++run.count;
+      run.open = !EndsUnit(insn);
+      eip = insn.next_eip();
+      break;
+    }
     // A unit of one instruction is the fallback of an inlined call's guard.
     pc_thunk_[run.count] = limit > 1 ? PcThunkOf(insn, key.mode, source) : 0;
     ++run.count;
@@ -217,7 +238,8 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
       ++side_exits;
       eip = insn.next_eip();
     } else if (insn.kind == Kind::kJmpRelative && insn.branch_target > insn.eip &&
-               (insn.branch_target & ~(kPageSize - 1)) == first_page) {
+               insn.branch_target <= key.code_limit &&
+               ((key.code_base + insn.branch_target) & ~(kPageSize - 1)) == first_page) {
       eip = insn.branch_target;
       continue;
     } else if (EndsUnit(insn)) {
@@ -226,7 +248,7 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
     } else {
       eip = insn.next_eip();
     }
-    if ((eip & (kPageSize - 1)) == 0) break;  // units stay within one page
+    if (((key.code_base + eip) & (kPageSize - 1)) == 0) break;  // units stay within one page
   }
   run.continuation = eip;
   return run;
@@ -268,7 +290,7 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   const auto start = std::chrono::steady_clock::now();
   const Run run = DecodeRun(key, one_shot ? 1 : options_.max_instructions, source);
   const unsigned count = run.count;
-  if (count == 0) return Status::kNoCode;
+  if (count == 0) return run.beyond_limit ? Status::kBeyondLimit : Status::kNoCode;
 
   unsigned record_count = 0;
   unsigned exit_count = 2;
@@ -278,7 +300,7 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
     // Hidden operands through a segment with a base may take a callout: a
     // string check, or the report of a form not supported yet.
     const bool based =
-        (key.mode & kModeCheckedSegments) || insn.segment == kFs || insn.segment == kGs;
+        (key.mode & kModeCheckedSegmentsAndCode) || insn.segment == kFs || insn.segment == kGs;
     if ((insn.kind == Kind::kIdent || insn.kind == Kind::kStringEs) && insn.implicit_memory &&
         based) {
       ++record_count;
@@ -292,8 +314,8 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
       AlignUp(sizeof(TranslationUnit)) + AlignUp(exit_count * sizeof(ExitLink));
   const std::size_t records = AlignUp(record_count * sizeof(CalloutRecord));
   const std::size_t code_limit =
-      ((key.mode & kModeCheckedSegments) ? kHostBytesPerCheckedInstruction
-                                         : kHostBytesPerInstruction) *
+      ((key.mode & kModeCheckedSegmentsAndCode) ? kHostBytesPerCheckedInstruction
+                                                : kHostBytesPerInstruction) *
           count +
       kHostBytesPerUnit;
   if (!cache_.HasRoom(code_limit + kCodeAlignment,

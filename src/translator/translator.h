@@ -57,7 +57,9 @@ class Translator {
     bool chaining = true;
   };
 
-  enum class Status { kOk, kCacheFull, kNoCode };
+  // kBeyondLimit: the unit's first instruction does not fit below CS's
+  // limit (the runtime raises #GP(0)).
+  enum class Status { kOk, kCacheFull, kNoCode, kBeyondLimit };
 
   Translator(const decoder::Decoder& decoder, CodeCache& cache, const Trampolines& trampolines,
              Options options);
@@ -86,12 +88,14 @@ class Translator {
     std::uint8_t page_count = 0;
     bool open = false;  // falls through to `continuation` at its end
     std::uint32_t continuation = 0;
+    bool beyond_limit = false;  // decoding stopped at CS's limit
   };
 
   Run DecodeRun(UnitKey key, unsigned limit, CodeSource& source);
   static Adaptation AdaptationOf(const DecodedInstruction& insn, CodeSource& source);
   // The bytes of the PC thunk `insn` calls (see EmitPcThunkCall), or 0 if
-  // it is no call to one or runs in a unit of `mode` with a checked SS.
+  // it is no call to one or runs in a unit of `mode` with a checked SS or
+  // a CS that is not flat.
   static std::uint32_t PcThunkOf(const DecodedInstruction& insn, std::uint32_t mode,
                                  CodeSource& source);
   // Decodes one instruction as a unit of `mode` (UnitKey::mode) runs it.

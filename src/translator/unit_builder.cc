@@ -123,12 +123,33 @@ void UnitBuilder::CheckLimit(std::uint8_t segment, const x86::Gp& offset, unsign
   a.lea(x86::rcx, x86::ptr(x86::rcx, x86::r8));
   a.jecxz(x86::rcx, within);
   a.mov(x86::rcx, x86::r9);
+  EmitSegmentFault(segment == kSs ? kStackFault : kGeneralProtection);
+  a.bind(within);
+  a.mov(x86::rcx, x86::r9);
+}
+
+void UnitBuilder::EmitSegmentFault(std::uint8_t vector) {
   const Fixup fixup = current_fixup_;
   const std::uint8_t argument = current_argument_;
-  constexpr std::uint8_t kStackFault = 12, kGeneralProtection = 13;
-  SetFixup(Fixup::kSegmentFault, segment == kSs ? kStackFault : kGeneralProtection);
-  a.ud2();
+  SetFixup(Fixup::kSegmentFault, vector);
+  assembler_.ud2();
   SetFixup(fixup, argument);
+}
+
+// As CheckLimit, without flags, but against the limit the unit was
+// translated for: target + (0xFFFFFFFF - limit) carries into the high
+// dword exactly when target > limit, and bswap brings that dword down.
+void UnitBuilder::CheckCodeLimit(const x86::Gp& target) {
+  if (!(mode() & kModeCodeSegment)) return;
+  auto& a = assembler_;
+  Label within = a.newLabel();
+  a.mov(x86::r9, x86::rcx);
+  a.mov(x86::ecx, Imm(0xFFFFFFFFu - unit_->key.code_limit));
+  a.lea(x86::rcx, x86::ptr(x86::rcx, target.r64()));
+  a.bswap(x86::rcx);
+  a.jecxz(x86::ecx, within);
+  a.mov(x86::rcx, x86::r9);
+  EmitCodeLimitFault();
   a.bind(within);
   a.mov(x86::rcx, x86::r9);
 }
@@ -193,13 +214,22 @@ void UnitBuilder::EmitDirectExit(std::uint32_t target_eip) {
 }
 
 void UnitBuilder::EmitConditionalExit(std::uint8_t condition, std::uint32_t target_eip) {
+  if (BeyondCodeLimit(target_eip)) {
+    Label not_taken = assembler_.newLabel();
+    assembler_.j(static_cast<x86::CondCode>(condition ^ 1), not_taken);  // the opposite condition
+    EmitCodeLimitFault();
+    assembler_.bind(not_taken);
+    return;
+  }
   PendingExit& pending = NewExit(target_eip, 2);
   assembler_.long_().j(static_cast<x86::CondCode>(condition), pending.slow_path);
 }
 
 void UnitBuilder::EmitIndirectExit() {
   auto& a = assembler_;
-  if (!chaining_) {
+  // The table's entries are flat units', found by eip alone (see
+  // kModeCodeSegment).
+  if (!chaining_ || (mode() & kModeCodeSegment)) {
     a.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_indirect)));
     return;
   }

@@ -77,6 +77,18 @@ class UnitBuilder {
   // write if `write`. Leaves the guest registers and flags alone; clobbers
   // r8 and r9, so `offset` must be none of rcx, r8 and r9.
   void CheckLimit(std::uint8_t segment, const x86::Gp& offset, unsigned bytes, bool write);
+  // Whether a branch to offset `target` leaves the unit's CS (its limit,
+  // kModeCodeSegment): the branch then raises #GP(0) instead.
+  bool BeyondCodeLimit(std::uint32_t target) const {
+    return (mode() & kModeCodeSegment) && target > unit_->key.code_limit;
+  }
+  // The #GP(0) of a branch beyond CS's limit, at the current instruction
+  // with the guest state it found.
+  void EmitCodeLimitFault() { EmitSegmentFault(kGeneralProtection); }
+  // Raises #GP(0) unless the offset in `target` (zero-extended) lies within
+  // CS's limit; nothing where CS is flat. Leaves the guest registers and
+  // flags alone; clobbers r9, so `target` must be neither rcx nor r9.
+  void CheckCodeLimit(const x86::Gp& target);
   // Adds the base of segment `segment` to `dest` without flags, wrapping at
   // 4 GiB; `temp` keeps the base.
   void AddSegmentBase(std::uint8_t segment, const x86::Gp& dest,
@@ -99,9 +111,11 @@ class UnitBuilder {
   // A direct exit to `target_eip` that the dispatcher may chain.
   void EmitDirectExit(std::uint32_t target_eip);
   // Leaves for `target_eip` if guest condition `condition` (a Jcc
-  // encoding's low nibble) holds; chaining patches the jcc itself.
+  // encoding's low nibble) holds; chaining patches the jcc itself. A
+  // target beyond CS's limit raises #GP(0) instead.
   void EmitConditionalExit(std::uint8_t condition, std::uint32_t target_eip);
-  // An exit to the guest address in r14d through the inline lookup table.
+  // An exit to the guest address in r14d through the inline lookup table,
+  // or through the dispatcher where CS is not flat.
   void EmitIndirectExit();
   // Calls the runtime for `instruction`; the address of its ModRM or moffs
   // memory operand, if any, is passed in r14d.
@@ -135,7 +149,12 @@ class UnitBuilder {
     ExitLink* link;
   };
 
+  static constexpr std::uint8_t kStackFault = 12, kGeneralProtection = 13;
+
   PendingExit& NewExit(std::uint32_t target_eip, unsigned rel32_offset);
+  // A trap that the fault map turns into the guest's exception `vector`
+  // (error code 0) at the current instruction.
+  void EmitSegmentFault(std::uint8_t vector);
 
   const Trampolines& trampolines_;
   TranslationUnit* unit_;

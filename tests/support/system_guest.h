@@ -201,9 +201,12 @@ class SystemGuest {
 
 // Emits `emit_faulting` with the handler set to resume at the instruction
 // after it; returns the faulting instruction's address. Registers and flags
-// are as the caller left them; the stack is used.
+// are as the caller left them; the stack is used. `origin` is the address
+// of `a`'s first byte: in the guest's image, or 0 for code assembled as
+// offsets in a code segment.
 inline std::uint32_t ExpectSkip(asmjit::x86::Assembler& a,
-                                const std::function<void()>& emit_faulting) {
+                                const std::function<void()>& emit_faulting,
+                                std::uint32_t origin = kLoadAddress + kHeaderBytes) {
   namespace x86 = asmjit::x86;
   asmjit::Label after = a.newLabel();
   a.mov(Flat(kAction), kSkip);
@@ -211,16 +214,17 @@ inline std::uint32_t ExpectSkip(asmjit::x86::Assembler& a,
   a.lea(x86::eax, x86::ptr(after));
   a.mov(Flat(kResume), x86::eax);
   a.pop(x86::eax);
-  const std::uint32_t at = Here(a);
+  const std::uint32_t at = origin + static_cast<std::uint32_t>(a.offset());
   emit_faulting();
   a.bind(after);
   return at;
 }
 
-// Emits a far call or jmp (ptr16:32) to `selector`, offset 0.
-inline void EmitFar(asmjit::x86::Assembler& a, bool call, std::uint16_t selector) {
+// Emits a far call or jmp (ptr16:32) to `selector`:`offset`.
+inline void EmitFar(asmjit::x86::Assembler& a, bool call, std::uint16_t selector,
+                    std::uint32_t offset = 0) {
   a.db(call ? 0x9A : 0xEA);
-  a.dd(0);
+  a.dd(offset);
   a.dw(selector);
 }
 

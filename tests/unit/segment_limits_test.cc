@@ -49,9 +49,9 @@ enum Selector : std::uint16_t {
   kTssSelector = 0x58,
   kCode3 = 0x63,
   kData3 = 0x6B,
-  kStack3 = 0x73,     // DPL 3, base kSsBase, limit 0xFFFF
-  kStack16 = 0x78,    // B clear: a 16-bit stack
-  kBasedCode = 0x80,  // code with base kDsBase
+  kStack3 = 0x73,   // DPL 3, base kSsBase, limit 0xFFFF
+  kStack16 = 0x78,  // B clear: a 16-bit stack
+  kCode16 = 0x80,   // 16-bit code
 };
 
 constexpr std::uint64_t kGdtEntries[] = {
@@ -71,7 +71,7 @@ constexpr std::uint64_t kGdtEntries[] = {
     testing::kFlatData3,                                 // 0x68
     Descriptor(kSsBase, 0xFFFF, 0xF3, kByteGranular32),  // 0x70
     Descriptor(0, 0xFFFF, 0x93, 0),                      // 0x78
-    Descriptor(kDsBase, 0xFFFFF, 0x9B, kBig),            // 0x80
+    Descriptor(0, 0xFFFF, 0x9B, 0),                      // 0x80
 };
 
 // A guest with the GDT above whose RAM from kDsBase to kPatternEnd holds the
@@ -763,8 +763,8 @@ TEST_CASE("the runtime's own stack accesses go through SS's base") {
       [&](SegmentGuest& guest) { guest.SetGate(0x40, testing::Gate(handler, kCode0, 0x8E)); });
 }
 
-TEST_CASE("segments libbt cannot run yet stop the run: 16-bit stacks, based code") {
-  for (const auto& [selector, far] : {std::pair{kStack16, false}, std::pair{kBasedCode, true}}) {
+TEST_CASE("segments libbt cannot run yet stop the run: 16-bit stacks, 16-bit code") {
+  for (const auto& [selector, far] : {std::pair{kStack16, false}, std::pair{kCode16, true}}) {
     SegmentGuest guest([&](x86::Assembler& a) {
       a.mov(x86::eax, selector);
       if (far) {
