@@ -324,8 +324,8 @@ class Vcpu final : private translator::CodeSource {
   // sysenter and sysexit (sysenter.cc).
   bool Sysenter(const decoder::DecodedInstruction& insn);
   bool Sysexit(const decoder::DecodedInstruction& insn);
-  // The UnitKey::mode translations must have now; entering a new mode
-  // empties the inline indirect-branch table (fpu_mode.cc).
+  // The UnitKey::mode translations must have now; entering new CR0 or CR4
+  // bits empties the inline indirect-branch table (fpu_mode.cc).
   std::uint32_t CurrentUnitMode();
   // Segment bases and limits (segment_access.cc).
   //
@@ -488,7 +488,8 @@ class Vcpu final : private translator::CodeSource {
   platform::PageMemory state_memory_;
   CpuState* state_;
   IndirectTable indirect_;
-  // The UnitKey::mode of every unit the indirect-branch table points to.
+  // The translator::UnitMode of every unit the indirect-branch table points
+  // to; the table's salt tells the other bits of their UnitKey::mode apart.
   std::uint32_t indirect_mode_ = 0;
   VcpuCounters counters_;
   std::optional<StopInfo> pending_stop_;

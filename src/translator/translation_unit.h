@@ -100,8 +100,7 @@ struct UnitKey {
 // UnitKey::mode bits: CR4.TSD is set, so rdtsc is a callout (#GP at CPL >
 // 0); CR4.OSFXSR is clear, so SSE instructions are #UD.
 constexpr std::uint32_t kModeTsd = 1u << 16, kModeSseOff = 1u << 17;
-// UnitKey::mode bit: the unit runs in the user view (CPL 3 with paging); its
-// indirect-branch lookups use the user salt (kUserIndirectSalt).
+// UnitKey::mode bit: the unit runs in the user view (CPL 3 with paging).
 constexpr std::uint32_t kModeUserView = 1u << 18;
 // UnitKey::mode bits, shifted left by the segment register's number (ES,
 // SS, DS): the segment is not flat (a base, a limit below 4 GiB, expand-down,
@@ -113,6 +112,17 @@ constexpr std::uint32_t kModeCheckedSegments =
     kModeCheckedSegment << kEs | kModeCheckedSegment << kSs | kModeCheckedSegment << kDs;
 constexpr bool SegmentChecked(std::uint32_t mode, unsigned segment) {
   return segment <= kDs && (mode & kModeCheckedSegment << segment) != 0;
+}
+
+// The salt of the indirect-branch table's entries and lookups (see
+// kIndirectTableOffset) for units of mode `mode`: one per view and set of
+// checked segments. Their low 16 bits differ (an odd factor is invertible
+// modulo 2^16), so two eips that share a slot never differ by their salts.
+constexpr std::uint32_t IndirectSalt(std::uint32_t mode) {
+  constexpr unsigned kShift = 18;  // kModeUserView, then the segments
+  static_assert(kModeUserView == 1u << kShift && kModeCheckedSegment == 1u << (kShift + 1));
+  constexpr std::uint32_t kOddFactor = 0x9E3779B1u;
+  return ((mode & (kModeUserView | kModeCheckedSegments)) >> kShift) * kOddFactor;
 }
 
 // The UnitKey::mode for control registers 0 and 4. x87, MMX and SSE

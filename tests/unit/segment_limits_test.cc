@@ -593,6 +593,37 @@ TEST_CASE("reloading a flat segment stays in translated code; leaving flat does 
   CHECK(stats.dispatcher_entries < 100);
 }
 
+// Bug this guards against: every segment load that changed the unit mode
+// emptied the indirect-branch table, as a kernel's entry and exit do when
+// user code runs with other segments than kernel code.
+TEST_CASE("segment loads that change the unit mode keep the indirect-branch table") {
+  constexpr std::uint32_t kLoops = 2000;
+  SegmentGuest guest([&](x86::Assembler& a) {
+    asmjit::Label loop = a.newLabel(), based = a.newLabel(), flat = a.newLabel();
+    asmjit::Label over = a.newLabel();
+    a.jmp(over);
+    a.bind(based);
+    a.ret();
+    a.bind(flat);
+    a.ret();
+    a.bind(over);
+    a.lea(x86::ebx, x86::ptr(based));
+    a.lea(x86::edx, x86::ptr(flat));
+    a.mov(x86::ecx, kLoops);
+    a.bind(loop);
+    Load(a, x86::ds, kDs);
+    a.call(x86::ebx);
+    Load(a, x86::ds, kData0);
+    a.call(x86::edx);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    Finish(a);
+  });
+  guest.Run();
+  // Each load leaves translated code; the calls and returns stay in it.
+  CHECK(guest.machine().GetStats().dispatcher_entries < 2 * kLoops + 100);
+}
+
 TEST_CASE("callouts check their memory operand against its segment's limit, and add its base") {
   RunEverySetting(
       [&](x86::Assembler& a, FaultList& faults) {
