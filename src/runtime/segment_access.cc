@@ -1,12 +1,14 @@
 // Data segments with bases and limits (SDM Vol. 3A 3.4.5, 5.3, 5.4.1): ES,
-// SS and DS with any base and limit, expand-up or expand-down, read-only or
-// null, in 32-bit code.
+// SS, DS, FS and GS with any base and limit, expand-up or expand-down,
+// read-only or null, in 32-bit code.
 //
-// Flat segments cost nothing: units are keyed on which of ES, SS and DS are
+// Flat segments cost nothing: units are keyed on which data segments are
 // not flat (translator::kModeCheckedSegment), and only units translated
-// with one of them checked add its base and check its bounds, which
-// translated code reads from CpuState::segment_bounds at run time (so a
-// reload of a checked segment with other bounds needs no retranslation).
+// with one of them checked check its bounds, which translated code reads
+// from CpuState::segment_bounds at run time (so a reload of a checked
+// segment with other bounds needs no retranslation). Units add the base of
+// a checked segment, and always that of FS and GS: an FS or GS with a base
+// but a flat limit, as operating systems use them, is not checked.
 // Here the runtime keeps those bounds, and does the same checks where it
 // makes accesses itself: memory operands of callouts, the stack accesses
 // of popf, iret, far calls and returns and interrupt delivery, and string
@@ -97,14 +99,17 @@ std::optional<std::uint32_t> SegmentAddress(const SegmentState& segment, std::ui
 }
 
 std::uint32_t Vcpu::SegmentMode() {
+  using translator::kFs;
+  using translator::kGs;
   std::uint32_t mode = 0;
-  for (const unsigned index : {translator::kEs, translator::kSs, translator::kDs}) {
+  for (const unsigned index : {translator::kEs, translator::kSs, translator::kDs, kFs, kGs}) {
     const SegmentState& segment = state_->segment[index];
     const SegmentBounds read = BoundsOf(segment, false), write = BoundsOf(segment, true);
     state_->segment_bounds[index][0] = read;
     state_->segment_bounds[index][1] = write;
-    // Flat: base 0, and every offset readable and writable.
-    const bool flat = segment.base == 0 && read == SegmentBounds{} && write == SegmentBounds{};
+    // Every offset readable and writable, and a base that units add anyway.
+    const bool flat = read == SegmentBounds{} && write == SegmentBounds{} &&
+                      (segment.base == 0 || index == kFs || index == kGs);
     if (!flat) mode |= translator::kModeCheckedSegment << index;
   }
   return mode;
@@ -124,11 +129,11 @@ bool Vcpu::AfterSegmentLoad(unsigned index, std::uint32_t next_eip) {
 
 bool Vcpu::OperandOutsideLimit(const DecodedInstruction& insn) {
   if (!(insn.has_memory || insn.moffs) || insn.memory.agen || !AccessesOperand(insn.kind) ||
-      insn.segment > translator::kDs) {
+      insn.segment > translator::kGs) {
     return false;
   }
-  // Units of a mode with the segment checked passed its base in the
-  // operand's address; flat segments have base 0.
+  // Units passed the segment's base in the operand's address where they
+  // add it (FS, GS and checked segments); flat segments have base 0.
   const SegmentState& segment = state_->segment[insn.segment];
   const std::uint32_t offset = state_->effective_address - segment.base;
   const std::uint32_t bytes = std::max<std::uint32_t>(insn.memory.bytes, 1);

@@ -329,7 +329,7 @@ class Vcpu final : private translator::CodeSource {
   std::uint32_t CurrentUnitMode();
   // Segment bases and limits (segment_access.cc).
   //
-  // Refreshes CpuState::segment_bounds from ES, SS and DS; returns the
+  // Refreshes CpuState::segment_bounds from the data segments; returns the
   // kModeCheckedSegment bits of those that are not flat.
   std::uint32_t SegmentMode();
   // Ends the callout that loaded segment `index`: on in translated code,

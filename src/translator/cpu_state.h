@@ -106,9 +106,9 @@ struct alignas(64) CpuState {
   // as breakpoints are not emulated. Reset values (SDM Vol. 3A table 9-1).
   std::uint32_t dr[8] = {0, 0, 0, 0, 0, 0, 0xFFFF0FF0, 0x400};
   SegmentState segment[6];  // ES CS SS DS FS GS
-  // segment[ES..DS]'s bounds for reads and for writes, kept by the runtime
-  // whenever units may run (Vcpu::CurrentUnitMode).
-  SegmentBounds segment_bounds[4][2];
+  // The data segments' bounds for reads and for writes (CS's are unused),
+  // kept by the runtime whenever units may run (Vcpu::CurrentUnitMode).
+  SegmentBounds segment_bounds[6][2];
   std::uint32_t gdt_base = 0, idt_base = 0;
   std::uint16_t gdt_limit = 0, idt_limit = 0xFFFF;
   // LDTR and TR: selector and the descriptor cached when they were loaded

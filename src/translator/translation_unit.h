@@ -103,15 +103,18 @@ constexpr std::uint32_t kModeTsd = 1u << 16, kModeSseOff = 1u << 17;
 // UnitKey::mode bit: the unit runs in the user view (CPL 3 with paging).
 constexpr std::uint32_t kModeUserView = 1u << 18;
 // UnitKey::mode bits, shifted left by the segment register's number (ES,
-// SS, DS): the segment is not flat (a base, a limit below 4 GiB, expand-down,
-// read-only or null), so the unit's accesses through it add its base and
-// check its bounds at run time (CpuState::segment_bounds). Flat segments,
-// which every common 32-bit OS keeps, cost nothing.
+// SS, DS, FS, GS): the segment is not flat (a limit below 4 GiB,
+// expand-down, read-only or null; for ES, SS and DS also a base), so the
+// unit's accesses through it add its base and check its bounds at run time
+// (CpuState::segment_bounds). Flat segments, which every common 32-bit OS
+// keeps, cost nothing; nor do FS and GS with a base but a flat limit (per-CPU
+// data, thread-local storage), whose base every unit adds.
 constexpr std::uint32_t kModeCheckedSegment = 1u << 19;
 constexpr std::uint32_t kModeCheckedSegments =
-    kModeCheckedSegment << kEs | kModeCheckedSegment << kSs | kModeCheckedSegment << kDs;
+    kModeCheckedSegment << kEs | kModeCheckedSegment << kSs | kModeCheckedSegment << kDs |
+    kModeCheckedSegment << kFs | kModeCheckedSegment << kGs;
 constexpr bool SegmentChecked(std::uint32_t mode, unsigned segment) {
-  return segment <= kDs && (mode & kModeCheckedSegment << segment) != 0;
+  return segment <= kGs && (mode & kModeCheckedSegment << segment) != 0;
 }
 
 // The salt of the indirect-branch table's entries and lookups (see

@@ -45,8 +45,8 @@ void UnitBuilder::SetFixup(Fixup fixup, std::uint8_t argument) {
 }
 
 UnitBuilder::SegmentUse UnitBuilder::UseOf(std::uint8_t segment) const {
-  if (segment == kFs || segment == kGs) return SegmentUse::kBased;
-  return SegmentChecked(mode(), segment) ? SegmentUse::kChecked : SegmentUse::kFlat;
+  if (SegmentChecked(mode(), segment)) return SegmentUse::kChecked;
+  return segment == kFs || segment == kGs ? SegmentUse::kBased : SegmentUse::kFlat;
 }
 
 UnitBuilder::SegmentUse UnitBuilder::OperandUse(const DecodedInstruction& insn) const {
