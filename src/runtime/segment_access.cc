@@ -211,7 +211,10 @@ bool Vcpu::EmulateString(const DecodedInstruction& insn) {
                                         translator::kEflagsAf | translator::kEflagsZf |
                                         translator::kEflagsSf | translator::kEflagsOf;
   std::uint32_t* gpr = state_->gpr;
-  while (!insn.rep || gpr[kEcx] != 0) {
+  for (std::uint32_t budget = kStringElementsPerCallout; !insn.rep || gpr[kEcx] != 0; --budget) {
+    // Long reps go on from a later callout, after the dispatcher has seen
+    // to stop requests and events (which may come between iterations).
+    if (budget == 0) return ExitWith(std::nullopt, insn.eip);
     std::uint32_t source = 0, destination = 0;
     if (form.source) {
       const auto at = SegmentAddress(state_->segment[insn.segment], gpr[kEsi], form.size, false);

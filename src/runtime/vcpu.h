@@ -344,6 +344,9 @@ class Vcpu final : private translator::CodeSource {
                                             bool write) const;
   bool CheckString(const decoder::DecodedInstruction& insn);  // kStringCheck
   bool EmulateString(const decoder::DecodedInstruction& insn);
+  // Elements of a string instruction the runtime runs in one callout; a
+  // rep with more leaves translated code and runs on from the instruction.
+  static constexpr std::uint32_t kStringElementsPerCallout = 16384;
 
   // Interrupt and exception delivery (interrupts.cc).
   enum class Delivery : std::uint8_t { kDone, kNestedFault, kStop };

@@ -13,6 +13,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -677,6 +678,35 @@ TEST_CASE("null FS and GS load without a fault; every access through them is #GP
         CHECK(guest.Read32(kOut + 0x100) == 0);
         CHECK(guest.Read32(0x100) == 0);
       });
+}
+
+// Bug this guards against: a rep that would leave its segment only after
+// billions of elements ran them all, element by element, in one callout
+// that no stop request could interrupt.
+TEST_CASE("a long rep the runtime runs element by element can be stopped") {
+  // Every 4 MiB of linear memory maps to the first, so that nothing faults
+  // before the rep leaves DS at 4 GiB.
+  constexpr std::uint32_t kDirectory = 0x900000;
+  std::uint32_t lods = 0;
+  SegmentGuest guest([&](x86::Assembler& a) {
+    testing::EmitEnablePaging(a, kDirectory);
+    Load(a, x86::ds, kDown);
+    a.cld();
+    a.mov(x86::esi, 0x1000);
+    a.mov(x86::ecx, 0xFFFFFFFF);
+    lods = Here(a);
+    a.embed("\xF3\xAC", 2);  // rep lodsb
+    Finish(a);
+  });
+  const std::vector<std::uint32_t> directory(1024, 0x87);
+  REQUIRE(guest.machine().WritePhysical(kDirectory, directory.data(), 4096));
+  const auto start = std::chrono::steady_clock::now();
+  const StopInfo stop = guest.machine().Run({.time_budget = std::chrono::milliseconds(200)});
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+  CHECK(stop.reason == StopReason::kBudgetExhausted);
+  const Registers r = guest.machine().GetRegisters();
+  CHECK(r.eip == lods);
+  CHECK(r.esi - 0x1000 == 0xFFFFFFFF - r.ecx);
 }
 
 // Bug this guards against: a unit translated with a flat DS ran again, from
