@@ -35,6 +35,8 @@ enum class Kind : std::uint8_t {
   kStringEs,  // movs, stos, cmps, scas (ES:EDI): host string instructions
   kIn,
   kOut,
+  kIns,   // ES:[EDI] from port DX
+  kOuts,  // DS:[ESI] (or an override) to port DX
   kHlt,
   kCli,
   kSti,

@@ -52,11 +52,6 @@ bool AccessesOperand(Kind kind) {
   }
 }
 
-// The fault of an access outside segment `segment` (SDM Vol. 3A 6.15).
-std::uint8_t LimitFault(unsigned segment) {
-  return segment == kSs ? kStackFault : kGeneralProtection;
-}
-
 // EFLAGS after `a - b` in `size` bytes, as cmp sets them (SDM Vol. 1
 // appendix A): CF, PF, AF, ZF, SF, OF.
 std::uint32_t SubtractionFlags(std::uint32_t a, std::uint32_t b, unsigned size) {
@@ -76,6 +71,10 @@ std::uint32_t SubtractionFlags(std::uint32_t a, std::uint32_t b, unsigned size) 
 }
 
 }  // namespace
+
+std::uint8_t LimitFault(unsigned segment) {
+  return segment == kSs ? kStackFault : kGeneralProtection;
+}
 
 SegmentBounds BoundsOf(const SegmentState& segment, bool write) {
   const std::uint16_t attributes = segment.attributes;
@@ -168,8 +167,8 @@ StringForm FormOf(const DecodedInstruction& insn) {
   }
 }
 
-// Whether every element of a `count`-element run from `offset` stepping by
-// size (down if `down`) lies within `segment`, without wrapping.
+}  // namespace
+
 bool RunWithin(const SegmentState& segment, std::uint32_t offset, std::uint64_t count,
                unsigned size, bool down, bool write) {
   const std::uint64_t span = count * size;
@@ -178,8 +177,6 @@ bool RunWithin(const SegmentState& segment, std::uint32_t offset, std::uint64_t 
   if (first < 0 || first + static_cast<std::int64_t>(span) - 1 > 0xFFFFFFFFll) return false;
   return BoundsOf(segment, write).Contains(static_cast<std::uint32_t>(first), span);
 }
-
-}  // namespace
 
 bool Vcpu::CheckString(const DecodedInstruction& insn) {
   const StringForm form = FormOf(insn);

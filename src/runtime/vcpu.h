@@ -103,6 +103,9 @@ GuestEvent FaultDuring(const GuestEvent& cause, std::uint8_t vector, std::uint32
 // What a fault found while running `insn` is raised during: itself, as far
 // as FaultDuring is concerned.
 GuestEvent InstructionCause(const decoder::DecodedInstruction& insn);
+// The fault of an access outside data segment `segment` (SDM Vol. 3A 6.15):
+// #SS(0) through SS, #GP(0) through the others.
+std::uint8_t LimitFault(unsigned segment);
 
 class Vcpu final : private translator::CodeSource {
  public:
@@ -347,6 +350,9 @@ class Vcpu final : private translator::CodeSource {
   // Elements of a string instruction the runtime runs in one callout; a
   // rep with more leaves translated code and runs on from the instruction.
   static constexpr std::uint32_t kStringElementsPerCallout = 16384;
+  // ins and outs (port_string.cc), once the I/O permission check allowed
+  // `port`.
+  bool PortString(const decoder::DecodedInstruction& insn, std::uint16_t port);
 
   // Interrupt and exception delivery (interrupts.cc).
   enum class Delivery : std::uint8_t { kDone, kNestedFault, kStop };
@@ -405,6 +411,19 @@ class Vcpu final : private translator::CodeSource {
   // access_fault_ holds the #PF) or reaches no RAM.
   bool AccessGuest(std::uint32_t address, void* data, std::size_t bytes, bool write,
                    mmu::View view);
+  // Where an access of at most two pages lies in guest RAM.
+  struct GuestPieces {
+    struct Piece {
+      std::uint64_t physical;
+      std::size_t bytes;
+    } piece[2];
+    unsigned count = 0;
+  };
+  // AccessGuest's checks and page walks (which set the accessed and dirty
+  // bits) without the copy, which CopyGuest then makes.
+  bool LocateGuest(std::uint32_t address, std::size_t bytes, bool write, mmu::View view,
+                   GuestPieces& pieces);
+  void CopyGuest(const GuestPieces& pieces, void* data, bool write);
 
   // A guest access failed while delivering `cause`: a #PF in `nested`, or
   // a stop for an access outside RAM.

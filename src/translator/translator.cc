@@ -45,6 +45,8 @@ bool IsCallout(const DecodedInstruction& insn) {
     case Kind::kJmpFar:
     case Kind::kIn:
     case Kind::kOut:
+    case Kind::kIns:
+    case Kind::kOuts:
     case Kind::kHlt:
     case Kind::kCli:
     case Kind::kSti:
