@@ -207,6 +207,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     case Kind::kReleaseMemory: return ReleaseMemory();
     case Kind::kCheckDivide: return CheckDivide(insn);
     case Kind::kStringCheck: return CheckString(insn);
+    case Kind::kSegmentUse: return UseSegment(insn);
     case Kind::kLgdt:
     case Kind::kLidt: {
       std::uint8_t operand[6];

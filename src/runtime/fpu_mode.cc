@@ -22,7 +22,10 @@ std::uint32_t Vcpu::CurrentUnitMode() {
     indirect_.Clear();
     indirect_mode_ = mode;
   }
-  return mode | SegmentMode() | (CurrentView() == mmu::View::kUser ? translator::kModeUserView : 0);
+  const bool user = CurrentView() == mmu::View::kUser;
+  const std::uint32_t used = segments_used_[user];
+  return mode | used | (SegmentMode() & translator::DependentSegments(used)) |
+         (user ? translator::kModeUserView : 0);
 }
 
 void Vcpu::OnCr0Changed(std::uint32_t old_cr0) {

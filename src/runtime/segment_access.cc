@@ -8,7 +8,10 @@
 // from CpuState::segment_bounds at run time (so a reload of a checked
 // segment with other bounds needs no retranslation). Units add the base of
 // a checked segment, and always that of FS and GS: an FS or GS with a base
-// but a flat limit, as operating systems use them, is not checked.
+// but a flat limit, as operating systems use them, is not checked; nor is
+// any FS or GS in a view that has not accessed memory through it yet
+// (translator::kModeUsesFs), so that the null ones OSes keep there cost
+// nothing.
 // Here the runtime keeps those bounds, and does the same checks where it
 // makes accesses itself: memory operands of callouts, the stack accesses
 // of popf, iret, far calls and returns and interrupt delivery, and string
@@ -44,6 +47,7 @@ bool AccessesOperand(Kind kind) {
   switch (kind) {
     case Kind::kInvlpg:
     case Kind::kReleaseMemory:
+    case Kind::kSegmentUse:
     case Kind::kFpuUnavailable:
     case Kind::kInvalid:
     case Kind::kUnsupported:
@@ -115,7 +119,7 @@ std::uint32_t Vcpu::SegmentMode() {
 }
 
 bool Vcpu::AfterSegmentLoad(unsigned index, std::uint32_t next_eip) {
-  const std::uint32_t mode = SegmentMode();
+  const std::uint32_t mode = SegmentMode() & translator::DependentSegments(unit_mode_);
   // The unit goes on if what it assumed of the segments still holds: a
   // flat segment reloaded flat (as kernels do on every system call), or a
   // checked one with new bounds, which its checks read at run time. An SS
@@ -124,6 +128,11 @@ bool Vcpu::AfterSegmentLoad(unsigned index, std::uint32_t next_eip) {
     return ExitWith(std::nullopt, next_eip);
   }
   return false;
+}
+
+bool Vcpu::UseSegment(const DecodedInstruction& insn) {
+  segments_used_[CurrentView() == mmu::View::kUser] |= translator::UsesSegmentBit(insn.segment);
+  return ExitWith(std::nullopt, insn.eip);
 }
 
 bool Vcpu::OperandOutsideLimit(const DecodedInstruction& insn) {

@@ -338,6 +338,8 @@ class Vcpu final : private translator::CodeSource {
   // Ends the callout that loaded segment `index`: on in translated code,
   // unless it loaded SS or changed what the unit assumed of its segments.
   bool AfterSegmentLoad(unsigned index, std::uint32_t next_eip);
+  // The first access through FS or GS in the current view (kSegmentUse).
+  bool UseSegment(const decoder::DecodedInstruction& insn);
   // Raises #GP(0), or #SS(0) for SS, when the memory operand of a callout
   // that accesses it lies outside its segment; true if it did.
   bool OperandOutsideLimit(const decoder::DecodedInstruction& insn);
@@ -513,6 +515,9 @@ class Vcpu final : private translator::CodeSource {
   // The translator::UnitMode of every unit the indirect-branch table points
   // to; the table's salt tells the other bits of their UnitKey::mode apart.
   std::uint32_t indirect_mode_ = 0;
+  // The translator::kModeUsesFs and kModeUsesGs bits of the supervisor and
+  // the user view.
+  std::uint32_t segments_used_[2] = {};
   VcpuCounters counters_;
   std::optional<StopInfo> pending_stop_;
   std::optional<GuestEvent> pending_event_;

@@ -116,16 +116,38 @@ constexpr std::uint32_t kModeCheckedSegments =
 constexpr bool SegmentChecked(std::uint32_t mode, unsigned segment) {
   return segment <= kGs && (mode & kModeCheckedSegment << segment) != 0;
 }
+// UnitKey::mode bits: code of the unit's view has accessed memory through
+// FS (GS). Until then the view's modes leave the segment out, its
+// kModeCheckedSegment bit clear whatever it holds, and an access through it
+// is a callout (Kind::kSegmentUse) that marks it used in the view and runs
+// again from a unit of the new mode. Operating systems use each of FS and
+// GS in one view and keep it null in the other (Linux: FS for per-CPU data
+// in the kernel, GS for thread-local storage in user space), where its
+// reloads would otherwise change the mode at kernel entries and exits and
+// at context switches.
+constexpr std::uint32_t kModeUsesFs = 1u << 25, kModeUsesGs = 1u << 26;
+constexpr std::uint32_t UsesSegmentBit(unsigned segment) {
+  return segment == kFs ? kModeUsesFs : segment == kGs ? kModeUsesGs : 0;
+}
+// The kModeCheckedSegment bits units of mode `mode` depend on.
+constexpr std::uint32_t DependentSegments(std::uint32_t mode) {
+  return (kModeCheckedSegment << kEs | kModeCheckedSegment << kSs | kModeCheckedSegment << kDs) |
+         ((mode & kModeUsesFs) ? kModeCheckedSegment << kFs : 0) |
+         ((mode & kModeUsesGs) ? kModeCheckedSegment << kGs : 0);
+}
 
 // The salt of the indirect-branch table's entries and lookups (see
 // kIndirectTableOffset) for units of mode `mode`: one per view and set of
-// checked segments. Their low 16 bits differ (an odd factor is invertible
-// modulo 2^16), so two eips that share a slot never differ by their salts.
+// checked and used segments. Their low 16 bits differ (an odd factor is
+// invertible modulo 2^16), so two eips that share a slot never differ by
+// their salts.
 constexpr std::uint32_t IndirectSalt(std::uint32_t mode) {
   constexpr unsigned kShift = 18;  // kModeUserView, then the segments
-  static_assert(kModeUserView == 1u << kShift && kModeCheckedSegment == 1u << (kShift + 1));
+  static_assert(kModeUserView == 1u << kShift && kModeCheckedSegment == 1u << (kShift + 1) &&
+                kModeUsesGs >> kShift < (1u << 16));
   constexpr std::uint32_t kOddFactor = 0x9E3779B1u;
-  return ((mode & (kModeUserView | kModeCheckedSegments)) >> kShift) * kOddFactor;
+  const std::uint32_t bits = kModeUserView | kModeCheckedSegments | kModeUsesFs | kModeUsesGs;
+  return ((mode & bits) >> kShift) * kOddFactor;
 }
 
 // The UnitKey::mode for control registers 0 and 4. x87, MMX and SSE

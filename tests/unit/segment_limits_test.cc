@@ -826,6 +826,29 @@ TEST_CASE(
   CHECK(guest.machine().GetStats().dispatcher_entries < 100);
 }
 
+// Bug this guards against: Linux keeps GS null in its kernel threads and
+// never uses it in the kernel, and every null GS load changed the unit mode,
+// leaving translated code and translating the kernel twice.
+TEST_CASE("a null FS or GS costs nothing in code that never accesses through it") {
+  constexpr std::uint32_t kLoops = 10000;
+  SegmentGuest guest([&](x86::Assembler& a) {
+    asmjit::Label loop = a.newLabel();
+    a.mov(x86::eax, With(x86::dword_ptr_abs(0x100), x86::fs));  // FS is used, GS not
+    a.mov(x86::ecx, kLoops);
+    a.bind(loop);
+    a.xor_(x86::eax, x86::eax);
+    a.mov(x86::gs, x86::ax);
+    Load(a, x86::gs, kData0);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    a.xor_(x86::eax, x86::eax);
+    a.mov(x86::gs, x86::ax);
+    Finish(a);
+  });
+  guest.Run();
+  CHECK(guest.machine().GetStats().dispatcher_entries < 100);
+}
+
 TEST_CASE("callouts check their memory operand against its segment's limit, and add its base") {
   RunEverySetting(
       [&](x86::Assembler& a, FaultList& faults) {
