@@ -35,6 +35,8 @@ enum class Kind : std::uint8_t {
   kStringEs,  // movs, stos, cmps, scas (ES:EDI): host string instructions
   kIn,
   kOut,
+  kIns,   // ES:[EDI] from port DX
+  kOuts,  // DS:[ESI] (or an override) to port DX
   kHlt,
   kCli,
   kSti,
@@ -75,6 +77,10 @@ enum class Kind : std::uint8_t {
   // Never from the decoder: the translator turns an x87/MMX/SSE instruction
   // into this when the unit's CR0 mode makes it fault (#NM, or #UD).
   kFpuUnavailable,
+  // Never from the decoder: the translator turns an access through FS or
+  // GS into this when the unit's view has not used the segment yet
+  // (translator::kModeUsesFs).
+  kSegmentUse,
   // Never from the decoder: the callout before an instruction whose memory
   // operand the runtime resolves itself (adaptive translation, see
   // runtime/adaptive.cc), and the one after it where the host cannot

@@ -113,12 +113,6 @@ bool IsLegacyMnemonic(ZydisMnemonic mnemonic) {
 // that libbt does not run yet.
 bool IsUnsupportedMnemonic(ZydisMnemonic mnemonic) {
   switch (mnemonic) {
-    case ZYDIS_MNEMONIC_INSB:
-    case ZYDIS_MNEMONIC_INSW:
-    case ZYDIS_MNEMONIC_INSD:
-    case ZYDIS_MNEMONIC_OUTSB:
-    case ZYDIS_MNEMONIC_OUTSW:
-    case ZYDIS_MNEMONIC_OUTSD:
     case ZYDIS_MNEMONIC_SYSCALL:
     case ZYDIS_MNEMONIC_SYSRET:
     case ZYDIS_MNEMONIC_RDTSCP:
@@ -181,15 +175,23 @@ FpuClass ClassifyFpu(const ZydisDecodedInstruction& insn, const ZydisDecodedOper
 Kind Classify(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* operands) {
   if (insn.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY) return Kind::kInvalid;
   // movsd and cmpsd are also SSE2 mnemonics, in the 0F map.
-  if (IsString(insn.mnemonic) && insn.opcode_map == ZYDIS_OPCODE_MAP_DEFAULT &&
-      !IsUnsupportedMnemonic(insn.mnemonic)) {
+  if (IsString(insn.mnemonic) && insn.opcode_map == ZYDIS_OPCODE_MAP_DEFAULT) {
+    // 16-bit addressing (SI, DI, CX) is not supported yet.
     if (insn.address_width != 32) return Kind::kUnsupported;
-    // lods has no ES:EDI operand: it is copied like any instruction, its
-    // DS:ESI operand with the segment it names.
-    const bool lods = insn.mnemonic == ZYDIS_MNEMONIC_LODSB ||
-                      insn.mnemonic == ZYDIS_MNEMONIC_LODSW ||
-                      insn.mnemonic == ZYDIS_MNEMONIC_LODSD;
-    return lods ? Kind::kIdent : Kind::kStringEs;
+    switch (insn.mnemonic) {
+      case ZYDIS_MNEMONIC_INSB:
+      case ZYDIS_MNEMONIC_INSW:
+      case ZYDIS_MNEMONIC_INSD: return Kind::kIns;
+      case ZYDIS_MNEMONIC_OUTSB:
+      case ZYDIS_MNEMONIC_OUTSW:
+      case ZYDIS_MNEMONIC_OUTSD: return Kind::kOuts;
+      // lods has no ES:EDI operand: it is copied like any instruction, its
+      // DS:ESI operand with the segment it names.
+      case ZYDIS_MNEMONIC_LODSB:
+      case ZYDIS_MNEMONIC_LODSW:
+      case ZYDIS_MNEMONIC_LODSD: return Kind::kIdent;
+      default: return Kind::kStringEs;
+    }
   }
   const bool far = insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR;
   switch (insn.mnemonic) {

@@ -21,8 +21,10 @@ constexpr std::uint32_t kPopfMask = 0x00247FD5;
 
 CalloutKind KindOf(Kind kind) {
   switch (kind) {
-    case Kind::kIn: return CalloutKind::kPortIn;
-    case Kind::kOut: return CalloutKind::kPortOut;
+    case Kind::kIn:
+    case Kind::kIns: return CalloutKind::kPortIn;
+    case Kind::kOut:
+    case Kind::kOuts: return CalloutKind::kPortOut;
     case Kind::kHlt: return CalloutKind::kHlt;
     case Kind::kCli: return CalloutKind::kCli;
     case Kind::kSti: return CalloutKind::kSti;
@@ -122,15 +124,19 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
   if (OperandOutsideLimit(insn)) return true;
   switch (insn.kind) {
     case Kind::kIn:
-    case Kind::kOut: {
+    case Kind::kOut:
+    case Kind::kIns:
+    case Kind::kOuts: {
       const auto port = static_cast<std::uint16_t>(insn.immediate_offset != decoder::kNoOffset
                                                        ? insn.immediate
                                                        : ReadRegister(translator::kEdx, 2));
+      // ins and outs check it even for a rep with ECX 0, as QEMU and Bochs do.
       if (!IoPermitted(port, size)) {
         return access_fault_ ? RaiseAccessFault(insn) : RaiseFault(kGeneralProtection, insn, 0);
       }
       std::optional<HostFpuScope> application_code;
       if (parts_.ports.RunsApplicationCode(port)) application_code.emplace(*state_);
+      if (insn.kind == Kind::kIns || insn.kind == Kind::kOuts) return PortString(insn, port);
       if (insn.kind == Kind::kIn) {
         WriteRegister(translator::kEax, size, parts_.ports.Read(port, size));
         return false;
@@ -201,6 +207,7 @@ bool Vcpu::HandleCallout(const DecodedInstruction& insn) {
     case Kind::kReleaseMemory: return ReleaseMemory();
     case Kind::kCheckDivide: return CheckDivide(insn);
     case Kind::kStringCheck: return CheckString(insn);
+    case Kind::kSegmentUse: return UseSegment(insn);
     case Kind::kLgdt:
     case Kind::kLidt: {
       std::uint8_t operand[6];

@@ -74,5 +74,9 @@ translator::SegmentBounds BoundsOf(const translator::SegmentState& segment, bool
 // nullopt if any of them lies outside its bounds for the access.
 std::optional<std::uint32_t> SegmentAddress(const translator::SegmentState& segment,
                                             std::uint32_t offset, std::uint64_t bytes, bool write);
+// Whether every element of a `count`-element run from `offset` stepping by
+// `size` (down if `down`) lies within `segment`, without wrapping.
+bool RunWithin(const translator::SegmentState& segment, std::uint32_t offset, std::uint64_t count,
+               unsigned size, bool down, bool write);
 
 }  // namespace bt::runtime

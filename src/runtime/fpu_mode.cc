@@ -9,24 +9,24 @@
 // callout that raises the fault here. Both sets of units stay cached, so a
 // kernel that sets TS on every task switch and clears it in its #NM handler
 // (lazy FPU switching) flips between them without retranslating. Changing
-// the mode empties the indirect-branch table, whose entries do not record
-// a mode. The mode also holds the segments that are not flat
-// (segment_access.cc, code_segment.cc).
+// these bits empties the indirect-branch table, whose entries do not record
+// them. The mode also holds the view and the segments that are not flat
+// (segment_access.cc, code_segment.cc), which the table's salt records, or
+// which keep units out of the table (a CS that is not flat).
 #include "runtime/vcpu.h"
 
 namespace bt::runtime {
 
 std::uint32_t Vcpu::CurrentUnitMode() {
-  const std::uint32_t mode = translator::UnitMode(state_->cr0, state_->cr4) | SegmentMode();
-  // The view is part of the mode too, but the table's salt keeps the views
-  // apart: switching views empties nothing. Nor does a change of CS, as
-  // only units of a flat one enter the table (RememberIndirectTarget).
+  const std::uint32_t mode = translator::UnitMode(state_->cr0, state_->cr4);
   if (mode != indirect_mode_) {
     indirect_.Clear();
     indirect_mode_ = mode;
   }
-  return mode | CodeSegmentMode() |
-         (CurrentView() == mmu::View::kUser ? translator::kModeUserView : 0);
+  const bool user = CurrentView() == mmu::View::kUser;
+  const std::uint32_t used = segments_used_[user];
+  return mode | used | (SegmentMode() & translator::DependentSegments(used)) | CodeSegmentMode() |
+         (user ? translator::kModeUserView : 0);
 }
 
 void Vcpu::OnCr0Changed(std::uint32_t old_cr0) {

@@ -143,16 +143,20 @@ bool Vcpu::RaiseAccessFault(const DecodedInstruction& insn) {
 
 bool Vcpu::AccessGuest(std::uint32_t address, void* data, std::size_t bytes, bool write,
                        mmu::View view) {
+  GuestPieces pieces;
+  if (!LocateGuest(address, bytes, write, view, pieces)) return false;
+  CopyGuest(pieces, data, write);
+  return true;
+}
+
+bool Vcpu::LocateGuest(std::uint32_t address, std::size_t bytes, bool write, mmu::View view,
+                       GuestPieces& pieces) {
   access_fault_.reset();
   // At most two pages: check both before touching either, so that an
   // access faulting on its second page changes nothing.
-  struct Piece {
-    std::uint64_t physical;
-    std::size_t bytes;
-  } pieces[2];
-  unsigned count = 0;
+  pieces.count = 0;
   std::uint32_t linear = address;
-  for (std::size_t left = bytes; left > 0; ++count) {
+  for (std::size_t left = bytes; left > 0; ++pieces.count) {
     const std::size_t in_page = std::min<std::size_t>(left, kPageSize - linear % kPageSize);
     const mmu::Translation translation =
         parts_.mmu.Translate(linear, write ? mmu::Access::kWrite : mmu::Access::kRead, view);
@@ -160,25 +164,29 @@ bool Vcpu::AccessGuest(std::uint32_t address, void* data, std::size_t bytes, boo
       access_fault_ = LinearFault{linear, translation.error_code};
       return false;
     }
-    if (translation.status != mmu::Translation::Status::kOk || count == 2 ||
+    if (translation.status != mmu::Translation::Status::kOk || pieces.count == 2 ||
         !parts_.memory.Contains(translation.physical, in_page)) {
       return false;
     }
-    pieces[count] = {translation.physical, in_page};
+    pieces.piece[pieces.count] = {translation.physical, in_page};
     left -= in_page;
     linear += static_cast<std::uint32_t>(in_page);
   }
-  auto* bytes_at = static_cast<std::uint8_t*>(data);
-  for (unsigned i = 0; i < count; ++i) {
-    if (write) {
-      parts_.memory.Write(pieces[i].physical, bytes_at, pieces[i].bytes);
-      InvalidatePhysical(pieces[i].physical, pieces[i].bytes);
-    } else {
-      parts_.memory.Read(pieces[i].physical, bytes_at, pieces[i].bytes);
-    }
-    bytes_at += pieces[i].bytes;
-  }
   return true;
+}
+
+void Vcpu::CopyGuest(const GuestPieces& pieces, void* data, bool write) {
+  auto* bytes_at = static_cast<std::uint8_t*>(data);
+  for (unsigned i = 0; i < pieces.count; ++i) {
+    const GuestPieces::Piece& piece = pieces.piece[i];
+    if (write) {
+      parts_.memory.Write(piece.physical, bytes_at, piece.bytes);
+      InvalidatePhysical(piece.physical, piece.bytes);
+    } else {
+      parts_.memory.Read(piece.physical, bytes_at, piece.bytes);
+    }
+    bytes_at += piece.bytes;
+  }
 }
 
 bool Vcpu::ReadGuest(std::uint32_t address, void* data, std::size_t bytes) {

@@ -1,12 +1,17 @@
 // Data segments with bases and limits (SDM Vol. 3A 3.4.5, 5.3, 5.4.1): ES,
-// SS and DS with any base and limit, expand-up or expand-down, read-only or
-// null, in 32-bit code.
+// SS, DS, FS and GS with any base and limit, expand-up or expand-down,
+// read-only or null, in 32-bit code.
 //
-// Flat segments cost nothing: units are keyed on which of ES, SS and DS are
+// Flat segments cost nothing: units are keyed on which data segments are
 // not flat (translator::kModeCheckedSegment), and only units translated
-// with one of them checked add its base and check its bounds, which
-// translated code reads from CpuState::segment_bounds at run time (so a
-// reload of a checked segment with other bounds needs no retranslation).
+// with one of them checked check its bounds, which translated code reads
+// from CpuState::segment_bounds at run time (so a reload of a checked
+// segment with other bounds needs no retranslation). Units add the base of
+// a checked segment, and always that of FS and GS: an FS or GS with a base
+// but a flat limit, as operating systems use them, is not checked; nor is
+// any FS or GS in a view that has not accessed memory through it yet
+// (translator::kModeUsesFs), so that the null ones OSes keep there cost
+// nothing.
 // Here the runtime keeps those bounds, and does the same checks where it
 // makes accesses itself: memory operands of callouts, the stack accesses
 // of popf, iret, far calls and returns and interrupt delivery, and string
@@ -42,17 +47,13 @@ bool AccessesOperand(Kind kind) {
   switch (kind) {
     case Kind::kInvlpg:
     case Kind::kReleaseMemory:
+    case Kind::kSegmentUse:
     case Kind::kFpuUnavailable:
     case Kind::kInvalid:
     case Kind::kUnsupported:
     case Kind::kIdent: return false;  // a form with no host encoding: unsupported
     default: return true;
   }
-}
-
-// The fault of an access outside segment `segment` (SDM Vol. 3A 6.15).
-std::uint8_t LimitFault(unsigned segment) {
-  return segment == kSs ? kStackFault : kGeneralProtection;
 }
 
 // EFLAGS after `a - b` in `size` bytes, as cmp sets them (SDM Vol. 1
@@ -74,6 +75,10 @@ std::uint32_t SubtractionFlags(std::uint32_t a, std::uint32_t b, unsigned size) 
 }
 
 }  // namespace
+
+std::uint8_t LimitFault(unsigned segment) {
+  return segment == kSs ? kStackFault : kGeneralProtection;
+}
 
 SegmentBounds BoundsOf(const SegmentState& segment, bool write) {
   const std::uint16_t attributes = segment.attributes;
@@ -97,21 +102,24 @@ std::optional<std::uint32_t> SegmentAddress(const SegmentState& segment, std::ui
 }
 
 std::uint32_t Vcpu::SegmentMode() {
+  using translator::kFs;
+  using translator::kGs;
   std::uint32_t mode = 0;
-  for (const unsigned index : {translator::kEs, translator::kSs, translator::kDs}) {
+  for (const unsigned index : {translator::kEs, translator::kSs, translator::kDs, kFs, kGs}) {
     const SegmentState& segment = state_->segment[index];
     const SegmentBounds read = BoundsOf(segment, false), write = BoundsOf(segment, true);
     state_->segment_bounds[index][0] = read;
     state_->segment_bounds[index][1] = write;
-    // Flat: base 0, and every offset readable and writable.
-    const bool flat = segment.base == 0 && read == SegmentBounds{} && write == SegmentBounds{};
+    // Every offset readable and writable, and a base that units add anyway.
+    const bool flat = read == SegmentBounds{} && write == SegmentBounds{} &&
+                      (segment.base == 0 || index == kFs || index == kGs);
     if (!flat) mode |= translator::kModeCheckedSegment << index;
   }
   return mode;
 }
 
 bool Vcpu::AfterSegmentLoad(unsigned index, std::uint32_t next_eip) {
-  const std::uint32_t mode = SegmentMode();
+  const std::uint32_t mode = SegmentMode() & translator::DependentSegments(unit_mode_);
   // The unit goes on if what it assumed of the segments still holds: a
   // flat segment reloaded flat (as kernels do on every system call), or a
   // checked one with new bounds, which its checks read at run time. An SS
@@ -122,13 +130,18 @@ bool Vcpu::AfterSegmentLoad(unsigned index, std::uint32_t next_eip) {
   return false;
 }
 
+bool Vcpu::UseSegment(const DecodedInstruction& insn) {
+  segments_used_[CurrentView() == mmu::View::kUser] |= translator::UsesSegmentBit(insn.segment);
+  return ExitWith(std::nullopt, insn.eip);
+}
+
 bool Vcpu::OperandOutsideLimit(const DecodedInstruction& insn) {
   if (!(insn.has_memory || insn.moffs) || insn.memory.agen || !AccessesOperand(insn.kind) ||
-      insn.segment > translator::kDs) {
+      insn.segment > translator::kGs) {
     return false;
   }
-  // Units of a mode with the segment checked passed its base in the
-  // operand's address; flat segments have base 0.
+  // Units passed the segment's base in the operand's address where they
+  // add it (FS, GS and checked segments); flat segments have base 0.
   const SegmentState& segment = state_->segment[insn.segment];
   const std::uint32_t offset = state_->effective_address - segment.base;
   const std::uint32_t bytes = std::max<std::uint32_t>(insn.memory.bytes, 1);
@@ -163,8 +176,8 @@ StringForm FormOf(const DecodedInstruction& insn) {
   }
 }
 
-// Whether every element of a `count`-element run from `offset` stepping by
-// size (down if `down`) lies within `segment`, without wrapping.
+}  // namespace
+
 bool RunWithin(const SegmentState& segment, std::uint32_t offset, std::uint64_t count,
                unsigned size, bool down, bool write) {
   const std::uint64_t span = count * size;
@@ -173,8 +186,6 @@ bool RunWithin(const SegmentState& segment, std::uint32_t offset, std::uint64_t 
   if (first < 0 || first + static_cast<std::int64_t>(span) - 1 > 0xFFFFFFFFll) return false;
   return BoundsOf(segment, write).Contains(static_cast<std::uint32_t>(first), span);
 }
-
-}  // namespace
 
 bool Vcpu::CheckString(const DecodedInstruction& insn) {
   const StringForm form = FormOf(insn);
@@ -206,7 +217,10 @@ bool Vcpu::EmulateString(const DecodedInstruction& insn) {
                                         translator::kEflagsAf | translator::kEflagsZf |
                                         translator::kEflagsSf | translator::kEflagsOf;
   std::uint32_t* gpr = state_->gpr;
-  while (!insn.rep || gpr[kEcx] != 0) {
+  for (std::uint32_t budget = kStringElementsPerCallout; !insn.rep || gpr[kEcx] != 0; --budget) {
+    // Long reps go on from a later callout, after the dispatcher has seen
+    // to stop requests and events (which may come between iterations).
+    if (budget == 0) return ExitWith(std::nullopt, insn.eip);
     std::uint32_t source = 0, destination = 0;
     if (form.source) {
       const auto at = SegmentAddress(state_->segment[insn.segment], gpr[kEsi], form.size, false);

@@ -1,10 +1,9 @@
 // Descriptor lookups in the GDT and the LDT, and segment-register loads with
 // the checks of MOV Sreg, POP Sreg, far JMP and CALL to a code segment (SDM
-// Vol. 2) and of a task switch (SDM Vol. 3A table 7-1). ES, SS and DS may
-// hold any data segment (segment_access.cc), CS any 32-bit code segment
-// (code_segment.cc); SS must be a 32-bit one, FS and GS 4 GiB ones (their
-// bases are added, their limits not checked): anything else stops the run
-// rather than run wrongly.
+// Vol. 2) and of a task switch (SDM Vol. 3A table 7-1). ES, SS, DS, FS and
+// GS may hold any data segment (segment_access.cc), CS any 32-bit code
+// segment (code_segment.cc); SS must be a 32-bit one: anything else stops
+// the run rather than run wrongly.
 #include "runtime/descriptor.h"
 #include "runtime/vcpu.h"
 
@@ -84,8 +83,6 @@ Vcpu::Delivery Vcpu::LoadSegmentRegister(unsigned index, std::uint16_t selector,
     unsupported = "CS: 16-bit code segments (D clear)";
   } else if (index == kSs && !descriptor.big()) {
     unsupported = "SS: 16-bit stacks (B clear)";
-  } else if ((index == translator::kFs || index == translator::kGs) && limit != 0xFFFFFFFF) {
-    unsupported = "FS or GS: limits below 4 GiB";
   }
   if (unsupported) {
     char text[192];

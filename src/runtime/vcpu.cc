@@ -71,9 +71,7 @@ void Vcpu::RememberIndirectTarget(TranslationUnit& unit) {
   if (unit.key.mode & translator::kModeCodeSegment) return;
   const std::optional<bool> global = CodePagesGlobal(unit);
   if (!global) return;
-  indirect_.Fill(unit.key.eip,
-                 (unit.key.mode & translator::kModeUserView) ? translator::kUserIndirectSalt : 0,
-                 unit.code, *global);
+  indirect_.Fill(unit.key.eip, translator::IndirectSalt(unit.key.mode), unit.code, *global);
 }
 
 void Vcpu::ForgetUnit(const TranslationUnit& unit) { indirect_.Forget(unit.key.eip, unit.code); }

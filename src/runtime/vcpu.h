@@ -103,6 +103,9 @@ GuestEvent FaultDuring(const GuestEvent& cause, std::uint8_t vector, std::uint32
 // What a fault found while running `insn` is raised during: itself, as far
 // as FaultDuring is concerned.
 GuestEvent InstructionCause(const decoder::DecodedInstruction& insn);
+// The fault of an access outside data segment `segment` (SDM Vol. 3A 6.15):
+// #SS(0) through SS, #GP(0) through the others.
+std::uint8_t LimitFault(unsigned segment);
 
 class Vcpu final : private translator::CodeSource {
  public:
@@ -324,20 +327,22 @@ class Vcpu final : private translator::CodeSource {
   // sysenter and sysexit (sysenter.cc).
   bool Sysenter(const decoder::DecodedInstruction& insn);
   bool Sysexit(const decoder::DecodedInstruction& insn);
-  // The UnitKey::mode translations must have now; entering a new mode
-  // empties the inline indirect-branch table (fpu_mode.cc).
+  // The UnitKey::mode translations must have now; entering new CR0 or CR4
+  // bits empties the inline indirect-branch table (fpu_mode.cc).
   std::uint32_t CurrentUnitMode();
   // Refreshes CpuState::segment_bounds from CS if it is not flat; returns
   // translator::kModeCodeSegment then (code_segment.cc).
   std::uint32_t CodeSegmentMode();
   // Segment bases and limits (segment_access.cc).
   //
-  // Refreshes CpuState::segment_bounds from ES, SS and DS; returns the
+  // Refreshes CpuState::segment_bounds from the data segments; returns the
   // kModeCheckedSegment bits of those that are not flat.
   std::uint32_t SegmentMode();
   // Ends the callout that loaded segment `index`: on in translated code,
   // unless it loaded SS or changed what the unit assumed of its segments.
   bool AfterSegmentLoad(unsigned index, std::uint32_t next_eip);
+  // The first access through FS or GS in the current view (kSegmentUse).
+  bool UseSegment(const decoder::DecodedInstruction& insn);
   // Raises #GP(0), or #SS(0) for SS, when the memory operand of a callout
   // that accesses it lies outside its segment; true if it did.
   bool OperandOutsideLimit(const decoder::DecodedInstruction& insn);
@@ -347,6 +352,12 @@ class Vcpu final : private translator::CodeSource {
                                             bool write) const;
   bool CheckString(const decoder::DecodedInstruction& insn);  // kStringCheck
   bool EmulateString(const decoder::DecodedInstruction& insn);
+  // Elements of a string instruction the runtime runs in one callout; a
+  // rep with more leaves translated code and runs on from the instruction.
+  static constexpr std::uint32_t kStringElementsPerCallout = 16384;
+  // ins and outs (port_string.cc), once the I/O permission check allowed
+  // `port`.
+  bool PortString(const decoder::DecodedInstruction& insn, std::uint16_t port);
 
   // Interrupt and exception delivery (interrupts.cc).
   enum class Delivery : std::uint8_t { kDone, kNestedFault, kStop };
@@ -405,6 +416,19 @@ class Vcpu final : private translator::CodeSource {
   // access_fault_ holds the #PF) or reaches no RAM.
   bool AccessGuest(std::uint32_t address, void* data, std::size_t bytes, bool write,
                    mmu::View view);
+  // Where an access of at most two pages lies in guest RAM.
+  struct GuestPieces {
+    struct Piece {
+      std::uint64_t physical;
+      std::size_t bytes;
+    } piece[2];
+    unsigned count = 0;
+  };
+  // AccessGuest's checks and page walks (which set the accessed and dirty
+  // bits) without the copy, which CopyGuest then makes.
+  bool LocateGuest(std::uint32_t address, std::size_t bytes, bool write, mmu::View view,
+                   GuestPieces& pieces);
+  void CopyGuest(const GuestPieces& pieces, void* data, bool write);
 
   // A guest access failed while delivering `cause`: a #PF in `nested`, or
   // a stop for an access outside RAM.
@@ -490,8 +514,12 @@ class Vcpu final : private translator::CodeSource {
   platform::PageMemory state_memory_;
   CpuState* state_;
   IndirectTable indirect_;
-  // The UnitKey::mode of every unit the indirect-branch table points to.
+  // The translator::UnitMode of every unit the indirect-branch table points
+  // to; the table's salt tells the other bits of their UnitKey::mode apart.
   std::uint32_t indirect_mode_ = 0;
+  // The translator::kModeUsesFs and kModeUsesGs bits of the supervisor and
+  // the user view.
+  std::uint32_t segments_used_[2] = {};
   VcpuCounters counters_;
   std::optional<StopInfo> pending_stop_;
   std::optional<GuestEvent> pending_event_;

@@ -106,9 +106,9 @@ struct alignas(64) CpuState {
   // as breakpoints are not emulated. Reset values (SDM Vol. 3A table 9-1).
   std::uint32_t dr[8] = {0, 0, 0, 0, 0, 0, 0xFFFF0FF0, 0x400};
   SegmentState segment[6];  // ES CS SS DS FS GS
-  // segment[ES..DS]'s bounds for reads and for writes, kept by the runtime
-  // whenever units may run (Vcpu::CurrentUnitMode).
-  SegmentBounds segment_bounds[4][2];
+  // The data segments' bounds for reads and for writes (CS's are unused),
+  // kept by the runtime whenever units may run (Vcpu::CurrentUnitMode).
+  SegmentBounds segment_bounds[6][2];
   std::uint32_t gdt_base = 0, idt_base = 0;
   std::uint16_t gdt_limit = 0, idt_limit = 0xFFFF;
   // LDTR and TR: selector and the descriptor cached when they were loaded
@@ -146,12 +146,11 @@ constexpr std::int32_t kPollOffset = static_cast<std::int32_t>(kCpuStateBytes);
 // After the poll page: the inline lookup table for indirect transfers, 64 Ki
 // entries of {-(eip + salt), host code} indexed by the low 16 bits of the
 // target, so translated code reaches it relative to the state register.
-// The salt is 0 for units of the supervisor view and kUserIndirectSalt for
-// those of the user view (kModeUserView), so entries made in one view never
-// match a lookup in the other: user code cannot reach supervisor pages
-// through the table, and neither view has to empty it. The salt's low 16
-// bits are not 0, so two eips that share a slot never differ by it.
-constexpr std::uint32_t kUserIndirectSalt = 0x5A5A5A5Au;
+// The salt (IndirectSalt in translation_unit.h) differs between units of
+// the two views and of different segment modes, so entries made in one
+// never match a lookup in another: user code cannot reach supervisor pages
+// through the table, and neither a change of view nor a segment load has to
+// empty it.
 struct IndirectEntry {
   std::uint32_t negated_eip;
   std::uint32_t eip;  // for the runtime, which empties entries by address

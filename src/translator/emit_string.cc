@@ -7,8 +7,8 @@
 // either end of the window lands in guard space, where the fault handler
 // wraps the register by 4 GiB as a 386 would.
 //
-// Segment bases (FS or GS for the source, and ES, SS, DS in units that have
-// them checked) are added to ESI/EDI around the instruction, so that they
+// Segment bases (FS or GS for the source, and any segment in units that
+// have it checked) are added to ESI/EDI around the instruction, so that they
 // run over linear addresses, and taken off again afterwards (or in the
 // fault fix-up). Limits are checked by a callout before the instruction:
 // one check covers every iteration of a rep (a check per iteration would

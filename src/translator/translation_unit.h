@@ -118,19 +118,54 @@ struct UnitKey {
 // UnitKey::mode bits: CR4.TSD is set, so rdtsc is a callout (#GP at CPL >
 // 0); CR4.OSFXSR is clear, so SSE instructions are #UD.
 constexpr std::uint32_t kModeTsd = 1u << 16, kModeSseOff = 1u << 17;
-// UnitKey::mode bit: the unit runs in the user view (CPL 3 with paging); its
-// indirect-branch lookups use the user salt (kUserIndirectSalt).
+// UnitKey::mode bit: the unit runs in the user view (CPL 3 with paging).
 constexpr std::uint32_t kModeUserView = 1u << 18;
 // UnitKey::mode bits, shifted left by the segment register's number (ES,
-// SS, DS): the segment is not flat (a base, a limit below 4 GiB, expand-down,
-// read-only or null), so the unit's accesses through it add its base and
-// check its bounds at run time (CpuState::segment_bounds). Flat segments,
-// which every common 32-bit OS keeps, cost nothing.
+// SS, DS, FS, GS): the segment is not flat (a limit below 4 GiB,
+// expand-down, read-only or null; for ES, SS and DS also a base), so the
+// unit's accesses through it add its base and check its bounds at run time
+// (CpuState::segment_bounds). Flat segments, which every common 32-bit OS
+// keeps, cost nothing; nor do FS and GS with a base but a flat limit (per-CPU
+// data, thread-local storage), whose base every unit adds.
 constexpr std::uint32_t kModeCheckedSegment = 1u << 19;
 constexpr std::uint32_t kModeCheckedSegments =
-    kModeCheckedSegment << kEs | kModeCheckedSegment << kSs | kModeCheckedSegment << kDs;
+    kModeCheckedSegment << kEs | kModeCheckedSegment << kSs | kModeCheckedSegment << kDs |
+    kModeCheckedSegment << kFs | kModeCheckedSegment << kGs;
 constexpr bool SegmentChecked(std::uint32_t mode, unsigned segment) {
-  return segment <= kDs && (mode & kModeCheckedSegment << segment) != 0;
+  return segment <= kGs && (mode & kModeCheckedSegment << segment) != 0;
+}
+// UnitKey::mode bits: code of the unit's view has accessed memory through
+// FS (GS). Until then the view's modes leave the segment out, its
+// kModeCheckedSegment bit clear whatever it holds, and an access through it
+// is a callout (Kind::kSegmentUse) that marks it used in the view and runs
+// again from a unit of the new mode. Operating systems use each of FS and
+// GS in one view and keep it null in the other (Linux: FS for per-CPU data
+// in the kernel, GS for thread-local storage in user space), where its
+// reloads would otherwise change the mode at kernel entries and exits and
+// at context switches.
+constexpr std::uint32_t kModeUsesFs = 1u << 25, kModeUsesGs = 1u << 26;
+constexpr std::uint32_t UsesSegmentBit(unsigned segment) {
+  return segment == kFs ? kModeUsesFs : segment == kGs ? kModeUsesGs : 0;
+}
+// The kModeCheckedSegment bits units of mode `mode` depend on.
+constexpr std::uint32_t DependentSegments(std::uint32_t mode) {
+  return (kModeCheckedSegment << kEs | kModeCheckedSegment << kSs | kModeCheckedSegment << kDs) |
+         ((mode & kModeUsesFs) ? kModeCheckedSegment << kFs : 0) |
+         ((mode & kModeUsesGs) ? kModeCheckedSegment << kGs : 0);
+}
+
+// The salt of the indirect-branch table's entries and lookups (see
+// kIndirectTableOffset) for units of mode `mode`: one per view and set of
+// checked and used segments. Their low 16 bits differ (an odd factor is
+// invertible modulo 2^16), so two eips that share a slot never differ by
+// their salts.
+constexpr std::uint32_t IndirectSalt(std::uint32_t mode) {
+  constexpr unsigned kShift = 18;  // kModeUserView, then the segments
+  static_assert(kModeUserView == 1u << kShift && kModeCheckedSegment == 1u << (kShift + 1) &&
+                kModeUsesGs >> kShift < (1u << 16));
+  constexpr std::uint32_t kOddFactor = 0x9E3779B1u;
+  const std::uint32_t bits = kModeUserView | kModeCheckedSegments | kModeUsesFs | kModeUsesGs;
+  return ((mode & bits) >> kShift) * kOddFactor;
 }
 // UnitKey::mode bit: CS is not flat (a base, or a limit below 4 GiB; SDM
 // Vol. 3A 3.4.5, 5.3), and UnitKey::code_base and code_limit hold it. Data

@@ -55,6 +55,8 @@ bool IsCallout(const DecodedInstruction& insn) {
     case Kind::kJmpFar:
     case Kind::kIn:
     case Kind::kOut:
+    case Kind::kIns:
+    case Kind::kOuts:
     case Kind::kHlt:
     case Kind::kCli:
     case Kind::kSti:
@@ -91,6 +93,7 @@ bool IsCallout(const DecodedInstruction& insn) {
     case Kind::kInvlpg:
     case Kind::kCacheFlush:
     case Kind::kFpuUnavailable:
+    case Kind::kSegmentUse:
     case Kind::kLegacy:
     case Kind::kInvalid:
     case Kind::kUnsupported: return true;
@@ -123,6 +126,7 @@ bool EndsUnit(const DecodedInstruction& insn) {
     case Kind::kLmsw:  // CR0.TS/EM/MP: the unit mode
     case Kind::kClts:
     case Kind::kFpuUnavailable:  // always faults
+    case Kind::kSegmentUse:      // runs again in a new mode
     case Kind::kLegacy:          // rare, and some change CS or segment bases
     case Kind::kInvalid:
     case Kind::kUnsupported: return true;
@@ -145,6 +149,13 @@ bool Translator::Decode(std::uint32_t eip, const std::uint8_t* bytes, std::size_
   // them fault: then the runtime raises the fault.
   if (insn.kind == Kind::kIdent && FpuFaults(insn.fpu_class, mode)) {
     insn.kind = Kind::kFpuUnavailable;
+  }
+  // Callouts reach FS and GS in the runtime, which knows them whatever the
+  // mode; translated code needs a mode that tells how to.
+  const bool fs_or_gs = insn.segment == kFs || insn.segment == kGs;
+  if (fs_or_gs && (insn.has_memory || insn.moffs || insn.implicit_memory) && !insn.memory.agen &&
+      !IsCallout(insn) && !(mode & UsesSegmentBit(insn.segment))) {
+    insn.kind = Kind::kSegmentUse;
   }
   return complete;
 }

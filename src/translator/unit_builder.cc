@@ -45,8 +45,8 @@ void UnitBuilder::SetFixup(Fixup fixup, std::uint8_t argument) {
 }
 
 UnitBuilder::SegmentUse UnitBuilder::UseOf(std::uint8_t segment) const {
-  if (segment == kFs || segment == kGs) return SegmentUse::kBased;
-  return SegmentChecked(mode(), segment) ? SegmentUse::kChecked : SegmentUse::kFlat;
+  if (SegmentChecked(mode(), segment)) return SegmentUse::kChecked;
+  return segment == kFs || segment == kGs ? SegmentUse::kBased : SegmentUse::kFlat;
 }
 
 UnitBuilder::SegmentUse UnitBuilder::OperandUse(const DecodedInstruction& insn) const {
@@ -240,7 +240,7 @@ void UnitBuilder::EmitIndirectExit() {
   a.lea(x86::r10, x86::ptr(x86::r10, x86::r10));  // 16-byte entries
   a.mov(x86::r9, x86::rcx);
   a.mov(x86::ecx, x86::dword_ptr(kState, x86::r10, 3, kIndirectTableOffset));
-  const std::uint32_t salt = (mode() & kModeUserView) ? kUserIndirectSalt : 0;
+  const std::uint32_t salt = IndirectSalt(mode());
   a.lea(x86::ecx, x86::ptr(x86::rcx, kScratch, 0, static_cast<std::int32_t>(salt)));
   a.jecxz(x86::rcx, hit);
   a.mov(x86::rcx, x86::r9);

@@ -52,7 +52,7 @@ class UnitBuilder {
 
   // How the unit's code reaches segment `segment` (SegmentRegister): flat,
   // adding a base read at run time (FS, GS), or adding the base after a
-  // limit check (ES, SS, DS when the unit's mode has them checked).
+  // limit check (any data segment the unit's mode has checked).
   enum class SegmentUse : std::uint8_t { kFlat, kBased, kChecked };
   SegmentUse UseOf(std::uint8_t segment) const;
   // The same for the memory operand of `instruction`; kFlat for lea.

@@ -57,6 +57,25 @@ TEST_CASE("lods and xlat keep their implicit DS operand and are copied") {
   CHECK(DecodeBytes({0xF3, 0xA5}).rep == 1);
 }
 
+TEST_CASE("ins and outs are callouts with their element size and the source's segment") {
+  constexpr std::uint8_t kDs = 3, kFs = 4;
+  const DecodedInstruction insb = DecodeBytes({0xF3, 0x6C});  // rep insb
+  CHECK(insb.kind == Kind::kIns);
+  CHECK(insb.rep == 1);
+  CHECK(insb.operand_size == 1);
+  CHECK(insb.segment == kNoRegister);                  // ES:EDI, which takes no override
+  CHECK(DecodeBytes({0x66, 0x6D}).operand_size == 2);  // insw
+  const DecodedInstruction outsd = DecodeBytes({0x6F});
+  CHECK(outsd.kind == Kind::kOuts);
+  CHECK(outsd.rep == 0);
+  CHECK(outsd.operand_size == 4);
+  CHECK(outsd.segment == kDs);
+  CHECK(DecodeBytes({0x64, 0xF3, 0x6E}).segment == kFs);  // rep outsb fs:[esi]
+  CHECK(DecodeBytes({0x64, 0xF3, 0x6E}).operand_size == 1);
+  // 16-bit addressing (SI, DI, CX) is not supported.
+  CHECK(DecodeBytes({0x67, 0xF3, 0x6C}).kind == Kind::kUnsupported);
+}
+
 TEST_CASE("memory operands carry their segment: overrides, and SS for ESP and EBP bases") {
   constexpr std::uint8_t kEs = 0, kCs = 1, kSs = 2, kDs = 3, kFs = 4;
   CHECK(DecodeBytes({0x8B, 0x03}).segment == kDs);              // mov eax, [ebx]

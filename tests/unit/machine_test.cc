@@ -165,13 +165,13 @@ TEST_CASE("an unsupported instruction is reported with its bytes and EIP") {
   auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
     a.nop();
     at = Here(a);
-    a.embed("\xF3\x6D", 2);  // rep insd: ins and outs come later
+    a.embed("\x67\xF3\x6D", 3);  // rep insd with 16-bit addressing
   }));
   const StopInfo stop = machine->Run();
   CHECK(stop.reason == StopReason::kUnsupportedInstruction);
   CHECK(stop.eip == at);
-  CHECK(stop.instruction_length == 2);
-  CHECK(stop.instruction_bytes[0] == 0xF3);
+  CHECK(stop.instruction_length == 3);
+  CHECK(stop.instruction_bytes[0] == 0x67);
   CHECK(stop.message.find("insd") != std::string::npos);
 }
 

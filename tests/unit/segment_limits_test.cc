@@ -1,9 +1,10 @@
-// ES, SS and DS with bases and limits (SDM Vol. 3A 3.4.5, 5.3, 5.4.1):
+// Data segments with bases and limits (SDM Vol. 3A 3.4.5, 5.3, 5.4.1):
 // every kind of access adds the segment's base, and one outside the limit
 // (expand-up or expand-down), a write to a read-only segment or any access
-// through a null DS or ES raises #GP(0), or #SS(0) through SS, before
+// through a null data segment raises #GP(0), or #SS(0) through SS, before
 // anything changes. Units translated with flat segments are not reused
-// under based ones, and reloading a flat segment stays in translated code.
+// under based ones, and reloading a flat segment, or an FS or GS with a base
+// but no limit, stays in translated code.
 // QEMU checks no data segment limits, so tests/guests/segments.c compares
 // only bases and segment loads with it; the faults are checked here.
 #include "tests/support/system_guest.h"
@@ -12,7 +13,9 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace bt {
@@ -49,9 +52,11 @@ enum Selector : std::uint16_t {
   kTssSelector = 0x58,
   kCode3 = 0x63,
   kData3 = 0x6B,
-  kStack3 = 0x73,   // DPL 3, base kSsBase, limit 0xFFFF
-  kStack16 = 0x78,  // B clear: a 16-bit stack
-  kCode16 = 0x80,   // 16-bit code
+  kStack3 = 0x73,     // DPL 3, base kSsBase, limit 0xFFFF
+  kStack16 = 0x78,    // B clear: a 16-bit stack
+  kBasedCode = 0x80,  // code with base kDsBase
+  kBasedFlat = 0x88,  // base kDsBase, limit 4 GiB: per-CPU data or TLS in FS or GS
+  kCode16 = 0x90,     // 16-bit code
 };
 
 constexpr std::uint64_t kGdtEntries[] = {
@@ -71,7 +76,9 @@ constexpr std::uint64_t kGdtEntries[] = {
     testing::kFlatData3,                                 // 0x68
     Descriptor(kSsBase, 0xFFFF, 0xF3, kByteGranular32),  // 0x70
     Descriptor(0, 0xFFFF, 0x93, 0),                      // 0x78
-    Descriptor(0, 0xFFFF, 0x9B, 0),                      // 0x80
+    Descriptor(kDsBase, 0xFFFFF, 0x9B, kBig),            // 0x80
+    Descriptor(kDsBase, 0xFFFFF, 0x93, kBig),            // 0x88
+    Descriptor(0, 0xFFFF, 0x9B, 0),                      // 0x90
 };
 
 // A guest with the GDT above whose RAM from kDsBase to kPatternEnd holds the
@@ -533,6 +540,177 @@ TEST_CASE("string instructions that leave their segment fault at the element tha
       });
 }
 
+// A dword of the result area through SS, for code that changes FS.
+x86::Mem OutSs(unsigned index) { return testing::Flat(kOut + 4 * index); }
+
+// The FS or GS override prefix.
+char OverrideOf(const x86::SReg& segment) { return segment == x86::fs ? '\x64' : '\x65'; }
+
+// An instruction `bytes` encodes after `segment`'s override prefix.
+void WithOverride(x86::Assembler& a, const x86::SReg& segment, std::string bytes) {
+  bytes.insert(bytes.begin(), OverrideOf(segment));
+  a.embed(bytes.data(), bytes.size());
+}
+
+TEST_CASE("FS and GS with limits: accesses add the base and fault where their bounds end") {
+  const x86::SReg segments[] = {x86::fs, x86::gs};
+  RunEverySetting(
+      [&](x86::Assembler& a, FaultList& faults) {
+        auto gp = [&](const std::function<void()>& emit) {
+          faults.Expect(a, FaultList::kGp, emit);
+        };
+        for (unsigned i = 0; i < 2; ++i) {
+          const x86::SReg& s = segments[i];
+          const unsigned out = 16 * i;
+          a.cld();
+          // Flat, then limited in the middle of a unit: the access after
+          // the load is checked.
+          Load(a, s, kData0);
+          a.mov(x86::eax, With(x86::dword_ptr_abs(kOut + 0x200), s));
+          Load(a, s, kDs);  // base kDsBase, limit 0xFFFF
+          a.mov(x86::ebx, 0xFFFC);
+          a.mov(x86::ecx, 0x11111111);
+          a.mov(x86::eax, With(x86::dword_ptr(x86::ebx), s));  // the last dword: fine
+          a.mov(OutSs(out), x86::eax);
+          gp([&] { a.mov(x86::eax, With(x86::dword_ptr(x86::ebx, 1), s)); });
+          gp([&] { a.mov(With(x86::byte_ptr(x86::ebx, 4), s), x86::cl); });
+          gp([&] { a.add(With(x86::dword_ptr(x86::ebx, 2), s), x86::ecx); });
+          gp([&] { WithOverride(a, s, std::string("\xA1\xFE\xFF\x00\x00", 5)); });  // moffs
+          gp([&] { a.push(With(x86::dword_ptr(x86::ebx, 2), s)); });
+          a.push(x86::ecx);
+          gp([&] { a.pop(With(x86::dword_ptr(x86::ebx, 2), s)); });  // ESP stays
+          a.pop(x86::ecx);
+          gp([&] { a.sgdt(With(x86::ptr_abs(0xFFFC), s)); });  // a callout's operand
+          a.mov(x86::esi, 0xFFF8);
+          WithOverride(a, s, "\xAD");  // lodsd
+          a.mov(OutSs(out + 1), x86::eax);
+          WithOverride(a, s, "\xAD");  // the last dword
+          a.mov(OutSs(out + 2), x86::eax);
+          gp([&] { WithOverride(a, s, "\xAD"); });
+          a.mov(OutSs(out + 3), x86::esi);
+          a.mov(x86::ebx, 0xFFF0);
+          a.mov(x86::eax, 0x0C);
+          WithOverride(a, s, "\xD7");  // xlat: the byte at 0xFFFC
+          a.mov(OutSs(out + 4), x86::eax);
+          a.mov(x86::eax, 0x10);
+          gp([&] { WithOverride(a, s, "\xD7"); });
+          // Four dwords from 0xFFF0 fit; the fifth does not.
+          a.mov(x86::esi, 0xFFF0);
+          a.mov(x86::edi, kOut + 0x100 + 0x20 * i);
+          a.mov(x86::ecx, 6);
+          gp([&] { WithOverride(a, s, "\xF3\xA5"); });  // rep movsd
+          a.mov(OutSs(out + 5), x86::esi);
+          a.mov(OutSs(out + 6), x86::edi);
+          a.mov(OutSs(out + 7), x86::ecx);
+          Load(a, s, kDown);  // expand-down above 0xFFF, B set
+          a.mov(x86::eax, With(x86::dword_ptr_abs(0x1000), s));
+          a.mov(OutSs(out + 8), x86::eax);
+          gp([&] { a.mov(x86::eax, With(x86::dword_ptr_abs(0xFFE), s)); });
+          Load(a, s, kReadOnly);
+          a.mov(x86::eax, With(x86::dword_ptr_abs(0x100), s));
+          a.mov(OutSs(out + 9), x86::eax);
+          gp([&] { a.mov(With(x86::dword_ptr_abs(0x100), s), x86::eax); });
+          gp([&] { a.smsw(With(x86::word_ptr_abs(0x100), s)); });
+        }
+        Load(a, x86::fs, kData0);
+        Load(a, x86::gs, kData0);
+      },
+      [&](SegmentGuest& guest) {
+        for (unsigned i = 0; i < 2; ++i) {
+          CAPTURE(i);
+          const std::uint32_t out = kOut + 64 * i;
+          CHECK(guest.Read32(out) == kDsBase + 0xFFFC);
+          CHECK(guest.Read32(out + 4) == kDsBase + 0xFFF8);
+          CHECK(guest.Read32(out + 8) == kDsBase + 0xFFFC);
+          CHECK(guest.Read32(out + 12) == 0x10000);
+          CHECK((guest.Read32(out + 16) & 0xFF) == 0xFC);
+          for (std::uint32_t j = 0; j < 4; ++j) {
+            CHECK(guest.Read32(kOut + 0x100 + 0x20 * i + 4 * j) == kDsBase + 0xFFF0 + 4 * j);
+          }
+          CHECK(guest.Read32(kOut + 0x110 + 0x20 * i) == 0);
+          CHECK(guest.Read32(out + 20) == 0x10000);
+          CHECK(guest.Read32(out + 24) == kOut + 0x110 + 0x20 * i);
+          CHECK(guest.Read32(out + 28) == 2);
+          CHECK(guest.Read32(out + 32) == kDsBase + 0x1000);
+          CHECK(guest.Read32(out + 36) == kDsBase + 0x100);
+        }
+        CHECK(guest.Read32(kDsBase + 0xFFFC) == kDsBase + 0xFFFC);
+        CHECK(guest.Read32(kDsBase + 0x100) == kDsBase + 0x100);
+      });
+}
+
+TEST_CASE("null FS and GS load without a fault; every access through them is #GP(0)") {
+  const x86::SReg segments[] = {x86::fs, x86::gs};
+  RunEverySetting(
+      [&](x86::Assembler& a, FaultList& faults) {
+        auto gp = [&](const std::function<void()>& emit) {
+          faults.Expect(a, FaultList::kGp, emit);
+        };
+        a.cld();
+        for (const x86::SReg& s : segments) {
+          // A null selector of any RPL.
+          a.mov(x86::eax, 3);
+          a.mov(s, x86::ax);
+          a.mov(x86::esi, 0x100);
+          a.mov(x86::edi, kOut + 0x100);
+          a.mov(x86::ebx, 0x100);
+          a.mov(x86::ecx, 4);
+          gp([&] { a.mov(x86::eax, With(x86::dword_ptr(x86::ebx), s)); });
+          gp([&] { a.mov(With(x86::dword_ptr(x86::ebx), s), x86::ecx); });
+          gp([&] { WithOverride(a, s, std::string("\xA1\x00\x01\x00\x00", 5)); });  // moffs
+          gp([&] { WithOverride(a, s, "\xAD"); });                                  // lodsd
+          gp([&] { WithOverride(a, s, "\xD7"); });                                  // xlat
+          gp([&] { WithOverride(a, s, "\xF3\xA4"); });  // rep movsb: nothing moved
+          gp([&] { a.push(With(x86::dword_ptr(x86::ebx), s)); });
+          gp([&] { a.sgdt(With(x86::ptr_abs(0x100), s)); });
+          a.lea(x86::eax, With(x86::ptr(x86::ebx), s));  // an address, no access: fine
+          a.mov(OutSs(0), x86::esi);
+          a.mov(OutSs(1), x86::edi);
+          a.mov(OutSs(2), x86::ecx);
+          a.mov(OutSs(3), x86::eax);
+        }
+        Load(a, x86::fs, kData0);
+        Load(a, x86::gs, kData0);
+      },
+      [&](SegmentGuest& guest) {
+        CHECK(guest.Read32(kOut) == 0x100);
+        CHECK(guest.Read32(kOut + 4) == kOut + 0x100);
+        CHECK(guest.Read32(kOut + 8) == 4);
+        CHECK(guest.Read32(kOut + 12) == 0x100);
+        CHECK(guest.Read32(kOut + 0x100) == 0);
+        CHECK(guest.Read32(0x100) == 0);
+      });
+}
+
+// Bug this guards against: a rep that would leave its segment only after
+// billions of elements ran them all, element by element, in one callout
+// that no stop request could interrupt.
+TEST_CASE("a long rep the runtime runs element by element can be stopped") {
+  // Every 4 MiB of linear memory maps to the first, so that nothing faults
+  // before the rep leaves DS at 4 GiB.
+  constexpr std::uint32_t kDirectory = 0x900000;
+  std::uint32_t lods = 0;
+  SegmentGuest guest([&](x86::Assembler& a) {
+    testing::EmitEnablePaging(a, kDirectory);
+    Load(a, x86::ds, kDown);
+    a.cld();
+    a.mov(x86::esi, 0x1000);
+    a.mov(x86::ecx, 0xFFFFFFFF);
+    lods = Here(a);
+    a.embed("\xF3\xAC", 2);  // rep lodsb
+    Finish(a);
+  });
+  const std::vector<std::uint32_t> directory(1024, 0x87);
+  REQUIRE(guest.machine().WritePhysical(kDirectory, directory.data(), 4096));
+  const auto start = std::chrono::steady_clock::now();
+  const StopInfo stop = guest.machine().Run({.time_budget = std::chrono::milliseconds(200)});
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+  CHECK(stop.reason == StopReason::kBudgetExhausted);
+  const Registers r = guest.machine().GetRegisters();
+  CHECK(r.eip == lods);
+  CHECK(r.esi - 0x1000 == 0xFFFFFFFF - r.ecx);
+}
+
 // Bug this guards against: a unit translated with a flat DS ran again, from
 // the cache, a chain or the indirect-branch table, after DS got a base.
 TEST_CASE("code translated with flat segments runs again with a based DS as a new unit") {
@@ -591,6 +769,86 @@ TEST_CASE("reloading a flat segment stays in translated code; leaving flat does 
   const Stats stats = guest.machine().GetStats();
   CHECK(stats.callouts[static_cast<std::size_t>(CalloutKind::kSegmentLoad)] >= 4 * kLoops);
   CHECK(stats.dispatcher_entries < 100);
+}
+
+// Bug this guards against: every segment load that changed the unit mode
+// emptied the indirect-branch table, as a kernel's entry and exit do when
+// user code runs with other segments than kernel code.
+TEST_CASE("segment loads that change the unit mode keep the indirect-branch table") {
+  constexpr std::uint32_t kLoops = 2000;
+  SegmentGuest guest([&](x86::Assembler& a) {
+    asmjit::Label loop = a.newLabel(), based = a.newLabel(), flat = a.newLabel();
+    asmjit::Label over = a.newLabel();
+    a.jmp(over);
+    a.bind(based);
+    a.ret();
+    a.bind(flat);
+    a.ret();
+    a.bind(over);
+    a.lea(x86::ebx, x86::ptr(based));
+    a.lea(x86::edx, x86::ptr(flat));
+    a.mov(x86::ecx, kLoops);
+    a.bind(loop);
+    Load(a, x86::ds, kDs);
+    a.call(x86::ebx);
+    Load(a, x86::ds, kData0);
+    a.call(x86::edx);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    Finish(a);
+  });
+  guest.Run();
+  // Each load leaves translated code; the calls and returns stay in it.
+  CHECK(guest.machine().GetStats().dispatcher_entries < 2 * kLoops + 100);
+}
+
+// What operating systems do with FS and GS (per-CPU data, thread-local
+// storage) costs no limit checks, so reloading them leaves no unit.
+TEST_CASE(
+    "FS and GS with a base but a 4 GiB limit are not checked: reloads stay in translated code") {
+  constexpr std::uint32_t kLoops = 10000;
+  SegmentGuest guest([&](x86::Assembler& a) {
+    asmjit::Label loop = a.newLabel();
+    a.mov(x86::ecx, kLoops);
+    a.xor_(x86::edx, x86::edx);
+    a.bind(loop);
+    Load(a, x86::fs, kBasedFlat);
+    a.add(x86::edx, With(x86::dword_ptr_abs(0x100), x86::fs));
+    Load(a, x86::gs, kBasedFlat);
+    a.add(x86::edx, With(x86::dword_ptr_abs(0x104), x86::gs));
+    Load(a, x86::fs, kData0);
+    Load(a, x86::gs, kData0);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    a.mov(x86::dword_ptr_abs(kOut), x86::edx);
+    Finish(a);
+  });
+  guest.Run();
+  CHECK(guest.Read32(kOut) == kLoops * (2 * kDsBase + 0x204));
+  CHECK(guest.machine().GetStats().dispatcher_entries < 100);
+}
+
+// Bug this guards against: Linux keeps GS null in its kernel threads and
+// never uses it in the kernel, and every null GS load changed the unit mode,
+// leaving translated code and translating the kernel twice.
+TEST_CASE("a null FS or GS costs nothing in code that never accesses through it") {
+  constexpr std::uint32_t kLoops = 10000;
+  SegmentGuest guest([&](x86::Assembler& a) {
+    asmjit::Label loop = a.newLabel();
+    a.mov(x86::eax, With(x86::dword_ptr_abs(0x100), x86::fs));  // FS is used, GS not
+    a.mov(x86::ecx, kLoops);
+    a.bind(loop);
+    a.xor_(x86::eax, x86::eax);
+    a.mov(x86::gs, x86::ax);
+    Load(a, x86::gs, kData0);
+    a.dec(x86::ecx);
+    a.jnz(loop);
+    a.xor_(x86::eax, x86::eax);
+    a.mov(x86::gs, x86::ax);
+    Finish(a);
+  });
+  guest.Run();
+  CHECK(guest.machine().GetStats().dispatcher_entries < 100);
 }
 
 TEST_CASE("callouts check their memory operand against its segment's limit, and add its base") {
