@@ -142,5 +142,42 @@ TEST_CASE("an inlined call whose PC thunk is no longer present faults on its fet
   CHECK(machine->GetRegisters().esi == 1);
 }
 
+TEST_CASE("inlined calls take side exits like conditional branches") {
+  // Each inlined call has an exit (its guard's fallback): in a unit with as
+  // many conditional branches as it has side exits, calls to a PC thunk
+  // are not inlined (they overran the unit's exits, and the host crashed).
+  constexpr unsigned kBranches = 16, kCalls = 4;
+  const auto image = AssembleGuest([&](x86::Assembler& a) {
+    asmjit::Label never = a.newLabel(), thunk = a.newLabel();
+    a.mov(x86::esp, kStack);
+    a.xor_(x86::eax, x86::eax);
+    a.xor_(x86::esi, x86::esi);
+    for (unsigned i = 0; i < kBranches; ++i) {
+      a.test(x86::eax, x86::eax);
+      a.jnz(never);
+    }
+    for (unsigned i = 0; i < kCalls; ++i) {
+      a.call(thunk);
+      a.add(x86::esi, x86::ebx);
+    }
+    a.hlt();
+    a.bind(never);
+    a.mov(x86::esi, 0xBAD);
+    a.hlt();
+    a.align(asmjit::AlignMode::kCode, 4096);
+    a.bind(thunk);
+    MovEbxFromTopRet(a);
+  });
+  auto machine = testing::BootIntercepting(image);
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  const Registers r = machine->GetRegisters();
+  CHECK(r.esp == kStack);
+  CHECK(r.esi != 0xBAD);
+  // ESI sums the return addresses, kSpacing bytes apart (call rel32, add
+  // r32, r32); EBX holds the last.
+  constexpr std::uint32_t kSpacing = 5 + 2;
+  CHECK(r.esi == r.ebx * kCalls - kSpacing * (kCalls - 1) * kCalls / 2);
+}
+
 }  // namespace
 }  // namespace bt
