@@ -433,6 +433,9 @@ void Vcpu::ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit
     case Fixup::kSegmentFault: vector = entry.argument; break;
     case Fixup::kUndoPop4: state_->gpr[translator::kEsp] -= 4; break;
     case Fixup::kUndoPop2: state_->gpr[translator::kEsp] -= 2; break;
+    case Fixup::kEspPending:
+      state_->gpr[translator::kEsp] += 4 * static_cast<std::int8_t>(entry.argument);
+      break;
     default: break;
   }
   state_->host_flags = fault.rflags;

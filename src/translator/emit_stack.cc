@@ -136,6 +136,44 @@ void EmitLeave(UnitBuilder& b, const DecodedInstruction& insn) {
 
 }  // namespace
 
+bool JoinsStackRun(const UnitBuilder& b, const DecodedInstruction& insn) {
+  if ((insn.kind != Kind::kPush && insn.kind != Kind::kPop) || insn.operand_size != 4 ||
+      insn.has_memory || b.UseOf(kSs) != UnitBuilder::SegmentUse::kFlat) {
+    return false;
+  }
+  const std::uint8_t reg = RegisterOperand(insn);
+  return reg != kEsp && (reg != kNoRegister || insn.kind == Kind::kPush);
+}
+
+// Native pushes and pops move ESP in the CPU's stack engine, at no cost;
+// here each one's lea on R12 made a chain of dependent adds through every
+// prologue and epilogue, which the stack accesses after it waited for. A
+// run moves R12 once at its end: each instruction accesses the stack at
+// its offset from where the run found ESP, and a fault part-way finds ESP
+// moved by the instructions before it (Fixup::kEspPending).
+void EmitStackRun(UnitBuilder& b, const DecodedInstruction* run, unsigned count) {
+  auto& a = b.a();
+  std::int32_t moved = 0;
+  for (unsigned i = 0; i < count; ++i) {
+    const DecodedInstruction& insn = run[i];
+    b.BeginInstruction(insn, moved ? Fixup::kEspPending : Fixup::kNone,
+                       static_cast<std::uint8_t>(moved / 4));
+    const UnitBuilder::StackFrame stack{kGuestEsp};  // SS is flat
+    const std::uint8_t reg = RegisterOperand(insn);
+    if (insn.kind == Kind::kPop) {
+      a.mov(kGuestGpr32[reg], stack.At(moved, 4));
+      moved += 4;
+    } else if (reg != kNoRegister) {
+      moved -= 4;
+      a.mov(stack.At(moved, 4), kGuestGpr32[reg]);
+    } else {
+      moved -= 4;
+      a.mov(stack.At(moved, 4), asmjit::Imm(insn.immediate));
+    }
+  }
+  if (moved) AdjustEsp(b, moved);
+}
+
 void EmitStack(UnitBuilder& b, const DecodedInstruction& insn) {
   switch (insn.kind) {
     case Kind::kPush: EmitPush(b, insn); break;

@@ -34,6 +34,8 @@ enum class Fixup : std::uint8_t {
                   // guest's exception `argument` (#GP or #SS), error code 0
   kPcThunkGuard,  // an inlined call's read of its PC thunk (EmitPcThunkCall);
                   // guest register `argument` is parked in CpuState::spill
+  kEspPending,    // in a run of pushes and pops (EmitStackRun): guest ESP is
+                  // ESP + 4 * (std::int8_t)`argument`
 };
 
 // A kStringAccess argument nibble: no segment base in that register.

@@ -268,6 +268,15 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
   return run;
 }
 
+unsigned Translator::StackRunAt(const UnitBuilder& builder, unsigned first, unsigned count) const {
+  unsigned end = first;
+  while (end < count && end - first < kMaxStackRun && JoinsStackRun(builder, decoded_[end]) &&
+         adaptation_[end].memory == Resolution::kNone && !adaptation_[end].check_divide) {
+    ++end;
+  }
+  return end - first;
+}
+
 void Translator::EmitInstruction(UnitBuilder& builder, const DecodedInstruction& insn) {
   if (IsNearControlTransfer(insn.kind)) {
     EmitControl(builder, insn);
@@ -359,6 +368,12 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   for (unsigned i = 0; i < count; ++i) {
     const DecodedInstruction& insn = decoded_[i];
     const bool inner = i + 1 < count || run.open;
+    if (const unsigned stack_run = StackRunAt(builder, i, count); stack_run > 1) {
+      for (unsigned k = i; k < i + stack_run; ++k) guest_bytes += decoded_[k].length;
+      EmitStackRun(builder, &decoded_[i], stack_run);
+      i += stack_run - 1;
+      continue;
+    }
     builder.BeginInstruction(insn);
     guest_bytes += insn.length;
     if (adaptation_[i].check_divide) builder.EmitCheckDivide(insn);

@@ -74,6 +74,9 @@ class Translator {
  private:
   static constexpr unsigned kMaxInstructions = 4096;
   static constexpr unsigned kMaxSideExits = UnitBuilder::kMaxExits - 2;
+  // Pushes and pops in one run: the ESP it has moved at a fault must fit in
+  // Fixup::kEspPending's argument.
+  static constexpr unsigned kMaxStackRun = 32;
   // Fault map entries one instruction may need: its start, fix-ups such as
   // a spilled register, and two per limit check (push of a memory operand
   // through checked segments has two checks).
@@ -92,6 +95,9 @@ class Translator {
   };
 
   Run DecodeRun(UnitKey key, unsigned limit, CodeSource& source);
+  // How many instructions from decoded_[first] (of `count`) make a run of
+  // pushes and pops emitted together (EmitStackRun).
+  unsigned StackRunAt(const UnitBuilder& builder, unsigned first, unsigned count) const;
   static Adaptation AdaptationOf(const DecodedInstruction& insn, CodeSource& source);
   // The bytes of the PC thunk `insn` calls (see EmitPcThunkCall), or 0 if
   // it is no call to one or runs in a unit of `mode` with a checked SS or

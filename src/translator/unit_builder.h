@@ -176,6 +176,13 @@ class UnitBuilder {
 // Emitters by instruction class; each handles the kinds listed in its file.
 void EmitIdent(UnitBuilder& b, const DecodedInstruction& insn);
 void EmitStack(UnitBuilder& b, const DecodedInstruction& insn);
+// Whether `insn` may be one of a run of pushes and pops that moves ESP once
+// (EmitStackRun): a 32-bit push of a register or an immediate, or pop of a
+// register, other than ESP, through a flat SS.
+bool JoinsStackRun(const UnitBuilder& b, const DecodedInstruction& insn);
+// The `count` consecutive instructions at `run`, which all join stack runs,
+// each begun as an instruction of its own.
+void EmitStackRun(UnitBuilder& b, const DecodedInstruction* run, unsigned count);
 void EmitControl(UnitBuilder& b, const DecodedInstruction& insn);
 // A call to a PC thunk ("mov reg, [esp]; ret", the way 32-bit PIC code
 // reads EIP), `thunk` the thunk's four bytes as a little-endian dword, done
