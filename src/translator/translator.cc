@@ -368,7 +368,7 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   for (unsigned i = 0; i < count; ++i) {
     const DecodedInstruction& insn = decoded_[i];
     const bool inner = i + 1 < count || run.open;
-    if (const unsigned stack_run = StackRunAt(builder, i, count); stack_run > 1) {
+    if (const unsigned stack_run = StackRunAt(builder, i, count); stack_run > 0) {
       for (unsigned k = i; k < i + stack_run; ++k) guest_bytes += decoded_[k].length;
       EmitStackRun(builder, &decoded_[i], stack_run);
       i += stack_run - 1;

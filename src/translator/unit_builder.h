@@ -181,7 +181,8 @@ void EmitStack(UnitBuilder& b, const DecodedInstruction& insn);
 // register, other than ESP, through a flat SS.
 bool JoinsStackRun(const UnitBuilder& b, const DecodedInstruction& insn);
 // The `count` consecutive instructions at `run`, which all join stack runs,
-// each begun as an instruction of its own.
+// each begun as an instruction of its own (a pop of a register, alone,
+// loads it directly, where EmitStack goes through a scratch register).
 void EmitStackRun(UnitBuilder& b, const DecodedInstruction* run, unsigned count);
 void EmitControl(UnitBuilder& b, const DecodedInstruction& insn);
 // A call to a PC thunk ("mov reg, [esp]; ret", the way 32-bit PIC code
