@@ -104,16 +104,21 @@ std::optional<std::uint32_t> SegmentAddress(const SegmentState& segment, std::ui
 std::uint32_t Vcpu::SegmentMode() {
   using translator::kFs;
   using translator::kGs;
+  // Called at every unit lookup: flat segments, the usual ones, are told by
+  // their attributes, and only checked ones get the bounds that translated
+  // code reads (a flat one's are never read).
+  constexpr std::uint16_t kFlatType = kUsable | kCodeSegment | kExpandDown | kWritable;
   std::uint32_t mode = 0;
   for (const unsigned index : {translator::kEs, translator::kSs, translator::kDs, kFs, kGs}) {
     const SegmentState& segment = state_->segment[index];
-    const SegmentBounds read = BoundsOf(segment, false), write = BoundsOf(segment, true);
-    state_->segment_bounds[index][0] = read;
-    state_->segment_bounds[index][1] = write;
     // Every offset readable and writable, and a base that units add anyway.
-    const bool flat = read == SegmentBounds{} && write == SegmentBounds{} &&
+    const bool flat = (segment.attributes & kFlatType) == (kUsable | kWritable) &&
+                      segment.limit == 0xFFFFFFFF &&
                       (segment.base == 0 || index == kFs || index == kGs);
-    if (!flat) mode |= translator::kModeCheckedSegment << index;
+    if (flat) continue;
+    state_->segment_bounds[index][0] = BoundsOf(segment, false);
+    state_->segment_bounds[index][1] = BoundsOf(segment, true);
+    mode |= translator::kModeCheckedSegment << index;
   }
   return mode;
 }

@@ -335,8 +335,8 @@ class Vcpu final : private translator::CodeSource {
   std::uint32_t CodeSegmentMode();
   // Segment bases and limits (segment_access.cc).
   //
-  // Refreshes CpuState::segment_bounds from the data segments; returns the
-  // kModeCheckedSegment bits of those that are not flat.
+  // Refreshes CpuState::segment_bounds from the data segments that are not
+  // flat; returns their kModeCheckedSegment bits.
   std::uint32_t SegmentMode();
   // Ends the callout that loaded segment `index`: on in translated code,
   // unless it loaded SS or changed what the unit assumed of its segments.
