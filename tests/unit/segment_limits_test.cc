@@ -1,4 +1,4 @@
-// Data segments with bases and limits (SDM Vol. 3A 3.4.5, 5.3, 5.4.1):
+// ES, SS and DS with bases and limits (SDM Vol. 3A 3.4.5, 5.3, 5.4.1):
 // every kind of access adds the segment's base, and one outside the limit
 // (expand-up or expand-down), a write to a read-only segment or any access
 // through a null data segment raises #GP(0), or #SS(0) through SS, before
@@ -6,8 +6,9 @@
 // under based ones, and reloading a flat segment, or an FS or GS with a base
 // but no limit, stays in translated code.
 // QEMU checks no data segment limits, so tests/guests/segments.c compares
-// only bases and segment loads with it; the faults are checked here.
-#include "tests/support/system_guest.h"
+// only bases and segment loads with it; the faults are checked here. FS
+// and GS have fs_gs_limits_test.cc.
+#include "tests/unit/segment_guest.h"
 
 #include <bt/machine.h>
 
@@ -16,175 +17,11 @@
 #include <chrono>
 #include <functional>
 #include <string>
-#include <vector>
 
 namespace bt {
 namespace {
 
-namespace x86 = asmjit::x86;
-using testing::CheckFault;
-using testing::Descriptor;
-using testing::ExpectSkip;
-using testing::Here;
-using testing::kBig;
-using testing::kByteGranular32;
-using testing::kOut;
-using testing::kSettings;
-using Fault = testing::LoggedFault;
-
-// Segment bases; RAM from kDsBase to kPatternEnd holds each dword's own
-// linear address, so a load shows where it read.
-constexpr std::uint32_t kDsBase = 0x200000, kEsBase = 0x220000, kSsBase = 0x240000;
-constexpr std::uint32_t kPatternEnd = 0x260000;
-constexpr std::uint32_t kTss = 0x302000, kStack0 = testing::kStackTop;
-
-enum Selector : std::uint16_t {
-  kCode0 = 0x08,
-  kData0 = 0x10,
-  kDs = 0x18,        // base kDsBase, limit 0xFFFF
-  kEs = 0x20,        // base kEsBase, limit 0xFFFF
-  kSs = 0x28,        // base kSsBase, limit 0xFFFF
-  kDown = 0x30,      // base kDsBase, expand-down above 0xFFF, B set
-  kDown16 = 0x38,    // base kDsBase, expand-down above 0xFFF, B clear
-  kReadOnly = 0x40,  // base kDsBase, limit 0xFFFF, read-only
-  kCodeData = 0x48,  // base kDsBase, limit 0xFFFF, readable code
-  kLowStack = 0x50,  // base 0, limit 0x380FFF: the harness's stack and log fit
-  kTssSelector = 0x58,
-  kCode3 = 0x63,
-  kData3 = 0x6B,
-  kStack3 = 0x73,     // DPL 3, base kSsBase, limit 0xFFFF
-  kStack16 = 0x78,    // B clear: a 16-bit stack
-  kBasedCode = 0x80,  // code with base kDsBase
-  kBasedFlat = 0x88,  // base kDsBase, limit 4 GiB: per-CPU data or TLS in FS or GS
-  kCode16 = 0x90,     // 16-bit code
-};
-
-constexpr std::uint64_t kGdtEntries[] = {
-    0,
-    testing::kFlatCode0,                                 // 0x08
-    testing::kFlatData0,                                 // 0x10
-    Descriptor(kDsBase, 0xFFFF, 0x93, kByteGranular32),  // 0x18
-    Descriptor(kEsBase, 0xFFFF, 0x93, kByteGranular32),  // 0x20
-    Descriptor(kSsBase, 0xFFFF, 0x93, kByteGranular32),  // 0x28
-    Descriptor(kDsBase, 0xFFF, 0x97, kByteGranular32),   // 0x30
-    Descriptor(kDsBase, 0xFFF, 0x97, 0),                 // 0x38
-    Descriptor(kDsBase, 0xFFFF, 0x91, kByteGranular32),  // 0x40
-    Descriptor(kDsBase, 0xFFFF, 0x9B, kByteGranular32),  // 0x48
-    Descriptor(0, 0x380, 0x93, kBig),                    // 0x50
-    Descriptor(kTss, 0x67, 0x89, 0),                     // 0x58
-    testing::kFlatCode3,                                 // 0x60
-    testing::kFlatData3,                                 // 0x68
-    Descriptor(kSsBase, 0xFFFF, 0xF3, kByteGranular32),  // 0x70
-    Descriptor(0, 0xFFFF, 0x93, 0),                      // 0x78
-    Descriptor(kDsBase, 0xFFFFF, 0x9B, kBig),            // 0x80
-    Descriptor(kDsBase, 0xFFFFF, 0x93, kBig),            // 0x88
-    Descriptor(0, 0xFFFF, 0x9B, 0),                      // 0x90
-};
-
-// A guest with the GDT above whose RAM from kDsBase to kPatternEnd holds the
-// pattern, and a TSS for ring-0 entry from ring 3.
-class SegmentGuest : public testing::SystemGuest {
- public:
-  explicit SegmentGuest(const std::function<void(x86::Assembler&)>& body,
-                        TranslatorOptions translator = {})
-      : SystemGuest(kGdtEntries, body, translator) {
-    std::vector<std::uint32_t> pattern((kPatternEnd - kDsBase) / 4);
-    for (std::uint32_t i = 0; i < pattern.size(); ++i) pattern[i] = kDsBase + 4 * i;
-    REQUIRE(machine().WritePhysical(kDsBase, pattern.data(), pattern.size() * 4));
-    Write32(kTss + 4, kStack0);
-    Write32(kTss + 8, kData0);
-  }
-};
-
-void Load(x86::Assembler& a, const x86::SReg& segment, std::uint16_t selector) {
-  a.mov(x86::eax, selector);
-  a.mov(segment, x86::ax);
-}
-
-// Flat DS, ES, SS and the harness's stack back, then the end of the run.
-void Finish(x86::Assembler& a) {
-  Load(a, x86::ss, kData0);
-  a.mov(x86::esp, kStack0);
-  Load(a, x86::ds, kData0);
-  Load(a, x86::es, kData0);
-  testing::Halt(a);
-}
-
-// A dword of the result area through FS, which stays flat.
-x86::Mem Out(unsigned index) {
-  x86::Mem mem = x86::dword_ptr_abs(kOut + 4 * index);
-  mem.setSegment(x86::fs);
-  return mem;
-}
-
-x86::Mem With(x86::Mem mem, const x86::SReg& segment) {
-  mem.setSegment(segment);
-  return mem;
-}
-
-// The faults a guest must log, in order: #GP(0) or #SS(0) at each
-// instruction Expect emits, which the handler resumes after.
-class FaultList {
- public:
-  static constexpr std::uint32_t kGp = 13, kSs = 12;
-
-  void Expect(x86::Assembler& a, std::uint32_t vector, const std::function<void()>& emit) {
-    Add(vector, ExpectSkip(a, emit));
-  }
-  void Add(std::uint32_t vector, std::uint32_t eip) { expected_.push_back({vector, eip}); }
-  void Check(testing::SystemGuest& guest) const {
-    const std::vector<Fault> faults = guest.Faults();
-    REQUIRE(faults.size() == expected_.size());
-    for (std::size_t i = 0; i < faults.size(); ++i) {
-      CAPTURE(i);
-      CheckFault(faults[i], expected_[i].first, 0, expected_[i].second, cs);
-    }
-  }
-
-  std::uint16_t cs = kCode0;  // where the faults happen
-
- private:
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> expected_;
-};
-
-// Runs the guest `body` emits under each translator setting, with FS flat
-// and ending with Finish; checks the faults `body` expected, then `check`.
-// `prepare` may change the guest before it runs.
-void RunEverySetting(const std::function<void(x86::Assembler&, FaultList&)>& body,
-                     const std::function<void(SegmentGuest&)>& check,
-                     const std::function<void(SegmentGuest&)>& prepare = nullptr) {
-  for (const TranslatorOptions& settings : kSettings) {
-    CAPTURE(settings.max_unit_instructions);
-    CAPTURE(settings.chaining);
-    FaultList faults;
-    SegmentGuest guest(
-        [&](x86::Assembler& a) {
-          Load(a, x86::fs, kData0);
-          body(a, faults);
-          Finish(a);
-        },
-        settings);
-    if (prepare) prepare(guest);
-    guest.Run();
-    faults.Check(guest);
-    check(guest);
-  }
-}
-
-// A far call to kCode3:0 (ptr16:32).
-void EmitFarCall(x86::Assembler& a) {
-  a.db(0x9A);
-  a.dd(0);
-  a.dw(kCode3);
-}
-
-// DS, ES and SS loaded with kDs, kEs and kSs, and ESP 0x8000 in SS.
-void LoadBased(x86::Assembler& a) {
-  Load(a, x86::ds, kDs);
-  Load(a, x86::es, kEs);
-  Load(a, x86::ss, kSs);
-  a.mov(x86::esp, 0x8000);
-}
+using namespace segment_guest;
 
 TEST_CASE("ModRM and moffs operands add the base of their segment, overrides choose it") {
   RunEverySetting(
@@ -540,148 +377,6 @@ TEST_CASE("string instructions that leave their segment fault at the element tha
       });
 }
 
-// A dword of the result area through SS, for code that changes FS.
-x86::Mem OutSs(unsigned index) { return testing::Flat(kOut + 4 * index); }
-
-// The FS or GS override prefix.
-char OverrideOf(const x86::SReg& segment) { return segment == x86::fs ? '\x64' : '\x65'; }
-
-// An instruction `bytes` encodes after `segment`'s override prefix.
-void WithOverride(x86::Assembler& a, const x86::SReg& segment, std::string bytes) {
-  bytes.insert(bytes.begin(), OverrideOf(segment));
-  a.embed(bytes.data(), bytes.size());
-}
-
-TEST_CASE("FS and GS with limits: accesses add the base and fault where their bounds end") {
-  const x86::SReg segments[] = {x86::fs, x86::gs};
-  RunEverySetting(
-      [&](x86::Assembler& a, FaultList& faults) {
-        auto gp = [&](const std::function<void()>& emit) {
-          faults.Expect(a, FaultList::kGp, emit);
-        };
-        for (unsigned i = 0; i < 2; ++i) {
-          const x86::SReg& s = segments[i];
-          const unsigned out = 16 * i;
-          a.cld();
-          // Flat, then limited in the middle of a unit: the access after
-          // the load is checked.
-          Load(a, s, kData0);
-          a.mov(x86::eax, With(x86::dword_ptr_abs(kOut + 0x200), s));
-          Load(a, s, kDs);  // base kDsBase, limit 0xFFFF
-          a.mov(x86::ebx, 0xFFFC);
-          a.mov(x86::ecx, 0x11111111);
-          a.mov(x86::eax, With(x86::dword_ptr(x86::ebx), s));  // the last dword: fine
-          a.mov(OutSs(out), x86::eax);
-          gp([&] { a.mov(x86::eax, With(x86::dword_ptr(x86::ebx, 1), s)); });
-          gp([&] { a.mov(With(x86::byte_ptr(x86::ebx, 4), s), x86::cl); });
-          gp([&] { a.add(With(x86::dword_ptr(x86::ebx, 2), s), x86::ecx); });
-          gp([&] { WithOverride(a, s, std::string("\xA1\xFE\xFF\x00\x00", 5)); });  // moffs
-          gp([&] { a.push(With(x86::dword_ptr(x86::ebx, 2), s)); });
-          a.push(x86::ecx);
-          gp([&] { a.pop(With(x86::dword_ptr(x86::ebx, 2), s)); });  // ESP stays
-          a.pop(x86::ecx);
-          gp([&] { a.sgdt(With(x86::ptr_abs(0xFFFC), s)); });  // a callout's operand
-          a.mov(x86::esi, 0xFFF8);
-          WithOverride(a, s, "\xAD");  // lodsd
-          a.mov(OutSs(out + 1), x86::eax);
-          WithOverride(a, s, "\xAD");  // the last dword
-          a.mov(OutSs(out + 2), x86::eax);
-          gp([&] { WithOverride(a, s, "\xAD"); });
-          a.mov(OutSs(out + 3), x86::esi);
-          a.mov(x86::ebx, 0xFFF0);
-          a.mov(x86::eax, 0x0C);
-          WithOverride(a, s, "\xD7");  // xlat: the byte at 0xFFFC
-          a.mov(OutSs(out + 4), x86::eax);
-          a.mov(x86::eax, 0x10);
-          gp([&] { WithOverride(a, s, "\xD7"); });
-          // Four dwords from 0xFFF0 fit; the fifth does not.
-          a.mov(x86::esi, 0xFFF0);
-          a.mov(x86::edi, kOut + 0x100 + 0x20 * i);
-          a.mov(x86::ecx, 6);
-          gp([&] { WithOverride(a, s, "\xF3\xA5"); });  // rep movsd
-          a.mov(OutSs(out + 5), x86::esi);
-          a.mov(OutSs(out + 6), x86::edi);
-          a.mov(OutSs(out + 7), x86::ecx);
-          Load(a, s, kDown);  // expand-down above 0xFFF, B set
-          a.mov(x86::eax, With(x86::dword_ptr_abs(0x1000), s));
-          a.mov(OutSs(out + 8), x86::eax);
-          gp([&] { a.mov(x86::eax, With(x86::dword_ptr_abs(0xFFE), s)); });
-          Load(a, s, kReadOnly);
-          a.mov(x86::eax, With(x86::dword_ptr_abs(0x100), s));
-          a.mov(OutSs(out + 9), x86::eax);
-          gp([&] { a.mov(With(x86::dword_ptr_abs(0x100), s), x86::eax); });
-          gp([&] { a.smsw(With(x86::word_ptr_abs(0x100), s)); });
-        }
-        Load(a, x86::fs, kData0);
-        Load(a, x86::gs, kData0);
-      },
-      [&](SegmentGuest& guest) {
-        for (unsigned i = 0; i < 2; ++i) {
-          CAPTURE(i);
-          const std::uint32_t out = kOut + 64 * i;
-          CHECK(guest.Read32(out) == kDsBase + 0xFFFC);
-          CHECK(guest.Read32(out + 4) == kDsBase + 0xFFF8);
-          CHECK(guest.Read32(out + 8) == kDsBase + 0xFFFC);
-          CHECK(guest.Read32(out + 12) == 0x10000);
-          CHECK((guest.Read32(out + 16) & 0xFF) == 0xFC);
-          for (std::uint32_t j = 0; j < 4; ++j) {
-            CHECK(guest.Read32(kOut + 0x100 + 0x20 * i + 4 * j) == kDsBase + 0xFFF0 + 4 * j);
-          }
-          CHECK(guest.Read32(kOut + 0x110 + 0x20 * i) == 0);
-          CHECK(guest.Read32(out + 20) == 0x10000);
-          CHECK(guest.Read32(out + 24) == kOut + 0x110 + 0x20 * i);
-          CHECK(guest.Read32(out + 28) == 2);
-          CHECK(guest.Read32(out + 32) == kDsBase + 0x1000);
-          CHECK(guest.Read32(out + 36) == kDsBase + 0x100);
-        }
-        CHECK(guest.Read32(kDsBase + 0xFFFC) == kDsBase + 0xFFFC);
-        CHECK(guest.Read32(kDsBase + 0x100) == kDsBase + 0x100);
-      });
-}
-
-TEST_CASE("null FS and GS load without a fault; every access through them is #GP(0)") {
-  const x86::SReg segments[] = {x86::fs, x86::gs};
-  RunEverySetting(
-      [&](x86::Assembler& a, FaultList& faults) {
-        auto gp = [&](const std::function<void()>& emit) {
-          faults.Expect(a, FaultList::kGp, emit);
-        };
-        a.cld();
-        for (const x86::SReg& s : segments) {
-          // A null selector of any RPL.
-          a.mov(x86::eax, 3);
-          a.mov(s, x86::ax);
-          a.mov(x86::esi, 0x100);
-          a.mov(x86::edi, kOut + 0x100);
-          a.mov(x86::ebx, 0x100);
-          a.mov(x86::ecx, 4);
-          gp([&] { a.mov(x86::eax, With(x86::dword_ptr(x86::ebx), s)); });
-          gp([&] { a.mov(With(x86::dword_ptr(x86::ebx), s), x86::ecx); });
-          gp([&] { WithOverride(a, s, std::string("\xA1\x00\x01\x00\x00", 5)); });  // moffs
-          gp([&] { WithOverride(a, s, "\xAD"); });                                  // lodsd
-          gp([&] { WithOverride(a, s, "\xD7"); });                                  // xlat
-          gp([&] { WithOverride(a, s, "\xF3\xA4"); });  // rep movsb: nothing moved
-          gp([&] { a.push(With(x86::dword_ptr(x86::ebx), s)); });
-          gp([&] { a.sgdt(With(x86::ptr_abs(0x100), s)); });
-          a.lea(x86::eax, With(x86::ptr(x86::ebx), s));  // an address, no access: fine
-          a.mov(OutSs(0), x86::esi);
-          a.mov(OutSs(1), x86::edi);
-          a.mov(OutSs(2), x86::ecx);
-          a.mov(OutSs(3), x86::eax);
-        }
-        Load(a, x86::fs, kData0);
-        Load(a, x86::gs, kData0);
-      },
-      [&](SegmentGuest& guest) {
-        CHECK(guest.Read32(kOut) == 0x100);
-        CHECK(guest.Read32(kOut + 4) == kOut + 0x100);
-        CHECK(guest.Read32(kOut + 8) == 4);
-        CHECK(guest.Read32(kOut + 12) == 0x100);
-        CHECK(guest.Read32(kOut + 0x100) == 0);
-        CHECK(guest.Read32(0x100) == 0);
-      });
-}
-
 // Bug this guards against: a rep that would leave its segment only after
 // billions of elements ran them all, element by element, in one callout
 // that no stop request could interrupt.
@@ -800,55 +495,6 @@ TEST_CASE("segment loads that change the unit mode keep the indirect-branch tabl
   guest.Run();
   // Each load leaves translated code; the calls and returns stay in it.
   CHECK(guest.machine().GetStats().dispatcher_entries < 2 * kLoops + 100);
-}
-
-// What operating systems do with FS and GS (per-CPU data, thread-local
-// storage) costs no limit checks, so reloading them leaves no unit.
-TEST_CASE(
-    "FS and GS with a base but a 4 GiB limit are not checked: reloads stay in translated code") {
-  constexpr std::uint32_t kLoops = 10000;
-  SegmentGuest guest([&](x86::Assembler& a) {
-    asmjit::Label loop = a.newLabel();
-    a.mov(x86::ecx, kLoops);
-    a.xor_(x86::edx, x86::edx);
-    a.bind(loop);
-    Load(a, x86::fs, kBasedFlat);
-    a.add(x86::edx, With(x86::dword_ptr_abs(0x100), x86::fs));
-    Load(a, x86::gs, kBasedFlat);
-    a.add(x86::edx, With(x86::dword_ptr_abs(0x104), x86::gs));
-    Load(a, x86::fs, kData0);
-    Load(a, x86::gs, kData0);
-    a.dec(x86::ecx);
-    a.jnz(loop);
-    a.mov(x86::dword_ptr_abs(kOut), x86::edx);
-    Finish(a);
-  });
-  guest.Run();
-  CHECK(guest.Read32(kOut) == kLoops * (2 * kDsBase + 0x204));
-  CHECK(guest.machine().GetStats().dispatcher_entries < 100);
-}
-
-// Bug this guards against: Linux keeps GS null in its kernel threads and
-// never uses it in the kernel, and every null GS load changed the unit mode,
-// leaving translated code and translating the kernel twice.
-TEST_CASE("a null FS or GS costs nothing in code that never accesses through it") {
-  constexpr std::uint32_t kLoops = 10000;
-  SegmentGuest guest([&](x86::Assembler& a) {
-    asmjit::Label loop = a.newLabel();
-    a.mov(x86::eax, With(x86::dword_ptr_abs(0x100), x86::fs));  // FS is used, GS not
-    a.mov(x86::ecx, kLoops);
-    a.bind(loop);
-    a.xor_(x86::eax, x86::eax);
-    a.mov(x86::gs, x86::ax);
-    Load(a, x86::gs, kData0);
-    a.dec(x86::ecx);
-    a.jnz(loop);
-    a.xor_(x86::eax, x86::eax);
-    a.mov(x86::gs, x86::ax);
-    Finish(a);
-  });
-  guest.Run();
-  CHECK(guest.machine().GetStats().dispatcher_entries < 100);
 }
 
 TEST_CASE("callouts check their memory operand against its segment's limit, and add its base") {
