@@ -30,8 +30,7 @@ static struct guest_trap_frame last;
 static unsigned faults;
 static uint32_t resume_eip;
 
-static uint32_t addr(const void *p) { return (uint32_t)(uintptr_t)p; }
-static uint32_t offset(const char *label) { return addr(label) - addr(based_begin); }
+static uint32_t offset(const char *label) { return guest_addr(label) - guest_addr(based_begin); }
 
 // Prints the frame and resumes at resume_eip.
 static void on_fault(struct guest_trap_frame *f) {
@@ -67,13 +66,9 @@ static void test_limit(void) {
 int main(void) {
   gdt[1] = guest_descriptor(0, 0xFFFFF, 0x9A, 0xC0);
   gdt[2] = guest_descriptor(0, 0xFFFFF, 0x92, 0xC0);
-  gdt[3] = guest_descriptor(addr(based_begin), 0xFFFF, 0x9A, 0x40);
-  gdt[4] = guest_descriptor(addr(based_begin), offset(limited_last), 0x9A, 0x40);
-  struct __attribute__((packed)) {
-    uint16_t limit;
-    uint32_t base;
-  } gdtr = {sizeof(gdt) - 1, addr(gdt)};
-  guest_load_gdt(&gdtr);
+  gdt[3] = guest_descriptor(guest_addr(based_begin), 0xFFFF, 0x9A, 0x40);
+  gdt[4] = guest_descriptor(guest_addr(based_begin), offset(limited_last), 0x9A, 0x40);
+  guest_load_gdt_table(gdt, sizeof(gdt));
   guest_idt_init();
   guest_idt_set(kUd, on_fault, kGuestInterruptGate, 0);
   test_based();

@@ -56,12 +56,10 @@ static const char *resume_at;  // exceptions resume here; 0: at the saved EIP
 static unsigned depth;
 static enum { kNestNone, kNestInt3, kNestFault } nest;
 
-static uint32_t addr(const void *p) { return (uint32_t)(uintptr_t)p; }
-
 static void record(struct record *r, struct guest_trap_frame *f) {
   r->count++;
   r->frame = *f;
-  r->frame_top = addr(&f->eflags + 1);
+  r->frame_top = guest_addr(&f->eflags + 1);
   r->expected_top = trap_esp;
   r->flags_inside = guest_read_eflags();
   r->depth = depth;
@@ -69,7 +67,7 @@ static void record(struct record *r, struct guest_trap_frame *f) {
 
 static void record_exception(struct guest_trap_frame *f) {
   record(&exc, f);
-  if (resume_at) f->eip = addr(resume_at);
+  if (resume_at) f->eip = guest_addr(resume_at);
 }
 
 // int 0x80 / 0x81: EAX = ~EAX, EBX += 1, CF toggled, and optionally an
@@ -107,11 +105,11 @@ static void check_delivery(const char *what, const struct record *r, unsigned co
                            const char *eip) {
   const struct guest_trap_frame *f = &r->frame;
   guest_printf("%s: vector 0x%x error 0x%x eip insn+%d\n", what, f->vector, f->error_code,
-               (int)(f->eip - addr(insn)));
+               (int)(f->eip - guest_addr(insn)));
   field_eq(what, "count", count, r->count);
   field_eq(what, "vector", vector, f->vector);
   field_eq(what, "error code", error_code, f->error_code);
-  field_eq(what, "saved eip", addr(eip), f->eip);
+  field_eq(what, "saved eip", guest_addr(eip), f->eip);
   field_eq(what, "saved cs", kGuestCodeSelector, f->cs & 0xFFFF);
   field_eq(what, "frame top", r->expected_top, r->frame_top);
   field_eq(what, "saved eflags bit 1", 2, f->eflags & 2);

@@ -62,14 +62,14 @@ static void test_identity(void) {
   uint32_t cr0 = paging_read_cr0();
   check_eq("CR0.PG", CR0_PG, cr0 & CR0_PG);
   check_eq("CR0.WP", 0, cr0 & CR0_WP);
-  check_eq("CR3", paging_addr(paging_current()), paging_read_cr3());
+  check_eq("CR3", guest_addr(paging_current()), paging_read_cr3());
   check_eq("CR4.PSE", 0, paging_read_cr4() & CR4_PSE);
   check_eq("rodata through the identity map", sum_before, sum_known());
   check_eq("data written before paging", 0x600DDA7A, *(volatile uint32_t *)&written_before);
   *(volatile uint32_t *)&written_before = 0xAF7E0000;
   check_eq("data written with paging", 0xAF7E0000, *(volatile uint32_t *)&written_before);
-  volatile uint32_t *pte = paging_pte(paging_addr(kKnown));
-  check_eq("identity PTE frame", paging_addr(kKnown) & ~0xFFFu, *pte & ~0xFFFu);
+  volatile uint32_t *pte = paging_pte(guest_addr(kKnown));
+  check_eq("identity PTE frame", guest_addr(kKnown) & ~0xFFFu, *pte & ~0xFFFu);
   check_eq("identity PTE A after reading", PTE_A, *pte & PTE_A);
   check_group("1 identity: [0, 8 MiB) onto itself, code and data work with CR0.PG=1");
 }
@@ -249,7 +249,7 @@ static void test_large_pages(void) {
   volatile uint32_t *pde = paging_pde(kLargeBase), *pde_low = paging_pde(low);
   check_ad("PDE fresh", pde, 0);
 
-  uint32_t known = low + paging_addr(kKnown);
+  uint32_t known = low + guest_addr(kKnown);
   for (int i = 0; i < 4; i++) check_eq("image through a 4 MiB page", kKnown[i], lin(known)[i]);
   check_ad("low PDE after a read", pde_low, PTE_A);
 
@@ -325,7 +325,7 @@ static void check_movsd(const char *what, uint32_t dst, uint32_t src, uint32_t c
 
 static void test_rep_movsd(void) {
   for (uint32_t i = 0; i < 16; i++) source_words[i] = 0x88000000 + i;
-  uint32_t src = paging_addr(source_words), dst = paging_addr(dest_words);
+  uint32_t src = guest_addr(source_words), dst = guest_addr(dest_words);
 
   // The destination runs into a not-present page after 6 dwords.
   uint32_t d0 = take_frame(0), d1 = take_frame(0);
@@ -405,9 +405,9 @@ __asm__(
     ".popsection\n");
 
 static void test_smc_alias(void) {
-  const uint32_t imm = paging_addr(smc_value_imm);
+  const uint32_t imm = guest_addr(smc_value_imm);
   const uint32_t alias = kSmcAlias + (imm & 0xFFF);
-  const uint32_t alias_fn = kSmcAlias + (paging_addr(smc_value) & 0xFFF);
+  const uint32_t alias_fn = kSmcAlias + (guest_addr(smc_value) & 0xFFF);
   paging_map(kSmcAlias, imm, PTE_P | PTE_RW);
   check_eq("before patching", 0x11111111, smc_value());
   for (uint32_t v = 1; v <= 4; v++) {

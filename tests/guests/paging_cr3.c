@@ -34,7 +34,7 @@ static void fill(unsigned frame, uint32_t value) {
   for (uint32_t i = 0; i < kWords; i++) frames[frame][i] = value + i;
 }
 
-static uint32_t frame_addr(unsigned frame) { return paging_addr(frames[frame]); }
+static uint32_t frame_addr(unsigned frame) { return guest_addr(frames[frame]); }
 
 // A frame's word at its physical address. Volatile: the compiler cannot
 // know that the stores through a test window land in `frames`.
@@ -56,7 +56,7 @@ static void page_fault(struct guest_trap_frame *f) {
 }
 
 static void test_switch(uint32_t *first) {
-  check_eq("CR3 after switching to the second", paging_addr(second), paging_read_cr3());
+  check_eq("CR3 after switching to the second", guest_addr(second), paging_read_cr3());
   for (unsigned i = 0; i < kSwitches; i++) {
     paging_load_cr3(first);
     check_eq("first space reads its frame", 0x10000000 + 2 * i, lin(kSpacePage)[2 * i]);
@@ -70,7 +70,7 @@ static void test_switch(uint32_t *first) {
     check_eq("writes in the second space", 0xF2000000 + i, word(1, 2 * i));
     check_eq("second space, back in its frame", 0xF2000000 + i, lin(kSpacePage)[2 * i]);
   }
-  check_eq("CR3", paging_addr(second), paging_read_cr3());
+  check_eq("CR3", guest_addr(second), paging_read_cr3());
   check_group("1 CR3 switch: one linear page, a different frame in each directory");
 }
 
@@ -81,7 +81,7 @@ static void test_private(uint32_t *first) {
   // The handler switches to the second directory; the read then retries.
   check_eq("read after the #PF", 0x30000001, lin(kPrivatePage)[1]);
   check_eq("faults in the first space", 1, faults);
-  check_eq("CR3 after the handler", paging_addr(second), paging_read_cr3());
+  check_eq("CR3 after the handler", guest_addr(second), paging_read_cr3());
 
   // Edit the second directory's PTE while the first is loaded.
   paging_load_cr3(first);

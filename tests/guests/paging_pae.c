@@ -105,10 +105,10 @@ static void test_identity(void) {
   check_eq("CR0.PG", CR0_PG, paging_read_cr0() & CR0_PG);
   check_eq("CR4.PAE", CR4_PAE, paging_read_cr4() & CR4_PAE);
   check_eq("CR4.PSE", 0, paging_read_cr4() & CR4_PSE);
-  check_eq("CR3 holds the PDPT", paging_addr(paging_pae_pdpte(0)), paging_read_cr3());
+  check_eq("CR3 holds the PDPT", guest_addr(paging_pae_pdpte(0)), paging_read_cr3());
   check_eq("rodata through the identity map", 0xCAFEBABE, ((const volatile uint32_t *)kKnown)[1]);
-  volatile uint64_t *pte = paging_pae_pte(paging_addr(kKnown));
-  check_eq64("identity PTE", (paging_addr(kKnown) & ~0xFFFu) | PTE_P | PTE_RW | PTE_A, *pte);
+  volatile uint64_t *pte = paging_pae_pte(guest_addr(kKnown));
+  check_eq64("identity PTE", (guest_addr(kKnown) & ~0xFFFu) | PTE_P | PTE_RW | PTE_A, *pte);
   check_eq64("identity PDE flags", PTE_P | PTE_RW | PTE_A, *paging_pae_pde(0) & 0xFFF);
   check_group("1 identity: [0, 8 MiB) onto itself with CR4.PAE and CR0.PG");
 }
@@ -127,7 +127,7 @@ static void test_large_pages(void) {
   volatile uint64_t *pde = paging_pae_pde(kLargeBase), *pde_low = paging_pae_pde(low);
   check_ad("PDE fresh", pde, 0);
 
-  const uint32_t known = low + paging_addr(kKnown);
+  const uint32_t known = low + guest_addr(kKnown);
   for (int i = 0; i < 4; i++) check_eq("image through a 2 MiB page", kKnown[i], lin(known)[i]);
   check_ad("low PDE after a read", pde_low, PTE_A);
 

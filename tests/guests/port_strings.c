@@ -38,8 +38,6 @@ static uint8_t fs_area[0x1000] __attribute__((aligned(4096)));
 static uint32_t gs_area[0x400] __attribute__((aligned(4096)));
 static uint64_t gdt[6] __attribute__((aligned(8)));
 
-static uint32_t addr(const void *p) { return (uint32_t)(uintptr_t)p; }
-
 // Where a string instruction left ESI, EDI and ECX.
 struct registers {
   uint32_t esi, edi, ecx;
@@ -67,21 +65,17 @@ static void load_gs(uint16_t selector) { __asm__ volatile("mov %0, %%gs" : : "r"
 static void setup(void) {
   gdt[1] = guest_descriptor(0, 0xFFFFF, 0x9A, 0xC0);
   gdt[2] = guest_descriptor(0, 0xFFFFF, 0x92, 0xC0);
-  gdt[3] = guest_descriptor(addr(fs_area), 0xFFF, 0x92, 0x40);
-  gdt[4] = guest_descriptor(addr(gs_area) + 0x1000, 0xFFF, 0x96, 0x40);
-  gdt[5] = guest_descriptor(addr(fs_area), 0xFFFFF, 0x92, 0xC0);
-  struct __attribute__((packed)) {
-    uint16_t limit;
-    uint32_t base;
-  } gdtr = {sizeof(gdt) - 1, addr(gdt)};
-  guest_load_gdt(&gdtr);
+  gdt[3] = guest_descriptor(guest_addr(fs_area), 0xFFF, 0x92, 0x40);
+  gdt[4] = guest_descriptor(guest_addr(gs_area) + 0x1000, 0xFFF, 0x96, 0x40);
+  gdt[5] = guest_descriptor(guest_addr(fs_area), 0xFFFFF, 0x92, 0xC0);
+  guest_load_gdt_table(gdt, sizeof(gdt));
 }
 
 static void test_com1(void) {
   static const char line[] = "rep outsb to COM1\n";
   const uint32_t length = sizeof(line) - 1;
-  struct registers r = STRING_IO("rep outsb", kCom1, addr(line), 0, length, 0);
-  check_eq("ESI", addr(line) + length, r.esi);
+  struct registers r = STRING_IO("rep outsb", kCom1, guest_addr(line), 0, length, 0);
+  check_eq("ESI", guest_addr(line) + length, r.esi);
   check_eq("ECX", 0, r.ecx);
   // The same through FS, with a base and a limit.
   static const char through_fs[] = "rep outsb fs: to COM1\n";
@@ -97,20 +91,20 @@ static void test_com1(void) {
 static void test_scratch(void) {
   static const uint8_t bytes[4] = {0x11, 0x22, 0x33, 0x44};
   uint8_t seen[4] = {0};
-  struct registers r = STRING_IO("rep outsb", kScratch, addr(bytes), 0, 4, 0);
-  check_eq("ESI after rep outsb", addr(bytes + 4), r.esi);
+  struct registers r = STRING_IO("rep outsb", kScratch, guest_addr(bytes), 0, 4, 0);
+  check_eq("ESI after rep outsb", guest_addr(bytes + 4), r.esi);
   check_eq("scratch after rep outsb", 0x44, guest_inb(kScratch));
-  r = STRING_IO("rep insb", kScratch, 0, addr(seen), 3, 0);
-  check_eq("EDI after rep insb", addr(seen + 3), r.edi);
+  r = STRING_IO("rep insb", kScratch, 0, guest_addr(seen), 3, 0);
+  check_eq("EDI after rep insb", guest_addr(seen + 3), r.edi);
   check_eq("ECX after rep insb", 0, r.ecx);
   for (unsigned i = 0; i < 3; i++) check_eq("rep insb", 0x44, seen[i]);
   check_eq("rep insb stops at ECX", 0, seen[3]);
   // Backwards: the last byte sent is the first of the array.
-  r = STRING_IO("rep outsb", kScratch, addr(bytes + 3), 0, 4, 1);
-  check_eq("ESI after std; rep outsb", addr(bytes) - 1, r.esi);
+  r = STRING_IO("rep outsb", kScratch, guest_addr(bytes + 3), 0, 4, 1);
+  check_eq("ESI after std; rep outsb", guest_addr(bytes) - 1, r.esi);
   check_eq("scratch after std; rep outsb", 0x11, guest_inb(kScratch));
-  r = STRING_IO("insb", kScratch, 0, addr(seen + 3), 0, 1);
-  check_eq("EDI after std; insb", addr(seen + 2), r.edi);
+  r = STRING_IO("insb", kScratch, 0, guest_addr(seen + 3), 0, 1);
+  check_eq("EDI after std; insb", guest_addr(seen + 2), r.edi);
   check_eq("std; insb", 0x11, seen[3]);
   guest_printf("scratch register: %02x %02x %02x %02x\n", seen[0], seen[1], seen[2], seen[3]);
   check_group("uart scratch register");
@@ -124,19 +118,19 @@ static void test_cmos(void) {
     pairs[2 * i + 1] = (uint8_t)text[i];
   }
   // Index, then data: one ESI through the pairs.
-  uint32_t esi = addr(pairs);
+  uint32_t esi = guest_addr(pairs);
   for (unsigned i = 0; i < 8; i++) {
     esi = STRING_IO("outsb", kCmosIndex, esi, 0, 0, 0).esi;
     esi = STRING_IO("outsb", kCmosData, esi, 0, 0, 0).esi;
   }
-  check_eq("ESI after the pairs", addr(pairs + 16), esi);
-  uint32_t edi = addr(back);
-  esi = addr(indices);
+  check_eq("ESI after the pairs", guest_addr(pairs + 16), esi);
+  uint32_t edi = guest_addr(back);
+  esi = guest_addr(indices);
   for (unsigned i = 0; i < 8; i++) {
     esi = STRING_IO("outsb", kCmosIndex, esi, 0, 0, 0).esi;
     edi = STRING_IO("insb", kCmosData, 0, edi, 0, 0).edi;
   }
-  check_eq("EDI after the reads", addr(back + 8), edi);
+  check_eq("EDI after the reads", guest_addr(back + 8), edi);
   guest_printf("cmos 60-67:");
   for (unsigned i = 0; i < 8; i++) {
     check_eq("cmos byte", (uint8_t)text[i], back[i]);
@@ -145,7 +139,7 @@ static void test_cmos(void) {
   guest_putc('\n');
   // The index stays: every read of a rep insb sees the same byte.
   uint8_t repeated[4] = {0};
-  STRING_IO("rep insb", kCmosData, 0, addr(repeated), 4, 0);
+  STRING_IO("rep insb", kCmosData, 0, guest_addr(repeated), 4, 0);
   for (unsigned i = 0; i < 4; i++) check_eq("rep insb of 0x67", 's', repeated[i]);
   check_group("cmos");
 }
@@ -157,19 +151,19 @@ static uint32_t pci_address(unsigned device, unsigned reg) {
 static void test_pci(void) {
   const uint32_t addresses[2] = {pci_address(0, 0), pci_address(1, 0)};
   uint32_t ids[2] = {0};
-  uint32_t esi = addr(addresses), edi = addr(ids);
+  uint32_t esi = guest_addr(addresses), edi = guest_addr(ids);
   for (unsigned device = 0; device < 2; device++) {
     esi = STRING_IO("outsl", kPciAddress, esi, 0, 0, 0).esi;
     edi = STRING_IO("insl", kPciData, 0, edi, 0, 0).edi;
     guest_printf("pci 00:%02x.0 %04x:%04x\n", device, ids[device] & 0xFFFF, ids[device] >> 16);
   }
-  check_eq("ESI after outsd", addr(addresses + 2), esi);
-  check_eq("EDI after insd", addr(ids + 2), edi);
+  check_eq("ESI after outsd", guest_addr(addresses + 2), esi);
+  check_eq("EDI after insd", guest_addr(ids + 2), edi);
   check_eq("00:00.0", 0x12378086, ids[0]);
   check_eq("00:01.0", 0x70008086, ids[1]);
   // The device ID alone, from the data port's upper half.
   uint16_t device_id = 0;
-  STRING_IO("insw", kPciData + 2, 0, addr(&device_id), 0, 0);
+  STRING_IO("insw", kPciData + 2, 0, guest_addr(&device_id), 0, 0);
   check_eq("insw from 0xCFE", 0x7000, device_id);
   // The address from an expand-down GS: offset 0xFFFFF000 is its base
   // - 0x1000, the start of gs_area.
@@ -179,8 +173,8 @@ static void test_pci(void) {
   load_gs(kFlatData);
   check_eq("ESI after outsd gs:", 0xFFFFF004, r.esi);
   uint32_t twice[3] = {0};
-  r = STRING_IO("rep insl", kPciData, 0, addr(twice + 2), 2, 1);
-  check_eq("EDI after std; rep insd", addr(twice), r.edi);
+  r = STRING_IO("rep insl", kPciData, 0, guest_addr(twice + 2), 2, 1);
+  check_eq("EDI after std; rep insd", guest_addr(twice), r.edi);
   check_eq("std; rep insd", 0x12378086, twice[2]);
   check_eq("std; rep insd", 0x12378086, twice[1]);
   check_eq("std; rep insd stops at ECX", 0, twice[0]);
@@ -198,7 +192,7 @@ static void test_fs_gs(void) {
   __asm__ volatile("lodsl %%fs:(%%esi), %%eax" : "=a"(value), "+S"(esi));
   check_eq("lodsd fs:", 0x13121110, value);
   uint32_t copy[2] = {0};
-  uint32_t edi = addr(copy), ecx = 2;
+  uint32_t edi = guest_addr(copy), ecx = 2;
   esi = 0x20;
   __asm__ volatile("rep movsl %%fs:(%%esi), %%es:(%%edi)"
                    : "+S"(esi), "+D"(edi), "+c"(ecx)
@@ -221,7 +215,7 @@ static void test_fs_gs(void) {
     load_fs(i & 1 ? kBasedFs : kFlatData);
     __asm__ volatile("movzbl %%fs:(%1), %0"
                      : "=r"(value)
-                     : "r"(i & 1 ? 0x40u : addr(fs_area) + 0x41));
+                     : "r"(i & 1 ? 0x40u : guest_addr(fs_area) + 0x41));
     sum += value;
   }
   check_eq("fs: reloaded", 50 * 0x40 + 50 * 0x41, sum);

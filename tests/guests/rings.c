@@ -78,8 +78,7 @@ static uint8_t kernel_stack[8192] __attribute__((aligned(16)));
 static uint8_t sysenter_stack[4096] __attribute__((aligned(16)));
 static uint8_t user_stacks[2][8192] __attribute__((aligned(16)));
 
-static uint32_t addr(const void *p) { return (uint32_t)(uintptr_t)p; }
-static uint32_t top(const uint8_t *stack, uint32_t size) { return addr(stack) + size; }
+static uint32_t top(const uint8_t *stack, uint32_t size) { return guest_addr(stack) + size; }
 // A user stack with a null return address on it, as a C function expects.
 static uint32_t user_esp(unsigned task) {
   return top(user_stacks[task], sizeof(user_stacks[0])) - 4;
@@ -102,17 +101,13 @@ static void setup_gdt_tss(void) {
   gdt[2] = guest_descriptor(0, 0xFFFFF, 0x92, 0xC0);  // ring-0 data
   gdt[3] = guest_descriptor(0, 0xFFFFF, 0xFA, 0xC0);  // ring-3 code
   gdt[4] = guest_descriptor(0, 0xFFFFF, 0xF2, 0xC0);  // ring-3 data
-  gdt[5] = guest_descriptor(addr(&tss), sizeof(tss) - 1, 0x89, 0);
+  gdt[5] = guest_descriptor(guest_addr(&tss), sizeof(tss) - 1, 0x89, 0);
   // A 32-bit call gate of DPL 3 that copies one parameter (SDM Vol. 3A
   // figure 5-8): the layout of an interrupt gate with the count in byte 4.
-  const uint32_t entry = addr(call_gate_entry);
+  const uint32_t entry = guest_addr(call_gate_entry);
   gdt[6] = (entry & 0xFFFF) | (uint64_t)kKernelCs << 16 | 1ull << 32 | 0xECull << 40 |
            (uint64_t)(entry >> 16) << 48;
-  struct __attribute__((packed)) {
-    uint16_t limit;
-    uint32_t base;
-  } gdtr = {sizeof(gdt) - 1, addr(gdt)};
-  guest_load_gdt(&gdtr);
+  guest_load_gdt_table(gdt, sizeof(gdt));
   tss.task.esp0 = top(kernel_stack, sizeof(kernel_stack));
   tss.task.ss0 = kKernelDs;
   tss.task.io_map_base = __builtin_offsetof(struct tss, io_map);
@@ -131,10 +126,11 @@ static struct {
 
 static void syscall_handler(struct guest_trap_frame *f) {
   sys.calls++;
-  const uint32_t frame = addr(f);
-  sys.on_kernel_stack = frame >= addr(kernel_stack) && frame < addr(kernel_stack + 8192);
+  const uint32_t frame = guest_addr(f);
+  sys.on_kernel_stack =
+      frame >= guest_addr(kernel_stack) && frame < guest_addr(kernel_stack + 8192);
   sys.user_ss_ok = f->user_ss == kUserDs;
-  sys.user_esp_ok = f->user_esp > addr(user_stacks) && f->user_esp <= user_esp(1);
+  sys.user_esp_ok = f->user_esp > guest_addr(user_stacks) && f->user_esp <= user_esp(1);
   switch (f->eax) {
     case kSysExit: leave_user(f->ebx);
     case kSysAdd: f->eax = f->ebx + f->ecx; break;
@@ -160,7 +156,7 @@ static void user_calls(void) {
 }
 
 static void test_int80(void) {
-  check_eq("enter_user result", 0x55, enter_user(addr(user_calls), user_esp(0), IF | 2));
+  check_eq("enter_user result", 0x55, enter_user(guest_addr(user_calls), user_esp(0), IF | 2));
   check_eq("system calls", 3, sys.calls);
   check_eq("sum", 42, user.sum);
   check_eq("caller CPL", 3, sys.caller_cpl);
@@ -195,7 +191,7 @@ static void user_gate_calls(void) {
 }
 
 static void test_call_gate(void) {
-  check_eq("enter_user result", 0x99, enter_user(addr(user_gate_calls), user_esp(0), IF | 2));
+  check_eq("enter_user result", 0x99, enter_user(guest_addr(user_gate_calls), user_esp(0), IF | 2));
   check_eq("result", 42, gate_user.result);
   check_eq("CS in the procedure", kKernelCs, call_gate_seen[0]);
   check_eq("SS in the procedure", kKernelDs, call_gate_seen[1]);
@@ -204,15 +200,15 @@ static void test_call_gate(void) {
   check_eq("caller's SS", kUserDs, call_gate_seen[4]);
   check_eq("CS after far ret", kUserCs, gate_user.cs);
   check_true("ESP after far ret",
-             gate_user.esp > addr(user_stacks[0]) && gate_user.esp < user_esp(0));
+             gate_user.esp > guest_addr(user_stacks[0]) && gate_user.esp < user_esp(0));
   check_group("far call through a call gate from ring 3 and far ret back");
 }
 
 static void test_sysenter(void) {
   wrmsr(0x174, kKernelCs);
   wrmsr(0x175, top(sysenter_stack, sizeof(sysenter_stack)));
-  wrmsr(0x176, addr(sysenter_entry));
-  check_eq("enter_user result", 0x66, enter_user(addr(user_fast_calls), user_esp(0), IF | 2));
+  wrmsr(0x176, guest_addr(sysenter_entry));
+  check_eq("enter_user result", 0x66, enter_user(guest_addr(user_fast_calls), user_esp(0), IF | 2));
   check_eq("result", 41, user.sysenter_result);
   check_eq("CS at the entry point", kKernelCs, sysenter_seen[0]);
   check_eq("SS at the entry point", kKernelDs, sysenter_seen[1]);
@@ -252,7 +248,7 @@ static uint32_t expect_gps(const struct expected_gp *table, const struct expecte
   gp_table = table;
   gp_table_end = end;
   memset(gp_hits, 0, sizeof(gp_hits));
-  const uint32_t result = enter_user(addr(eip), user_esp(0), eflags);
+  const uint32_t result = enter_user(guest_addr(eip), user_esp(0), eflags);
   for (const struct expected_gp *e = table; e < end; e++) {
     if (gp_hits[e - table] != 1 || gp_errors[e - table] != 0) {
       check_fail("%s: %u #GP, error code %x", e->name, gp_hits[e - table], gp_errors[e - table]);
@@ -315,7 +311,7 @@ static void timer_handler(struct guest_trap_frame *f) {
     ring0_ticks++;
     return;
   }
-  const uint32_t stack = addr(user_stacks[current]);
+  const uint32_t stack = guest_addr(user_stacks[current]);
   if (f->user_ss != kUserDs || f->user_esp <= stack || f->user_esp > stack + 8192) bad_frames++;
   tasks[current].frame = *f;
   current ^= 1;
@@ -323,7 +319,7 @@ static void timer_handler(struct guest_trap_frame *f) {
     *f = tasks[current].frame;
   } else {
     tasks[current].started = 1;
-    f->eip = addr(task_b);
+    f->eip = guest_addr(task_b);
     f->user_esp = user_esp(1);
     f->eflags = IF | 2;
   }
@@ -335,7 +331,7 @@ static void test_preemption(void) {
   guest_pit_periodic(2000);
   guest_pic_mask(0xFFFF & ~1);
   tasks[0].started = 1;
-  check_eq("exit", 0x77, enter_user(addr(task_a), user_esp(0), IF | 2));
+  check_eq("exit", 0x77, enter_user(guest_addr(task_a), user_esp(0), IF | 2));
   guest_pic_mask(0xFFFF);
   check_true("task switches", switches >= kSwitches);
   check_true("task A ran", tasks[0].count > 0);
@@ -400,7 +396,7 @@ static void test_user_paging(void) {
   paging_map(kKernelReadOnly, kernel_read_only, PTE_P | PTE_US);
   page_faults_checked();
   paging_enable(1);
-  check_eq("enter_user result", 0x66, enter_user(addr(user_paging), user_esp(0), 2));
+  check_eq("enter_user result", 0x66, enter_user(guest_addr(user_paging), user_esp(0), 2));
   check_eq("supervisor page made user, read from ring 3", 0x100, paged.supervisor_value);
   check_eq("read-only page made writable, written from ring 3", 0xABC, phys(user_frames[1])[0]);
   check_eq("not-present page mapped, read from ring 3", 0x300, paged.missing_value);

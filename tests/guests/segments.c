@@ -55,25 +55,19 @@ static uint32_t es_area[0x400] __attribute__((aligned(4096)));
 static uint32_t ss_area[0x400] __attribute__((aligned(4096)));
 static uint64_t gdt[12] __attribute__((aligned(8)));
 
-static uint32_t addr(const void *p) { return (uint32_t)(uintptr_t)p; }
-
 static void setup(void) {
   gdt[1] = guest_descriptor(0, 0xFFFFF, 0x9A, 0xC0);
   gdt[2] = guest_descriptor(0, 0xFFFFF, 0x92, 0xC0);
-  gdt[3] = guest_descriptor(addr(ds_area), 0xFFF, 0x92, 0x40);
-  gdt[4] = guest_descriptor(addr(es_area), 0xFFF, 0x92, 0x40);
-  gdt[5] = guest_descriptor(addr(ss_area), 0xFFF, 0x92, 0x40);
-  gdt[6] = guest_descriptor(addr(ds_area) + 0x1000, 0xFFF, 0x96, 0x40);  // expand-down
-  gdt[7] = guest_descriptor(0, 0xFFFFF, 0x98, 0xC0);                     // execute-only code
-  gdt[8] = guest_descriptor(0, 0xFFFFF, 0x90, 0xC0);                     // read-only data
-  gdt[9] = guest_descriptor(0, 0xFFFFF, 0x12, 0xC0);                     // data, not present
-  gdt[10] = guest_descriptor(0, 0xFFFFF, 0xF2, 0xC0);                    // data, DPL 3
+  gdt[3] = guest_descriptor(guest_addr(ds_area), 0xFFF, 0x92, 0x40);
+  gdt[4] = guest_descriptor(guest_addr(es_area), 0xFFF, 0x92, 0x40);
+  gdt[5] = guest_descriptor(guest_addr(ss_area), 0xFFF, 0x92, 0x40);
+  gdt[6] = guest_descriptor(guest_addr(ds_area) + 0x1000, 0xFFF, 0x96, 0x40);  // expand-down
+  gdt[7] = guest_descriptor(0, 0xFFFFF, 0x98, 0xC0);                           // execute-only code
+  gdt[8] = guest_descriptor(0, 0xFFFFF, 0x90, 0xC0);                           // read-only data
+  gdt[9] = guest_descriptor(0, 0xFFFFF, 0x12, 0xC0);                           // data, not present
+  gdt[10] = guest_descriptor(0, 0xFFFFF, 0xF2, 0xC0);                          // data, DPL 3
   gdt[11] = guest_descriptor(0, 0xFFF, 0x96, 0xC0);  // expand-down above 16 MiB - 1
-  struct __attribute__((packed)) {
-    uint16_t limit;
-    uint32_t base;
-  } gdtr = {sizeof(gdt) - 1, addr(gdt)};
-  guest_load_gdt(&gdtr);
+  guest_load_gdt_table(gdt, sizeof(gdt));
   for (uint32_t i = 0; i < ARRAY_SIZE(ds_area); i++) ds_area[i] = 0xD0000000 + 4 * i;
   for (uint32_t i = 0; i < ARRAY_SIZE(es_area); i++) es_area[i] = 0xE0000000 + 4 * i;
   for (uint32_t i = 0; i < ARRAY_SIZE(ss_area); i++) ss_area[i] = 0x50000000 + 4 * i;
@@ -192,7 +186,7 @@ static void on_fault(struct guest_trap_frame *f) {
   fault.count++;
   fault.vector = f->vector;
   fault.error_code = f->error_code;
-  f->eip = addr(resume_at);
+  f->eip = guest_addr(resume_at);
 }
 
 static const char *vector_name(uint32_t vector) {

@@ -57,8 +57,6 @@ extern const char msr_read_insn[], msr_read_after[], msr_write_insn[], msr_write
 enum { kCr0Mp = 1 << 1, kCr0Em = 1 << 2, kCr0Ts = 1 << 3 };
 enum { kVectorUd = 6, kVectorNm = 7, kVectorNp = 11, kVectorGp = 13 };
 
-static uint32_t addr(const void *p) { return (uint32_t)(uintptr_t)p; }
-
 static uint32_t read_cr0(void) {
   uint32_t cr0;
   __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
@@ -84,7 +82,7 @@ static void on_exception(struct guest_trap_frame *f) {
   seen.error_code = f->error_code;
   seen.eip = f->eip;
   switch (action) {
-    case kResume: f->eip = addr(resume_at); break;
+    case kResume: f->eip = guest_addr(resume_at); break;
     case kClts: __asm__ volatile("clts"); break;
     case kClearEmTs: write_cr0(read_cr0() & ~(kCr0Em | kCr0Ts)); break;
   }
@@ -100,11 +98,11 @@ static void expect(int what, const char *resume) {
 static void check_exception(const char *what, uint32_t vector, uint32_t error_code,
                             const char *insn) {
   guest_printf("%s: vector 0x%x error 0x%x eip insn+%d\n", what, seen.vector, seen.error_code,
-               (int)(seen.eip - addr(insn)));
+               (int)(seen.eip - guest_addr(insn)));
   check_eq(what, 1, seen.count);
   check_eq(what, vector, seen.vector);
   check_eq(what, error_code, seen.error_code);
-  check_eq(what, addr(insn), seen.eip);
+  check_eq(what, guest_addr(insn), seen.eip);
 }
 
 static void check_no_exception(const char *what) { check_eq(what, 0, seen.count); }
@@ -131,27 +129,27 @@ struct __attribute__((packed)) table_register {
 // here already accessed, so that loads do not change them), then system
 // descriptors and assorted segments, the same as the unit tests'.
 static void load_gdt(void) {
-  gdt[1] = guest_descriptor(0, 0xFFFFF, 0x9B, kBig);                // 0x08 code
-  gdt[2] = guest_descriptor(0, 0xFFFFF, 0x93, kBig);                // 0x10 data
-  gdt[3] = guest_descriptor(addr(tss_area[0]), 0x67, 0x89, 0);      // 0x18 32-bit TSS
-  gdt[4] = guest_descriptor(addr(tss_area[1]), 0x67, 0x89, 0);      // 0x20 32-bit TSS
-  gdt[5] = guest_descriptor(addr(ldt), sizeof(ldt) - 1, 0x82, 0);   // 0x28 LDT
-  gdt[6] = guest_descriptor(addr(tss_area[2]), 0x67, 0x09, 0);      // 0x30 TSS, not present
-  gdt[7] = guest_descriptor(0, 0xFFFFF, 0xF3, kBig);                // 0x38 data, DPL 3
-  gdt[8] = guest_descriptor(0, 0xFFFFF, 0x99, kBig);                // 0x40 code, execute-only
-  gdt[9] = guest_descriptor(0, 0xFFFFF, 0x9F, kBig);                // 0x48 conforming code
-  gdt[10] = guest_descriptor(0x1000, 0x12345, 0x91, kByte32);       // 0x50 data, read-only
-  gdt[11] = gate(0x12345678, 0x8E);                                 // 0x58 interrupt gate
-  gdt[12] = gate(0x9ABCDEF0, 0x8C);                                 // 0x60 call gate
-  gdt[13] = guest_descriptor(addr(tss_area[3]), 0x2B, 0x81, 0);     // 0x68 16-bit TSS
-  gdt[14] = guest_descriptor(0, 0xFFFF, 0x13, 0);                   // 0x70 data, not present
-  gdt[15] = guest_descriptor(0, 0xFFFF, 0x80, 0);                   // 0x78 reserved type 0
-  gdt[16] = guest_descriptor(addr(ldt), sizeof(ldt) - 1, 0x02, 0);  // 0x80 LDT, not present
-  gdt[17] = guest_descriptor(0, 0xFFFFF, 0xB3, kBig);               // 0x88 data, DPL 1
-  ldt[0] = guest_descriptor(0x2000, 0xFFF, 0x93, kByte32);          // 0x04 data
-  ldt[1] = guest_descriptor(0, 0xFFFFF, 0x9B, kBig);                // 0x0C code
-  ldt[2] = guest_descriptor(0, 0x1FFF, 0xF1, kByte32);              // 0x14 data, DPL 3
-  struct table_register gdtr = {sizeof(gdt) - 1, addr(gdt)};
+  gdt[1] = guest_descriptor(0, 0xFFFFF, 0x9B, kBig);                      // 0x08 code
+  gdt[2] = guest_descriptor(0, 0xFFFFF, 0x93, kBig);                      // 0x10 data
+  gdt[3] = guest_descriptor(guest_addr(tss_area[0]), 0x67, 0x89, 0);      // 0x18 32-bit TSS
+  gdt[4] = guest_descriptor(guest_addr(tss_area[1]), 0x67, 0x89, 0);      // 0x20 32-bit TSS
+  gdt[5] = guest_descriptor(guest_addr(ldt), sizeof(ldt) - 1, 0x82, 0);   // 0x28 LDT
+  gdt[6] = guest_descriptor(guest_addr(tss_area[2]), 0x67, 0x09, 0);      // 0x30 TSS, not present
+  gdt[7] = guest_descriptor(0, 0xFFFFF, 0xF3, kBig);                      // 0x38 data, DPL 3
+  gdt[8] = guest_descriptor(0, 0xFFFFF, 0x99, kBig);                      // 0x40 code, execute-only
+  gdt[9] = guest_descriptor(0, 0xFFFFF, 0x9F, kBig);                      // 0x48 conforming code
+  gdt[10] = guest_descriptor(0x1000, 0x12345, 0x91, kByte32);             // 0x50 data, read-only
+  gdt[11] = gate(0x12345678, 0x8E);                                       // 0x58 interrupt gate
+  gdt[12] = gate(0x9ABCDEF0, 0x8C);                                       // 0x60 call gate
+  gdt[13] = guest_descriptor(guest_addr(tss_area[3]), 0x2B, 0x81, 0);     // 0x68 16-bit TSS
+  gdt[14] = guest_descriptor(0, 0xFFFF, 0x13, 0);                         // 0x70 data, not present
+  gdt[15] = guest_descriptor(0, 0xFFFF, 0x80, 0);                         // 0x78 reserved type 0
+  gdt[16] = guest_descriptor(guest_addr(ldt), sizeof(ldt) - 1, 0x02, 0);  // 0x80 LDT, not present
+  gdt[17] = guest_descriptor(0, 0xFFFFF, 0xB3, kBig);                     // 0x88 data, DPL 1
+  ldt[0] = guest_descriptor(0x2000, 0xFFF, 0x93, kByte32);                // 0x04 data
+  ldt[1] = guest_descriptor(0, 0xFFFFF, 0x9B, kBig);                      // 0x0C code
+  ldt[2] = guest_descriptor(0, 0x1FFF, 0xF1, kByte32);                    // 0x14 data, DPL 3
+  struct table_register gdtr = {sizeof(gdt) - 1, guest_addr(gdt)};
   __asm__ volatile("lgdt %0" : : "m"(gdtr) : "memory");
 }
 
@@ -165,7 +163,7 @@ static void test_stores(void) {
   __asm__ volatile("sidt %0" : "=m"(idtr));
   guest_printf("sgdt: limit 0x%04x\n", gdtr.limit);
   check_eq("sgdt limit", sizeof(gdt) - 1, gdtr.limit);
-  check_eq("sgdt base", addr(gdt), gdtr.base);
+  check_eq("sgdt base", guest_addr(gdt), gdtr.base);
   guest_printf("sidt: limit 0x%04x\n", idtr.limit);
   check_eq("sidt limit", 0x7FF, idtr.limit);
   // Another IDTR value (nothing is delivered while it is loaded).
@@ -332,10 +330,10 @@ static void test_msrs(void) {
 static uint32_t sysenter_stack[64] __attribute__((aligned(16)));
 
 static void test_sysenter(void) {
-  const uint32_t top = addr(sysenter_stack + ARRAY_SIZE(sysenter_stack));
+  const uint32_t top = guest_addr(sysenter_stack + ARRAY_SIZE(sysenter_stack));
   msr_write(kMsrSysenterCs, 0x0B);  // RPL 3: ignored
   msr_write(kMsrSysenterEsp, top);
-  msr_write(kMsrSysenterEip, addr(sysenter_entry));
+  msr_write(kMsrSysenterEip, guest_addr(sysenter_entry));
   expect(kResume, 0);
   do_sysenter(0x2 | IF | ZF | CF);
   check_no_exception("sysenter");

@@ -47,8 +47,6 @@ static uint64_t ldt[1] __attribute__((aligned(8)));
 static struct guest_tss main_tss, called_tss, jumped_tss, double_fault_tss;
 static uint8_t stacks[3][4096] __attribute__((aligned(16)));
 
-static uint32_t addr(const void *p) { return (uint32_t)(uintptr_t)p; }
-
 static uint16_t read_tr(void) {
   uint16_t tr;
   __asm__ volatile("str %0" : "=r"(tr));
@@ -77,8 +75,8 @@ static void far_transfer(uint16_t selector, int call) {
 }
 
 static void init_task(struct guest_tss *tss, void (*entry)(void), uint8_t *stack) {
-  tss->eip = addr(entry);
-  tss->esp = addr(stack) + sizeof(stacks[0]);
+  tss->eip = guest_addr(entry);
+  tss->esp = guest_addr(stack) + sizeof(stacks[0]);
   tss->eflags = 0x2;
   tss->cs = kGuestCodeSelector;
   tss->ss = tss->ds = tss->es = tss->fs = tss->gs = kGuestDataSelector;
@@ -87,18 +85,15 @@ static void init_task(struct guest_tss *tss, void (*entry)(void), uint8_t *stack
 static void setup(void) {
   gdt[1] = guest_descriptor(0, 0xFFFFF, 0x9A, 0xC0);  // ring-0 code
   gdt[2] = guest_descriptor(0, 0xFFFFF, 0x92, 0xC0);  // ring-0 data
-  gdt[3] = guest_descriptor(addr(&main_tss), sizeof(main_tss) - 1, kAvailable, 0);
-  gdt[4] = guest_descriptor(addr(&called_tss), sizeof(called_tss) - 1, kAvailable, 0);
-  gdt[5] = guest_descriptor(addr(&jumped_tss), sizeof(jumped_tss) - 1, kAvailable, 0);
-  gdt[6] = guest_descriptor(addr(&double_fault_tss), sizeof(double_fault_tss) - 1, kAvailable, 0);
+  gdt[3] = guest_descriptor(guest_addr(&main_tss), sizeof(main_tss) - 1, kAvailable, 0);
+  gdt[4] = guest_descriptor(guest_addr(&called_tss), sizeof(called_tss) - 1, kAvailable, 0);
+  gdt[5] = guest_descriptor(guest_addr(&jumped_tss), sizeof(jumped_tss) - 1, kAvailable, 0);
+  gdt[6] =
+      guest_descriptor(guest_addr(&double_fault_tss), sizeof(double_fault_tss) - 1, kAvailable, 0);
   gdt[7] = (uint64_t)kCalledTss << 16 | 0x85ull << 40;  // task gate, DPL 0
-  gdt[8] = guest_descriptor(addr(ldt), sizeof(ldt) - 1, 0x82, 0);
+  gdt[8] = guest_descriptor(guest_addr(ldt), sizeof(ldt) - 1, 0x82, 0);
   ldt[0] = guest_descriptor(0, 0xFFFFF, 0x92, 0xC0);  // ring-0 data
-  struct __attribute__((packed)) {
-    uint16_t limit;
-    uint32_t base;
-  } gdtr = {sizeof(gdt) - 1, addr(gdt)};
-  guest_load_gdt(&gdtr);
+  guest_load_gdt_table(gdt, sizeof(gdt));
   guest_idt_init();
   init_task(&called_tss, called_task_entry, stacks[0]);
   called_tss.ds = kLdtData;
@@ -198,7 +193,7 @@ void double_fault_body(uint32_t error_code, uint32_t esp) {
   double_fault.link = double_fault_tss.link;
   double_fault.tr = read_tr();
   double_fault.saved_eip = main_tss.eip;
-  main_tss.eip = addr(double_fault_after);
+  main_tss.eip = guest_addr(double_fault_after);
 }
 
 static void test_double_fault(void) {
@@ -209,12 +204,13 @@ static void test_double_fault(void) {
     clts();
     check_eq("#DF task runs", run, double_fault.runs);
     check_eq("error code", 0, double_fault.error_code);
-    check_eq("ESP of the #DF task after popping it", addr(stacks[2]) + sizeof(stacks[2]),
+    check_eq("ESP of the #DF task after popping it", guest_addr(stacks[2]) + sizeof(stacks[2]),
              double_fault.esp);
     check_eq("NT in the #DF task", NT, double_fault.eflags & NT);
     check_eq("back link", kMainTss, double_fault.link & 0xFFFF);
     check_eq("TR in the #DF task", kDoubleFaultTss, double_fault.tr);
-    check_eq("saved EIP of the faulting task", addr(double_fault_insn), double_fault.saved_eip);
+    check_eq("saved EIP of the faulting task", guest_addr(double_fault_insn),
+             double_fault.saved_eip);
     check_eq("#DF task available after iret", kAvailable, access_byte(kDoubleFaultTss));
   }
   check_group("double fault through a task gate, iret back to the faulting task");

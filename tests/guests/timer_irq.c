@@ -45,14 +45,12 @@ static volatile uint32_t not_in_service, still_in_service, if_set_inside, saved_
 static volatile int in_hlt_loop, in_oneshot;
 static volatile uint32_t out_low, out_high;  // channel 0 OUT in the handler
 
-static uint32_t addr(const void *p) { return (uint32_t)(uintptr_t)p; }
-
 static void irq0_handler(struct guest_trap_frame *f) {
   ticks++;
   if (!(guest_pic_isr() & 1)) not_in_service++;
   if (guest_read_eflags() & IF) if_set_inside++;
   if (!(f->eflags & IF)) saved_if_clear++;
-  if (in_hlt_loop && f->eip != addr(sti_hlt_after)) eip_not_after_hlt++;
+  if (in_hlt_loop && f->eip != guest_addr(sti_hlt_after)) eip_not_after_hlt++;
   if (in_oneshot) {
     if (guest_pit_status(0) & kGuestPitStatusOut) {
       out_high++;

@@ -44,6 +44,19 @@ void guest_load_flat_gdt(void);
 // kGuestDataSelector, which it must hold as the flat GDT does.
 void guest_load_gdt(const void *gdtr);
 
+// The guest-linear address of `p`: guests run with flat segments, where a
+// pointer is one.
+static inline uint32_t guest_addr(const volatile void *p) { return (uint32_t)(uintptr_t)p; }
+
+// guest_load_gdt for the table of `bytes` bytes at `gdt`.
+static inline void guest_load_gdt_table(const void *gdt, uint16_t bytes) {
+  const struct __attribute__((packed)) {
+    uint16_t limit;
+    uint32_t base;
+  } gdtr = {(uint16_t)(bytes - 1), guest_addr(gdt)};
+  guest_load_gdt(&gdtr);
+}
+
 // A segment descriptor (SDM Vol. 3A 3.4.5): `flags` holds G, D/B, L and AVL
 // in its high nibble; `limit` is in the units G chooses.
 static inline uint64_t guest_descriptor(uint32_t base, uint32_t limit, uint8_t access,

@@ -35,7 +35,7 @@ static uint32_t *new_table(void) {
 
 void paging_init(uint32_t identity_flags) {
   if (directories_used != 0) fatal("paging_init called twice");
-  if (paging_addr(__bss_end) > kPagingIdentityEnd) fatal("image ends above the identity map");
+  if (guest_addr(__bss_end) > kPagingIdentityEnd) fatal("image ends above the identity map");
   current = directories[directories_used++];
   for (uint32_t pde = 0; pde < kIdentityPdes; pde++) {
     uint32_t base = pde * kLargePageSize;
@@ -46,7 +46,7 @@ void paging_init(uint32_t identity_flags) {
     }
     uint32_t *table = new_table();
     for (uint32_t i = 0; i < kEntries; i++) table[i] = (base + i * kPageSize) | identity_flags;
-    current[pde] = paging_addr(table) | kPdeTableFlags;
+    current[pde] = guest_addr(table) | kPdeTableFlags;
   }
   if (!(identity_flags & PTE_PS)) tables[0][0] = 0;  // page 0 not present
 }
@@ -73,7 +73,7 @@ volatile uint32_t *paging_pte(uint32_t linear) {
 void paging_map(uint32_t linear, uint32_t physical, uint32_t flags) {
   volatile uint32_t *pde = paging_pde(linear);
   if ((*pde & (PTE_P | PTE_PS)) == (PTE_P | PTE_PS)) fatal("4 KiB mapping under a 4 MiB page");
-  if (!(*pde & PTE_P)) *pde = paging_addr(new_table()) | kPdeTableFlags;
+  if (!(*pde & PTE_P)) *pde = guest_addr(new_table()) | kPdeTableFlags;
   *paging_pte(linear) = (physical & kAddressMask) | (flags & ~PTE_PS);
 }
 
@@ -94,7 +94,7 @@ void paging_enable(int write_protect) {
 
 void paging_load_cr3(uint32_t *directory) {
   current = directory;
-  __asm__ volatile("mov %0, %%cr3" : : "r"(paging_addr(directory)) : "memory");
+  __asm__ volatile("mov %0, %%cr3" : : "r"(guest_addr(directory)) : "memory");
 }
 
 void paging_reload_cr3(void) {

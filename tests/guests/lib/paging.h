@@ -125,5 +125,3 @@ static inline uint32_t paging_read_cr4(void) {
 static inline void paging_write_cr4(uint32_t value) {
   __asm__ volatile("mov %0, %%cr4" : : "r"(value) : "memory");
 }
-
-static inline uint32_t paging_addr(const volatile void *p) { return (uint32_t)(uintptr_t)p; }

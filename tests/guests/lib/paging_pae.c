@@ -33,22 +33,22 @@ static uint64_t *new_table(void) {
 
 void paging_pae_init(void) {
   if (tables_used != 0) fatal("paging_pae_init called twice");
-  if (paging_addr(__bss_end) > kPagingIdentityEnd) fatal("image ends above the identity map");
+  if (guest_addr(__bss_end) > kPagingIdentityEnd) fatal("image ends above the identity map");
   // PDPTEs have no R/W or U/S: bits 2:1 are reserved (4.4.1, table 4-8).
-  for (int i = 0; i < 4; i++) pdpt[i] = paging_addr(directories[i]) | PTE_P;
+  for (int i = 0; i < 4; i++) pdpt[i] = guest_addr(directories[i]) | PTE_P;
   for (uint32_t t = 0; t < kIdentityTables; t++) {
     uint64_t *table = new_table();
     for (uint32_t i = 0; i < kEntries; i++) {
       table[i] = (t * kPaeLargePageSize + i * kPageSize) | PTE_P | PTE_RW;
     }
-    directories[0][t] = paging_addr(table) | kPdeTableFlags;
+    directories[0][t] = guest_addr(table) | kPdeTableFlags;
   }
   tables[0][0] = 0;  // page 0 not present
 }
 
 void paging_pae_enable(void) {
   paging_write_cr4(paging_read_cr4() | CR4_PAE);
-  __asm__ volatile("mov %0, %%cr3" : : "r"(paging_addr(pdpt)) : "memory");
+  __asm__ volatile("mov %0, %%cr3" : : "r"(guest_addr(pdpt)) : "memory");
   paging_write_cr0((paging_read_cr0() | CR0_PG) & ~CR0_WP);
 }
 
@@ -68,7 +68,7 @@ volatile uint64_t *paging_pae_pte(uint32_t linear) {
 void paging_pae_map(uint32_t linear, uint64_t physical, uint64_t flags) {
   volatile uint64_t *pde = paging_pae_pde(linear);
   if ((*pde & (PTE_P | PTE_PS)) == (PTE_P | PTE_PS)) fatal("4 KiB mapping under a 2 MiB page");
-  if (!(*pde & PTE_P)) *pde = paging_addr(new_table()) | kPdeTableFlags;
+  if (!(*pde & PTE_P)) *pde = guest_addr(new_table()) | kPdeTableFlags;
   *paging_pae_pte(linear) = (physical & kAddressMask) | (flags & ~(uint64_t)PTE_PS);
 }
 

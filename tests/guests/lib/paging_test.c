@@ -16,7 +16,7 @@ uint32_t take_frame(uint32_t fill) {
   }
   uint32_t *frame = frames[frames_used++];
   for (uint32_t i = 0; i < kWords; i++) frame[i] = fill + i;
-  return paging_addr(frame);
+  return guest_addr(frame);
 }
 
 __asm__(
@@ -90,7 +90,7 @@ void expect_fault(const char *what, uint32_t cr2, uint32_t error_code, const voi
   want.cr2 = cr2;
   want.error_code = error_code;
   want.error_mask = ~0u;
-  want.eip = paging_addr(eip);
+  want.eip = guest_addr(eip);
   want.resolve = resolve;
   faults.count = 0;
 }
