@@ -241,6 +241,20 @@ inline void CheckFault(const LoggedFault& fault, std::uint32_t vector, std::uint
   CHECK(fault.cs == cs);
 }
 
+// Runs `machine`, whose guest turns paging on with the page directory at
+// guest-physical `directory`, with every 4 MiB of linear memory mapped to
+// the first (so nothing faults), for 200 ms of budget: the budget must end
+// the run, within 10 s. Returns the registers where it stopped.
+inline Registers RunUntilBudget(Machine& machine, std::uint32_t directory) {
+  const std::vector<std::uint32_t> entries(1024, 0x87);  // 4 MiB, present, writable, user
+  REQUIRE(machine.WritePhysical(directory, entries.data(), 4096));
+  const auto start = std::chrono::steady_clock::now();
+  const StopInfo stop = machine.Run({.time_budget = std::chrono::milliseconds(200)});
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+  CHECK(stop.reason == StopReason::kBudgetExhausted);
+  return machine.GetRegisters();
+}
+
 // The translator settings that tests run under where they differ.
 inline const TranslatorOptions kSettings[] = {
     {},

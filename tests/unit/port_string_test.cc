@@ -14,7 +14,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -588,13 +587,7 @@ TEST_CASE("a rep longer than one callout's budget runs on, and a huge one can be
     Emit(a, "\xF3\x6E");  // rep outsb
     testing::Halt(a);
   });
-  const std::vector<std::uint32_t> directory(1024, 0x87);
-  REQUIRE(guest.machine().WritePhysical(kDirectory, directory.data(), 4096));
-  const auto start = std::chrono::steady_clock::now();
-  const StopInfo stop = guest.machine().Run({.time_budget = std::chrono::milliseconds(200)});
-  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
-  CHECK(stop.reason == StopReason::kBudgetExhausted);
-  const Registers r = guest.machine().GetRegisters();
+  const Registers r = testing::RunUntilBudget(guest.machine(), kDirectory);
   CHECK(r.eip == outs);
   CHECK(r.esi == 0xFFFFFFFF - r.ecx);
   CHECK(r.esi > 16384);

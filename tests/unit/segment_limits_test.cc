@@ -395,13 +395,7 @@ TEST_CASE("a long rep the runtime runs element by element can be stopped") {
     a.embed("\xF3\xAC", 2);  // rep lodsb
     Finish(a);
   });
-  const std::vector<std::uint32_t> directory(1024, 0x87);
-  REQUIRE(guest.machine().WritePhysical(kDirectory, directory.data(), 4096));
-  const auto start = std::chrono::steady_clock::now();
-  const StopInfo stop = guest.machine().Run({.time_budget = std::chrono::milliseconds(200)});
-  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
-  CHECK(stop.reason == StopReason::kBudgetExhausted);
-  const Registers r = guest.machine().GetRegisters();
+  const Registers r = testing::RunUntilBudget(guest.machine(), kDirectory);
   CHECK(r.eip == lods);
   CHECK(r.esi - 0x1000 == 0xFFFFFFFF - r.ecx);
 }
