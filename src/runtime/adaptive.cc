@@ -31,7 +31,6 @@ namespace bt::runtime {
 
 namespace {
 
-constexpr std::uint32_t kPageSize = mmu::PhysicalMemory::kPageSize;
 // Faults on a recently faulted page before an instruction is resolved; the
 // count doubles with every return to the plain translation.
 constexpr unsigned kRepeatFaultsToResolve = 3;

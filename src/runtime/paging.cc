@@ -19,7 +19,6 @@ using translator::kEferNxe;
 
 namespace {
 
-constexpr std::uint32_t kPageSize = mmu::PhysicalMemory::kPageSize;
 constexpr std::uint32_t kCr0Nw = 1u << 29, kCr0Cd = 1u << 30;
 // CR4 bits the guest may set (SDM Vol. 3A, 2.5), as CPUID reports the
 // features behind them: TSD, DE, PSE, PAE, PGE, PCE, OSFXSR, OSXMMEXCPT.

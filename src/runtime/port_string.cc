@@ -22,8 +22,6 @@ using decoder::DecodedInstruction;
 
 namespace {
 
-constexpr std::uint32_t kPageSize = 4096;
-
 // How many `size`-byte elements from linear `linear` on, stepping down if
 // `down`, lie wholly in the page of the first: 0 if that one straddles two.
 std::uint32_t ElementsInPage(std::uint32_t linear, unsigned size, bool down) {

@@ -15,7 +15,6 @@ using translator::Translator;
 
 namespace {
 
-constexpr std::uint32_t kPageSize = mmu::PhysicalMemory::kPageSize;
 // Host register (x86 encoding) holding each guest register.
 constexpr unsigned kHostRegisterOf[8] = {0, 1, 2, 3, 12, 5, 6, 7};
 constexpr unsigned kHostRsi = 6, kHostRdi = 7;

@@ -92,6 +92,9 @@ enum ExceptionVector : std::uint8_t {
   kSimdError = 19,
 };
 
+// The guest's page size, for the runtime's walks and page-by-page copies.
+inline constexpr std::uint32_t kPageSize = mmu::PhysicalMemory::kPageSize;
+
 // Exceptions that push an error code (SDM Vol. 3, table 6-1).
 constexpr bool ExceptionHasErrorCode(std::uint8_t vector) {
   return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21;
@@ -245,7 +248,7 @@ class Vcpu final : private translator::CodeSource {
   void InvalidateCodePage(std::uint32_t page);
   // Grants or revokes access to the poll page (see kPollOffset).
   void SetPollPage(platform::Protection protection) {
-    state_memory_.Protect(translator::kCpuStateBytes, mmu::PhysicalMemory::kPageSize, protection);
+    state_memory_.Protect(translator::kCpuStateBytes, kPageSize, protection);
   }
   void Interrupt(StopReason reason);
   std::optional<StopInfo> HandleExit(translator::ExitReason reason);
