@@ -72,6 +72,10 @@ struct Stats {
   // changes, overflow), of the non-global ones (CR3 loads), and invlpg.
   std::uint64_t shadow_full_flushes = 0;
   std::uint64_t shadow_cr3_flushes = 0;
+  // CR3 loads that found the shadow of that address space kept, and the
+  // pages of it still valid then: host mappings not made again.
+  std::uint64_t shadow_space_hits = 0;
+  std::uint64_t shadow_pages_kept = 0;
   std::uint64_t shadow_page_flushes = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(CalloutKind::kCount)> callouts{};
   std::array<std::uint64_t, static_cast<std::size_t>(HostFaultCause::kCount)> host_faults{};

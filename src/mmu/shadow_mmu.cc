@@ -17,21 +17,29 @@ constexpr std::uint32_t kMaxUnmapGap = 64;
 }  // namespace
 
 Result<std::unique_ptr<ShadowMmu>> ShadowMmu::Create(PhysicalMemory& memory) {
-  auto supervisor = platform::AddressWindow::Reserve();
-  if (!supervisor) return Error{supervisor.error()};
-  auto user = platform::AddressWindow::Reserve();
-  if (!user) return Error{user.error()};
+  std::vector<platform::AddressWindow> windows;
+  windows.reserve(2 * kSpaces);
+  for (unsigned i = 0; i < 2 * kSpaces; ++i) {
+    auto window = platform::AddressWindow::Reserve();
+    if (!window) return Error{window.error()};
+    windows.push_back(std::move(window.value()));
+  }
+  // Entries and alias links, most of which stay untouched.
+  auto tables = platform::PageMemory::Allocate(
+      2 * std::size_t{kShadowPages} * sizeof(std::uint32_t), Protection::kReadWrite);
+  if (!tables) return Error{tables.error()};
   return std::unique_ptr<ShadowMmu>(
-      new ShadowMmu(memory, std::move(supervisor.value()), std::move(user.value())));
+      new ShadowMmu(memory, std::move(windows), std::move(tables.value())));
 }
 
-ShadowMmu::ShadowMmu(PhysicalMemory& memory, platform::AddressWindow supervisor,
-                     platform::AddressWindow user)
+ShadowMmu::ShadowMmu(PhysicalMemory& memory, std::vector<platform::AddressWindow> windows,
+                     platform::PageMemory tables)
     : memory_(memory),
-      windows_{std::move(supervisor), std::move(user)},
+      windows_(std::move(windows)),
       code_(memory.size() / kPageSize),
-      entries_(std::make_unique<std::uint32_t[]>(kShadowPages)),
-      alias_next_(std::make_unique<std::uint32_t[]>(kShadowPages)),
+      tables_(std::move(tables)),
+      entries_(reinterpret_cast<std::uint32_t*>(tables_.data())),
+      alias_next_(entries_ + kShadowPages),
       alias_head_(memory.size() / kPageSize),
       large_in_region_(kShadowPages >> kRegionShift) {}
 
@@ -54,7 +62,48 @@ bool ShadowMmu::SetMode(const PagingMode& mode) {
 bool ShadowMmu::LoadCr3(std::uint32_t cr3) {
   mode_.cr3 = cr3;
   if (!paging()) return false;
-  FlushNonGlobal();
+  ++counters_.cr3_flushes;
+  unsigned space = 0;
+  while (space < kSpaces && !(spaces_[space].tagged && spaces_[space].cr3 == cr3)) ++space;
+  if (space < kSpaces) {
+    ++counters_.space_hits;
+    FlushSpace(space, false, [this](std::uint32_t page) { return !StillValid(page); });
+  } else {
+    // The least recently used other space (one never used first) takes
+    // the CR3; its global pages are as valid here as they were there.
+    space = (current_ + 1) % kSpaces;
+    for (unsigned other = 0; other < kSpaces; ++other) {
+      if (other != current_ && spaces_[other].last_use < spaces_[space].last_use) space = other;
+    }
+    FlushSpace(space, false, [](std::uint32_t) { return true; });
+    spaces_[space].cr3 = cr3;
+    spaces_[space].tagged = true;
+  }
+  current_ = space;
+  spaces_[space].last_use = ++use_clock_;
+  return true;
+}
+
+bool ShadowMmu::StillValid(std::uint32_t page) {
+  const std::uint32_t entry = entries_[page];
+  const bool user = (page >> kViewShift & 1) == Index(View::kUser);
+  // The walk sets accessed bits, as a processor may when it fills its TLB
+  // ahead of an access (SDM Vol. 3A, 4.10.2.3): a forked child's entries
+  // start with them clear.
+  const Translation translation = Walk(memory_, mode_, AddressOf(page), Access::kRead, user);
+  if (translation.status != Translation::Status::kOk ||
+      translation.physical / kPageSize != (entry & kPhysicalMask) ||
+      (translation.global && (mode_.cr4 & kCr4Pge)) ||
+      (translation.page_size > kPageSize) != ((entry & kLarge) != 0)) {
+    return false;
+  }
+  if ((entry & kMayWrite) && !(translation.writable && translation.dirty)) {
+    entries_[page] = entry & ~kMayWrite;
+    if (ProtectionOf(entry) == Protection::kReadWrite) {
+      WindowOf(page).Protect(AddressOf(page), kPageSize, Protection::kRead);
+    }
+  }
+  ++counters_.pages_kept;
   return true;
 }
 
@@ -65,11 +114,13 @@ std::uint32_t ShadowMmu::LargePageBytes() const {
 void ShadowMmu::FlushPage(std::uint32_t linear) {
   if (!paging()) return;
   // invlpg drops the whole TLB entry: for a large guest page, every 4 KiB
-  // piece of it that is shadowed.
+  // piece of it that is shadowed. Other spaces hold non-global pages of
+  // other CR3s, which their next load checks anyway.
   const std::uint32_t large_pages = LargePageBytes() / kPageSize;
   scratch_.clear();
-  for (std::uint32_t view = 0; view < 2; ++view) {
-    const std::uint32_t page = view << kViewShift | linear / kPageSize;
+  for (std::uint32_t window = 0; window < 2 * kSpaces; ++window) {
+    const std::uint32_t page = window << kViewShift | linear / kPageSize;
+    const std::uint32_t dropped = window >> 1 == current_ ? kShadowed : kShadowed | kGlobal;
     const std::uint32_t first = page & ~(large_pages - 1);
     bool large = false;
     for (std::uint32_t region = first >> kRegionShift;
@@ -78,13 +129,13 @@ void ShadowMmu::FlushPage(std::uint32_t linear) {
     }
     if (large) {
       for (std::uint32_t piece = first; piece < first + large_pages; ++piece) {
-        if ((entries_[piece] & (kShadowed | kLarge)) == (kShadowed | kLarge)) {
+        if ((entries_[piece] & (dropped | kLarge)) == (dropped | kLarge)) {
           Forget(piece);
           scratch_.push_back(piece);
         }
       }
     }
-    if (entries_[page] & kShadowed) {
+    if ((entries_[page] & dropped) == dropped) {
       Forget(page);
       scratch_.push_back(page);
     }
@@ -102,11 +153,13 @@ Protection ShadowMmu::ProtectionOf(std::uint32_t entry) const {
 
 void ShadowMmu::Record(std::uint32_t page, std::uint32_t physical_page, bool may_write, bool global,
                        bool large) {
-  if (entries_[page] & kShadowed) {
+  const std::uint32_t old = entries_[page];
+  if (old & kShadowed) {
     Unlink(page);
-    if (entries_[page] & kLarge) --large_in_region_[page >> kRegionShift];
-  } else {
-    shadowed_.push_back(page);
+    if (old & kLarge) --large_in_region_[page >> kRegionShift];
+  }
+  if (!(old & kShadowed) || ((old & kGlobal) != 0) != global) {
+    spaces_[page >> kSpaceShift].shadowed[global].push_back(page);
   }
   if (large) ++large_in_region_[page >> kRegionShift];
   entries_[page] = kShadowed | (may_write ? kMayWrite : 0) | (global ? kGlobal : 0) |
@@ -127,31 +180,32 @@ void ShadowMmu::Forget(std::uint32_t page) {
   entries_[page] = 0;
 }
 
-bool ShadowMmu::MapRun(std::uint32_t first_page, std::uint32_t count) {
-  platform::AddressWindow& window = windows_[Index(View::kSupervisor)];
-  const std::uint64_t offset = std::uint64_t{first_page} * kPageSize;
-  if (!window.Map(static_cast<std::uint32_t>(offset), memory_.shared(), offset,
-                  std::size_t{count} * kPageSize, Protection::kReadWrite)) {
+bool ShadowMmu::MapRun(std::uint32_t first_frame, std::uint32_t count) {
+  platform::AddressWindow& supervisor = window(View::kSupervisor);
+  const std::uint64_t offset = std::uint64_t{first_frame} * kPageSize;
+  if (!supervisor.Map(static_cast<std::uint32_t>(offset), memory_.shared(), offset,
+                      std::size_t{count} * kPageSize, Protection::kReadWrite, false)) {
     return false;
   }
-  for (std::uint32_t page = first_page; page < first_page + count; ++page) {
-    Record(page, page, true, true, false);
-    if (code_[page]) window.Protect(AddressOf(page), kPageSize, Protection::kRead);
+  for (std::uint32_t frame = first_frame; frame < first_frame + count; ++frame) {
+    Record(ShadowPage(View::kSupervisor, frame * kPageSize), frame, true, true, false);
+    if (code_[frame]) supervisor.Protect(frame * kPageSize, kPageSize, Protection::kRead);
   }
   return true;
 }
 
 ShadowMmu::Miss ShadowMmu::MapFlat(std::uint32_t linear, bool write) {
   using Result = Miss::Result;
-  const std::uint32_t page = linear / kPageSize;
-  if (page >= page_count()) return {Result::kNoRam, 0, linear};
+  const std::uint32_t frame = linear / kPageSize;
+  if (frame >= page_count()) return {Result::kNoRam, 0, linear};
+  const std::uint32_t page = ShadowPage(View::kSupervisor, linear);
   if (entries_[page] & kShadowed) {
-    if (write && code_[page]) return {Result::kCodeWrite, 0, linear};
+    if (write && code_[frame]) return {Result::kCodeWrite, 0, linear};
     return {WindowOf(page).Protect(AddressOf(page), kPageSize, ProtectionOf(entries_[page]))
                 ? Result::kMapped
                 : Result::kHostError};
   }
-  const std::uint32_t first = page / kRunPages * kRunPages;
+  const std::uint32_t first = frame / kRunPages * kRunPages;
   return {MapRun(first, std::min(kRunPages, page_count() - first)) ? Result::kMapped
                                                                    : Result::kHostError};
 }
@@ -162,7 +216,7 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write, View vie
   if (!paging()) {
     return view == View::kSupervisor ? MapFlat(linear, write) : Miss{Result::kNoRam, 0, linear};
   }
-  const std::uint32_t page = Index(view) << kViewShift | linear / kPageSize;
+  const std::uint32_t page = ShadowPage(view, linear);
   const Translation translation =
       Walk(memory_, mode_, linear, write ? Access::kWrite : Access::kRead, view == View::kUser);
   switch (translation.status) {
@@ -184,7 +238,15 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write, View vie
     count = kRunPages;
   }
   const std::uint32_t first_physical = physical_page - (page - first);
-  if (shadowed_.size() + count > kMaxShadowedPages) FlushAll();
+  if (ListedPages() + count > kMaxShadowedPages) {
+    // Other spaces go first, as a TLB evicts what is not in use; then
+    // repeats in the current one's lists.
+    DropOtherSpaces();
+    for (const bool global : {false, true}) {
+      FlushSpace(current_, global, [](std::uint32_t) { return false; });
+    }
+    if (ListedPages() + count > kMaxShadowedPages) FlushAll();
+  }
   const std::uint32_t old = entries_[page];
   const bool may_write = translation.writable && translation.dirty;
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -198,7 +260,10 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write, View vie
           ? window.Protect(AddressOf(page), kPageSize, ProtectionOf(entries_[page]))
           : window.Map(AddressOf(first), memory_.shared(),
                        std::uint64_t{first_physical} * kPageSize, std::size_t{count} * kPageSize,
-                       may_write ? Protection::kReadWrite : Protection::kRead);
+                       may_write ? Protection::kReadWrite : Protection::kRead,
+                       // the access that missed retries at once; pages of
+                       // a run may never be touched
+                       count == 1);
   if (!mapped) {
     for (std::uint32_t i = 0; i < count; ++i) Forget(first + i);
     return {Result::kHostError, 0, translation.physical};
@@ -245,34 +310,64 @@ void ShadowMmu::UnprotectCode(std::uint32_t physical_page) {
 
 void ShadowMmu::FlushAll() {
   ++counters_.full_flushes;
-  for (platform::AddressWindow& window : windows_) window.Unmap(0, platform::AddressWindow::kSize);
-  for (std::uint32_t page : shadowed_) {
-    if (entries_[page] & kShadowed) {
-      alias_head_[entries_[page] & kPhysicalMask] = 0;
-      entries_[page] = 0;
+  for (unsigned space = 0; space < kSpaces; ++space) {
+    std::vector<std::uint32_t>(&lists)[2] = spaces_[space].shadowed;
+    if (lists[false].empty() && lists[true].empty()) continue;
+    windows_[2 * space].Unmap(0, platform::AddressWindow::kSize);
+    windows_[2 * space + 1].Unmap(0, platform::AddressWindow::kSize);
+    for (std::vector<std::uint32_t>& shadowed : lists) {
+      for (std::uint32_t page : shadowed) {
+        if (entries_[page] & kShadowed) {
+          alias_head_[entries_[page] & kPhysicalMask] = 0;
+          entries_[page] = 0;
+        }
+      }
+      shadowed.clear();
     }
+    spaces_[space].tagged = false;
   }
-  shadowed_.clear();
   std::fill(large_in_region_.begin(), large_in_region_.end(), 0);
+  spaces_[current_].cr3 = mode_.cr3;
+  spaces_[current_].tagged = paging();
 }
 
-void ShadowMmu::FlushNonGlobal() {
-  ++counters_.cr3_flushes;
+template <typename Drop>
+void ShadowMmu::FlushSpace(unsigned space, bool global, Drop drop) {
+  std::vector<std::uint32_t>& shadowed = spaces_[space].shadowed[global];
+  const std::uint32_t listed_here = kShadowed | (global ? kGlobal : 0);
   scratch_.clear();
   std::size_t kept = 0;
-  for (std::uint32_t page : shadowed_) {
-    const std::uint32_t entry = entries_[page];
-    if (!(entry & kShadowed)) continue;
-    if (entry & kGlobal) {
-      shadowed_[kept++] = page;
-    } else {
+  for (std::uint32_t page : shadowed) {
+    if ((entries_[page] & (kShadowed | kGlobal | kListed)) != listed_here) continue;
+    if (drop(page)) {
       Forget(page);
       scratch_.push_back(page);
+    } else {
+      entries_[page] |= kListed;
+      shadowed[kept++] = page;
     }
   }
-  shadowed_.resize(kept);
+  shadowed.resize(kept);
+  for (std::uint32_t page : shadowed) entries_[page] &= ~kListed;
   std::sort(scratch_.begin(), scratch_.end());
   UnmapPages(scratch_);
+}
+
+void ShadowMmu::DropOtherSpaces() {
+  for (unsigned space = 0; space < kSpaces; ++space) {
+    if (space == current_) continue;
+    for (const bool global : {false, true}) {
+      FlushSpace(space, global, [](std::uint32_t) { return true; });
+    }
+    spaces_[space].tagged = false;
+  }
+}
+
+std::size_t ShadowMmu::ListedPages() const {
+  std::size_t listed = 0;
+  for (const Space& space : spaces_)
+    listed += space.shadowed[false].size() + space.shadowed[true].size();
+  return listed;
 }
 
 void ShadowMmu::UnmapPages(const std::vector<std::uint32_t>& pages) {

@@ -10,10 +10,19 @@
 // rights the guest's entries give, read-only while the guest dirty bit is
 // clear so that the first write sets it. Like a TLB, the shadow changes on a
 // miss, a CR3 load, invlpg or a change of paging mode, never because the
-// guest edited a table (SDM Vol. 3A, 4.10.4). Physical pages that hold
-// translated code are read-only in every linear alias, found through a
-// reverse map over both views, so that writes to them fault and can
-// invalidate translations.
+// guest edited a table (SDM Vol. 3A, 4.10.4).
+//
+// Each host mapping costs system calls to make and to remove, and processes
+// come back (a shell forks, waits and runs again), so the shadows of the
+// last kSpaces address spaces are kept, each in its own pair of windows. A
+// CR3 load switches to the space last tagged with that CR3 and walks the
+// guest tables again for each of its non-global pages, keeping those whose
+// translation is unchanged and already accessed (and dirty, if writable):
+// what a TLB flushed at the load and refilled by the accesses would hold.
+//
+// Physical pages that hold translated code are read-only in every linear
+// alias, found through a reverse map over all spaces and views, so that
+// writes to them fault and can invalidate translations.
 #pragma once
 
 #include "mmu/page_walker.h"
@@ -31,6 +40,8 @@ namespace bt::mmu {
 struct ShadowCounters {
   std::uint64_t full_flushes = 0;  // paging-mode changes and overflows
   std::uint64_t cr3_flushes = 0;   // CR3 loads (global pages stay)
+  std::uint64_t space_hits = 0;    // CR3 loads that found their space kept
+  std::uint64_t pages_kept = 0;    // non-global pages still valid at those
   std::uint64_t page_flushes = 0;  // invlpg of a shadowed page
 };
 
@@ -47,6 +58,8 @@ class ShadowMmu {
   // about 65,000 per process: past this many the shadow starts over, as a
   // full TLB would evict.
   static constexpr std::size_t kMaxShadowedPages = 24576;
+  // Address spaces whose shadows are kept across CR3 loads.
+  static constexpr unsigned kSpaces = 8;
 
   struct Miss {
     enum class Result : std::uint8_t {
@@ -62,10 +75,11 @@ class ShadowMmu {
     std::uint64_t physical = 0;
   };
 
-  // Reserves both windows.
+  // Reserves the windows of every space.
   static Result<std::unique_ptr<ShadowMmu>> Create(PhysicalMemory& memory);
 
-  platform::AddressWindow& window(View view) { return windows_[Index(view)]; }
+  // The current address space's window for `view`.
+  platform::AddressWindow& window(View view) { return windows_[current_ << 1 | Index(view)]; }
   // The view code at privilege level `cpl` runs in: with paging off there
   // is nothing the supervisor view hides, so every level uses it.
   View ViewFor(unsigned cpl) const {
@@ -76,10 +90,11 @@ class ShadowMmu {
   bool paging() const { return mode_.cr0 & kCr0Pg; }
   // Takes new paging control registers; returns true if linear-to-physical
   // translations may have changed (so cached lookups keyed by linear
-  // address must go). A CR3 load drops the non-global pages, any other
-  // change all of them.
+  // address must go). A change other than a CR3 load drops every page.
   bool SetMode(const PagingMode& mode);
-  // A CR3 load, even of the same value; returns what SetMode does.
+  // A CR3 load, even of the same value; returns what SetMode does. It may
+  // switch spaces, and so change window(); of the non-global pages of the
+  // space it keeps those the new tables still give.
   bool LoadCr3(std::uint32_t cr3);
   // The size of a large page in the current mode (2 MiB with PAE, else
   // 4 MiB): what an invlpg may drop around its address.
@@ -97,7 +112,7 @@ class ShadowMmu {
   // Whether an access to `linear` through `view`'s window would find it
   // mapped, without a host fault.
   bool Serves(std::uint32_t linear, bool write, View view) const {
-    const std::uint32_t entry = entries_[Index(view) << kViewShift | linear / kPageSize];
+    const std::uint32_t entry = entries_[ShadowPage(view, linear)];
     return (entry & kShadowed) &&
            (!write || ProtectionOf(entry) == platform::Protection::kReadWrite);
   }
@@ -115,19 +130,36 @@ class ShadowMmu {
  private:
   static constexpr std::uint32_t kCr0Pg = 1u << 31;
   static constexpr std::uint32_t kLinearPages = 1u << 20;
-  // Shadowed pages are numbered across views: view << 20 | linear page.
-  static constexpr std::uint32_t kViewShift = 20, kShadowPages = 2 * kLinearPages;
+  // Shadowed pages are numbered across spaces and views:
+  // space << 21 | view << 20 | linear page.
+  static constexpr std::uint32_t kViewShift = 20, kSpaceShift = 21,
+                                 kShadowPages = kSpaces << kSpaceShift;
   static constexpr unsigned Index(View view) { return static_cast<unsigned>(view); }
+  std::uint32_t ShadowPage(View view, std::uint32_t linear) const {
+    return current_ << kSpaceShift | Index(view) << kViewShift | linear / kPageSize;
+  }
   // A linear page's shadow entry: the physical page and what it may do.
   static constexpr std::uint32_t kShadowed = 1u << 31, kMayWrite = 1u << 30, kGlobal = 1u << 29,
                                  kLarge = 1u << 28,  // part of a 2 or 4 MiB guest page
+      kListed = 1u << 27,                            // seen while a space's list is compacted
       kPhysicalMask = kLinearPages - 1;
   // Large guest pages are counted per 2 MiB of linear space, so that invlpg
   // finds every shadowed piece of one without a search in the usual case.
   static constexpr unsigned kRegionShift = 9;
 
-  ShadowMmu(PhysicalMemory& memory, platform::AddressWindow supervisor,
-            platform::AddressWindow user);
+  // A kept address space: the CR3 it shadows and the shadow pages recorded
+  // in it, non-global and global apart so that a CR3 load looks at the
+  // first only; forgotten ones and repeats included (FlushPage does not
+  // search these).
+  struct Space {
+    std::uint32_t cr3 = 0;
+    bool tagged = false;
+    std::uint64_t last_use = 0;
+    std::vector<std::uint32_t> shadowed[2];  // indexed by global
+  };
+
+  ShadowMmu(PhysicalMemory& memory, std::vector<platform::AddressWindow> windows,
+            platform::PageMemory tables);
   // `page` is a shadow page number (kViewShift).
   platform::AddressWindow& WindowOf(std::uint32_t page) { return windows_[page >> kViewShift]; }
   static std::uint32_t AddressOf(std::uint32_t page) {
@@ -141,26 +173,39 @@ class ShadowMmu {
   // Forgets `page`; the caller unmaps it.
   void Forget(std::uint32_t page);
   platform::Protection ProtectionOf(std::uint32_t entry) const;
-  bool MapRun(std::uint32_t first_page, std::uint32_t count);
+  bool MapRun(std::uint32_t first_frame, std::uint32_t count);
   void FlushAll();
-  void FlushNonGlobal();
+  // Forgets the `global` or non-global pages of `space` that `drop`
+  // selects, keeps the others listed once, and unmaps the forgotten ones.
+  template <typename Drop>
+  void FlushSpace(unsigned space, bool global, Drop drop);
+  // Forgets every page of the spaces other than the current one.
+  void DropOtherSpaces();
+  // Whether the non-global shadow entry of `page` in the current space
+  // still matches the guest tables; takes away write access they no longer
+  // give.
+  bool StillValid(std::uint32_t page);
+  std::size_t ListedPages() const;
   // Unmaps sorted, forgotten pages, one host call per cluster.
   void UnmapPages(const std::vector<std::uint32_t>& pages);
   Miss MapFlat(std::uint32_t linear, bool write);
 
   PhysicalMemory& memory_;
-  platform::AddressWindow windows_[2];
+  // Per space: the supervisor window, then the user window.
+  std::vector<platform::AddressWindow> windows_;
   PagingMode mode_;
   std::vector<bool> code_;  // per physical page
   // Per shadow page: its entry, and the next shadow page (plus one) that
   // shadows the same physical page; per physical page: the first such.
-  std::unique_ptr<std::uint32_t[]> entries_;
-  std::unique_ptr<std::uint32_t[]> alias_next_;
+  // Both live in `tables_`, which stays zero until touched.
+  platform::PageMemory tables_;
+  std::uint32_t* entries_;
+  std::uint32_t* alias_next_;
   std::vector<std::uint32_t> alias_head_;
   std::vector<std::uint16_t> large_in_region_;
-  // Shadow pages recorded since the last full flush; forgotten ones and
-  // repeats included (FlushPage does not search this).
-  std::vector<std::uint32_t> shadowed_;
+  Space spaces_[kSpaces];
+  std::uint32_t current_ = 0;
+  std::uint64_t use_clock_ = 0;
   std::vector<std::uint32_t> scratch_;
   ShadowCounters counters_;
 };

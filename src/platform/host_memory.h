@@ -54,9 +54,11 @@ class AddressWindow {
            !Contains(host_address);
   }
 
-  // Maps [offset, offset + bytes) of `memory` at window address `address`.
+  // Maps [offset, offset + bytes) of `memory` at window address `address`;
+  // with `populate`, fills the host page tables now rather than at the first
+  // access to each page, which then costs no host fault.
   bool Map(std::uint32_t address, const SharedMemory& memory, std::uint64_t offset,
-           std::size_t bytes, Protection protection);
+           std::size_t bytes, Protection protection, bool populate);
   bool Protect(std::uint32_t address, std::size_t bytes, Protection protection);
   // Makes the range inaccessible again (a later access faults).
   bool Unmap(std::uint32_t address, std::size_t bytes);

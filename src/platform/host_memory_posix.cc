@@ -85,9 +85,10 @@ AddressWindow::~AddressWindow() {
 }
 
 bool AddressWindow::Map(std::uint32_t address, const SharedMemory& memory, std::uint64_t offset,
-                        std::size_t bytes, Protection protection) {
+                        std::size_t bytes, Protection protection, bool populate) {
   void* at = base_ + address;
-  return mmap(at, bytes, ToPosix(protection), MAP_SHARED | MAP_FIXED, memory.handle(),
+  return mmap(at, bytes, ToPosix(protection),
+              MAP_SHARED | MAP_FIXED | (populate ? MAP_POPULATE : 0), memory.handle(),
               static_cast<off_t>(offset)) == at;
 }
 

@@ -340,6 +340,8 @@ Stats Machine::GetStats() const {
   const mmu::ShadowCounters& shadow = impl_->mmu->counters();
   stats.shadow_full_flushes = shadow.full_flushes;
   stats.shadow_cr3_flushes = shadow.cr3_flushes;
+  stats.shadow_space_hits = shadow.space_hits;
+  stats.shadow_pages_kept = shadow.pages_kept;
   stats.shadow_page_flushes = shadow.page_flushes;
   return stats;
 }

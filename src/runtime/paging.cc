@@ -54,6 +54,8 @@ void Vcpu::OnAddressSpaceChanged() {
 }
 
 void Vcpu::OnCr3Loaded() {
+  // The load may have switched the shadow to another space's windows.
+  OnPrivilegeChanged();
   indirect_.ClearLocal();
   for (CodeTlbEntry& entry : code_tlb_) {
     if (!entry.global) entry = {};

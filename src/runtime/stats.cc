@@ -144,6 +144,8 @@ std::string Stats::Format() const {
   out += "shadow page tables:\n";
   AppendCount(out, "full flushes", shadow_full_flushes);
   AppendCount(out, "cr3 flushes", shadow_cr3_flushes);
+  AppendCount(out, "address spaces kept", shadow_space_hits);
+  AppendCount(out, "pages kept", shadow_pages_kept);
   AppendCount(out, "invlpg flushes", shadow_page_flushes);
   AppendCount(out, "adaptively resolved", adaptive_resolved);
   AppendCount(out, "adaptively reverted", adaptive_reverted);

@@ -126,20 +126,23 @@ TEST_CASE("a resolved operand on a not-present page raises #PF at its instructio
 
 TEST_CASE(
     "a read resolved by faults in many address spaces reverts when its runs stay on one page") {
-  // 60 rounds, each a CR3 load (the shadow of the window page goes) and 30
-  // reads of the same page: one fault a round, the way a loop in each of
-  // many short-lived processes faults. A callout on every read would cost
-  // more than the fault; the plain translation is kept after a few rounds.
+  // 60 rounds, each a new process on the same page directory: a CR3 load
+  // while its table is empty (the shadow of the window page goes), the page
+  // mapped again, and 30 reads of it: one fault a round, the way a loop in
+  // each of many short-lived processes faults. A callout on every read
+  // would cost more than the fault; the plain translation is kept after a
+  // few rounds.
   static constexpr unsigned kRounds = 60, kReads = 30;
   auto machine = Boot(AssembleGuest([](x86::Assembler& a) {
     testing::EmitEnablePaging(a, kDirectory);
-    a.mov(x86::dword_ptr(kTable), kFrames[0] | 3);
     a.xor_(x86::esi, x86::esi);
     a.mov(x86::ebx, kRounds);
     asmjit::Label round = a.newLabel(), read = a.newLabel();
     a.bind(round);
+    a.mov(x86::dword_ptr(kTable), 0);
     a.mov(x86::eax, kDirectory);
     a.mov(x86::cr3, x86::eax);
+    a.mov(x86::dword_ptr(kTable), kFrames[0] | 3);
     a.mov(x86::ecx, kReads);
     a.bind(read);
     a.add(x86::esi, x86::dword_ptr(kWindowPage));

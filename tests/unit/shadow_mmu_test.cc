@@ -73,30 +73,34 @@ TEST_CASE("code pages are read-only in the window until unprotected, and writes 
   CHECK(f.mmu->IsCodePage(0x42));
 }
 
-// Guest page tables for 32-bit paging in guest RAM: a directory at 0x1000
-// and one table at 0x2000 for linear [4 MiB, 8 MiB).
+// Guest page tables for 32-bit paging in guest RAM: a directory (at 0x1000
+// unless told) and one table (at 0x2000) for linear [4 MiB, 8 MiB).
 class GuestTables {
  public:
   static constexpr std::uint32_t kDirectory = 0x1000, kTable = 0x2000;
   static constexpr std::uint32_t kPresent = 1, kWritable = 2, kAccessed = 0x20, kDirty = 0x40,
                                  kLarge = 0x80, kGlobal = 0x100;
 
-  explicit GuestTables(PhysicalMemory& memory) : memory_(memory) {
-    Set(kDirectory + 1 * 4, kTable | kPresent | kWritable);
+  explicit GuestTables(PhysicalMemory& memory, std::uint32_t directory = kDirectory,
+                       std::uint32_t table = kTable)
+      : memory_(memory), directory_(directory), table_(table) {
+    Set(directory_ + 1 * 4, table_ | kPresent | kWritable);
   }
   void Map(std::uint32_t linear, std::uint32_t physical, std::uint32_t flags) {
-    Set(kTable + ((linear >> 12) & 0x3FF) * 4, physical | flags);
+    Set(table_ + ((linear >> 12) & 0x3FF) * 4, physical | flags);
   }
   std::uint32_t Pte(std::uint32_t linear) const {
     std::uint32_t value = 0;
-    memory_.Read(kTable + ((linear >> 12) & 0x3FF) * 4, &value, 4);
+    memory_.Read(table_ + ((linear >> 12) & 0x3FF) * 4, &value, 4);
     return value;
   }
   void Set(std::uint32_t address, std::uint32_t value) { memory_.Write(address, &value, 4); }
+  std::uint32_t directory() const { return directory_; }
   static PagingMode Mode(std::uint32_t cr4 = 0) { return {0x80010011u, kDirectory, cr4, false}; }
 
  private:
   PhysicalMemory& memory_;
+  std::uint32_t directory_, table_;
 };
 
 TEST_CASE("with paging on, a miss walks the guest tables: #PF, A and D bits, write after D") {
@@ -143,20 +147,26 @@ TEST_CASE("a code page is read-only through every alias, and writable again afte
   CHECK(Writable(f.At(0x7FF000)));
 }
 
-TEST_CASE("CR3 loads drop non-global pages, invlpg one page, mode changes all") {
+TEST_CASE("CR3 loads drop changed non-global pages, invlpg one page, mode changes all") {
   MmuFixture f;
   GuestTables tables(*f.memory);
   tables.Map(0x400000, 0x10000, GuestTables::kPresent);
   tables.Map(0x401000, 0x11000, GuestTables::kPresent | GuestTables::kGlobal);
   tables.Map(0x402000, 0x12000, GuestTables::kPresent);
+  tables.Map(0x403000, 0x13000, GuestTables::kPresent);
   f.mmu->SetMode(GuestTables::Mode(1u << 7));  // CR4.PGE
-  for (std::uint32_t linear : {0x400000u, 0x401000u, 0x402000u}) {
+  for (std::uint32_t linear : {0x400000u, 0x401000u, 0x402000u, 0x403000u}) {
     REQUIRE(f.mmu->HandleMiss(linear, false, View::kSupervisor).result == MissResult::kMapped);
   }
+  // Edited without invlpg: only the CR3 load makes the change count.
+  tables.Map(0x400000, 0, 0);
+  tables.Map(0x402000, 0x14000, GuestTables::kPresent);
+  CHECK(Readable(f.At(0x400000)));
   CHECK(f.mmu->LoadCr3(GuestTables::kDirectory));
-  CHECK_FALSE(Readable(f.At(0x400000)));
-  CHECK(Readable(f.At(0x401000)));  // global
-  CHECK_FALSE(Readable(f.At(0x402000)));
+  CHECK_FALSE(Readable(f.At(0x400000)));  // not present now
+  CHECK(Readable(f.At(0x401000)));        // global
+  CHECK_FALSE(Readable(f.At(0x402000)));  // another frame now
+  CHECK(Readable(f.At(0x403000)));        // unchanged
 
   f.mmu->FlushPage(0x401FFF);
   CHECK_FALSE(Readable(f.At(0x401000)));
@@ -166,6 +176,70 @@ TEST_CASE("CR3 loads drop non-global pages, invlpg one page, mode changes all") 
   CHECK_FALSE(Readable(f.At(0x401000)));
   CHECK(f.mmu->counters().cr3_flushes == 1);
   CHECK(f.mmu->counters().page_flushes == 1);
+  CHECK(f.mmu->counters().pages_kept == 1);
+}
+
+TEST_CASE("each address space keeps its pages across loads of other CR3s") {
+  MmuFixture f;
+  GuestTables first(*f.memory), second(*f.memory, 0x3000, 0x4000);
+  const std::uint32_t rw_dirty =
+      GuestTables::kPresent | GuestTables::kWritable | GuestTables::kDirty;
+  first.Map(0x400000, 0x10000, rw_dirty);
+  first.Map(0x401000, 0x11000, rw_dirty);
+  first.Map(0x402000, 0x12000, GuestTables::kPresent | GuestTables::kGlobal);
+  second.Map(0x400000, 0x20000, GuestTables::kPresent);
+  second.Map(0x402000, 0x12000, GuestTables::kPresent | GuestTables::kGlobal);
+  f.mmu->SetMode(GuestTables::Mode(1u << 7));  // CR4.PGE
+  for (std::uint32_t linear : {0x400000u, 0x401000u}) {
+    REQUIRE(f.mmu->HandleMiss(linear, true, View::kSupervisor).result == MissResult::kMapped);
+  }
+  REQUIRE(f.mmu->HandleMiss(0x402000, false, View::kSupervisor).result == MissResult::kMapped);
+  f.memory->HostPointer(0x10000)[0] = 0x11;
+  f.memory->HostPointer(0x20000)[0] = 0x22;
+
+  f.mmu->LoadCr3(second.directory());
+  CHECK_FALSE(Readable(f.At(0x400000)));
+  for (std::uint32_t linear : {0x400000u, 0x402000u}) {
+    REQUIRE(f.mmu->HandleMiss(linear, false, View::kSupervisor).result == MissResult::kMapped);
+  }
+  CHECK(f.At(0x400000)[0] == 0x22);
+  // An invlpg here is for this space, and for global pages everywhere.
+  f.mmu->FlushPage(0x401000);
+  f.mmu->FlushPage(0x402000);
+
+  // What a fork does to its parent while it is away: a page made read-only
+  // and clean for copy-on-write, with its accessed bit cleared.
+  first.Map(0x401000, 0x11000, GuestTables::kPresent);
+  f.mmu->LoadCr3(first.directory());
+  CHECK(f.mmu->counters().space_hits == 1);
+  REQUIRE(Readable(f.At(0x400000)));  // no miss: still mapped
+  CHECK(f.At(0x400000)[0] == 0x11);
+  CHECK(Writable(f.At(0x400000)));
+  CHECK(Readable(f.At(0x401000)));
+  CHECK_FALSE(Writable(f.At(0x401000)));
+  CHECK((first.Pte(0x401000) & GuestTables::kAccessed) != 0);  // as a TLB fill sets it
+  CHECK((first.Pte(0x401000) & GuestTables::kDirty) == 0);
+  CHECK_FALSE(Readable(f.At(0x402000)));
+
+  f.mmu->LoadCr3(second.directory());
+  REQUIRE(Readable(f.At(0x400000)));
+  CHECK(f.At(0x400000)[0] == 0x22);
+}
+
+TEST_CASE("past the number of spaces kept, the least recently used CR3 loses its pages") {
+  MmuFixture f;
+  GuestTables tables(*f.memory);
+  tables.Map(0x400000, 0x10000, GuestTables::kPresent);
+  f.mmu->SetMode(GuestTables::Mode());
+  REQUIRE(f.mmu->HandleMiss(0x400000, false, View::kSupervisor).result == MissResult::kMapped);
+  // Other directories with nothing mapped: each load takes a space.
+  for (std::uint32_t i = 1; i < ShadowMmu::kSpaces; ++i) f.mmu->LoadCr3(0x100000 + i * 0x1000);
+  f.mmu->LoadCr3(GuestTables::kDirectory);
+  CHECK(Readable(f.At(0x400000)));
+  for (std::uint32_t i = 1; i <= ShadowMmu::kSpaces; ++i) f.mmu->LoadCr3(0x100000 + i * 0x1000);
+  f.mmu->LoadCr3(GuestTables::kDirectory);
+  CHECK_FALSE(Readable(f.At(0x400000)));
+  CHECK(f.mmu->counters().space_hits == ShadowMmu::kSpaces);
 }
 
 TEST_CASE("a linear page remapped to another frame after invlpg shows the new frame") {
@@ -284,6 +358,8 @@ TEST_CASE("the user view holds user pages only; code stays read-only in both vie
   f.mmu->UnprotectCode(0x10);
   CHECK(Writable(f.At(0x400000, View::kUser)));
 
+  tables.Map(0x400000, 0, 0);
+  tables.Map(0x401000, 0, 0);
   f.mmu->LoadCr3(GuestTables::kDirectory);
   CHECK_FALSE(Readable(f.At(0x400000, View::kUser)));
   CHECK_FALSE(Readable(f.At(0x401000)));
