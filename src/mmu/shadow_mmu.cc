@@ -117,10 +117,19 @@ void ShadowMmu::FlushPage(std::uint32_t linear) {
   // piece of it that is shadowed. Other spaces hold non-global pages of
   // other CR3s, which their next load checks anyway.
   const std::uint32_t large_pages = LargePageBytes() / kPageSize;
+  const std::uint32_t first_linear = linear / kPageSize & ~(large_pages - 1);
+  bool global_near = false;
+  for (std::uint32_t region = first_linear >> kRegionShift;
+       region < (first_linear + large_pages) >> kRegionShift; ++region) {
+    global_near = global_near || global_regions_[region];
+  }
   scratch_.clear();
   for (std::uint32_t window = 0; window < 2 * kSpaces; ++window) {
+    const bool current = window >> 1 == current_;
+    // Most invlpgs are of user pages: other spaces need no look.
+    if (!current && !global_near) continue;
     const std::uint32_t page = window << kViewShift | linear / kPageSize;
-    const std::uint32_t dropped = window >> 1 == current_ ? kShadowed : kShadowed | kGlobal;
+    const std::uint32_t dropped = current ? kShadowed : kShadowed | kGlobal;
     const std::uint32_t first = page & ~(large_pages - 1);
     bool large = false;
     for (std::uint32_t region = first >> kRegionShift;
@@ -162,6 +171,7 @@ void ShadowMmu::Record(std::uint32_t page, std::uint32_t physical_page, bool may
     spaces_[page >> kSpaceShift].shadowed[global].push_back(page);
   }
   if (large) ++large_in_region_[page >> kRegionShift];
+  if (global) global_regions_[(page & (kLinearPages - 1)) >> kRegionShift] = true;
   entries_[page] = kShadowed | (may_write ? kMayWrite : 0) | (global ? kGlobal : 0) |
                    (large ? kLarge : 0) | physical_page;
   alias_next_[page] = alias_head_[physical_page];
@@ -327,6 +337,7 @@ void ShadowMmu::FlushAll() {
     spaces_[space].tagged = false;
   }
   std::fill(large_in_region_.begin(), large_in_region_.end(), 0);
+  global_regions_.reset();
   spaces_[current_].cr3 = mode_.cr3;
   spaces_[current_].tagged = paging();
 }

@@ -31,6 +31,7 @@
 
 #include <bt/result.h>
 
+#include <bitset>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -203,6 +204,10 @@ class ShadowMmu {
   std::uint32_t* alias_next_;
   std::vector<std::uint32_t> alias_head_;
   std::vector<std::uint16_t> large_in_region_;
+  // Regions of linear space (as large_in_region_ counts them) where a
+  // global page has been shadowed in some space since the last full flush:
+  // only there may an invlpg concern other spaces.
+  std::bitset<(kLinearPages >> kRegionShift)> global_regions_;
   Space spaces_[kSpaces];
   std::uint32_t current_ = 0;
   std::uint64_t use_clock_ = 0;
