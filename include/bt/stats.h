@@ -69,7 +69,8 @@ struct Stats {
   std::uint64_t mapped_after_page_fault = 0;
   std::uint64_t dispatcher_entries = 0;
   // The shadow page tables (guest paging): flushes of all pages (mode
-  // changes, overflow), of the non-global ones (CR3 loads), and invlpg.
+  // changes, overflow), CR3 loads (which drop the non-global pages the new
+  // tables no longer give), and invlpg.
   std::uint64_t shadow_full_flushes = 0;
   std::uint64_t shadow_cr3_flushes = 0;
   // CR3 loads that found the shadow of that address space kept, and the

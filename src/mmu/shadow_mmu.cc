@@ -117,12 +117,16 @@ void ShadowMmu::FlushPage(std::uint32_t linear) {
   // piece of it that is shadowed. Other spaces hold non-global pages of
   // other CR3s, which their next load checks anyway.
   const std::uint32_t large_pages = LargePageBytes() / kPageSize;
-  const std::uint32_t first_linear = linear / kPageSize & ~(large_pages - 1);
-  bool global_near = false;
-  for (std::uint32_t region = first_linear >> kRegionShift;
-       region < (first_linear + large_pages) >> kRegionShift; ++region) {
-    global_near = global_near || global_regions_[region];
-  }
+  // Whether `marks` has a region of the large page around `page` marked.
+  auto any_region = [large_pages](const auto& marks, std::uint32_t page) {
+    const std::uint32_t first = page & ~(large_pages - 1);
+    for (std::uint32_t region = first >> kRegionShift;
+         region < (first + large_pages) >> kRegionShift; ++region) {
+      if (marks[region]) return true;
+    }
+    return false;
+  };
+  const bool global_near = any_region(global_regions_, linear / kPageSize);
   scratch_.clear();
   for (std::uint32_t window = 0; window < 2 * kSpaces; ++window) {
     const bool current = window >> 1 == current_;
@@ -130,13 +134,8 @@ void ShadowMmu::FlushPage(std::uint32_t linear) {
     if (!current && !global_near) continue;
     const std::uint32_t page = window << kViewShift | linear / kPageSize;
     const std::uint32_t dropped = current ? kShadowed : kShadowed | kGlobal;
-    const std::uint32_t first = page & ~(large_pages - 1);
-    bool large = false;
-    for (std::uint32_t region = first >> kRegionShift;
-         region < (first + large_pages) >> kRegionShift; ++region) {
-      large = large || large_in_region_[region] != 0;
-    }
-    if (large) {
+    if (any_region(large_in_region_, page)) {
+      const std::uint32_t first = page & ~(large_pages - 1);
       for (std::uint32_t piece = first; piece < first + large_pages; ++piece) {
         if ((entries_[piece] & (dropped | kLarge)) == (dropped | kLarge)) {
           Forget(piece);

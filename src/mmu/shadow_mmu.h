@@ -17,8 +17,9 @@
 // last kSpaces address spaces are kept, each in its own pair of windows. A
 // CR3 load switches to the space last tagged with that CR3 and walks the
 // guest tables again for each of its non-global pages, keeping those whose
-// translation is unchanged and already accessed (and dirty, if writable):
-// what a TLB flushed at the load and refilled by the accesses would hold.
+// frame is unchanged (writable only while the entry is writable and dirty)
+// and setting their accessed bits: what a TLB flushed at the load and
+// refilled ahead of the accesses would hold.
 //
 // Physical pages that hold translated code are read-only in every linear
 // alias, found through a reverse map over all spaces and views, so that

@@ -397,8 +397,9 @@ class Vcpu final : private translator::CodeSource {
   void UpdatePagingMode();
   // The CPL hook: call it after every change of the CPL (interrupt
   // delivery, iret, far transfers, sysenter, sysexit, task switches) once
-  // CS holds the new one, and after CR0.PG changes. Puts GS on the guest window of the
-  // current privilege level's view.
+  // CS holds the new one, after CR0.PG changes and after a CR3 load (which
+  // may switch shadow spaces). Puts GS on the guest window of the current
+  // privilege level's view.
   void OnPrivilegeChanged();
   // The view code at the current privilege level runs in.
   mmu::View CurrentView() const { return parts_.mmu.ViewFor(state_->Cpl()); }
