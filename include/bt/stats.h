@@ -78,6 +78,9 @@ struct Stats {
   std::uint64_t shadow_space_hits = 0;
   std::uint64_t shadow_pages_kept = 0;
   std::uint64_t shadow_page_flushes = 0;
+  // Shadow misses that found the page still mapped, without access, onto
+  // the same physical page since it was dropped: only its rights changed.
+  std::uint64_t shadow_pages_unparked = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(CalloutKind::kCount)> callouts{};
   std::array<std::uint64_t, static_cast<std::size_t>(HostFaultCause::kCount)> host_faults{};
   std::array<std::uint64_t, 9> exits{};  // indexed by StopReason

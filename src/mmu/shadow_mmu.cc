@@ -138,20 +138,20 @@ void ShadowMmu::FlushPage(std::uint32_t linear) {
       const std::uint32_t first = page & ~(large_pages - 1);
       for (std::uint32_t piece = first; piece < first + large_pages; ++piece) {
         if ((entries_[piece] & (dropped | kLarge)) == (dropped | kLarge)) {
-          Forget(piece);
+          Park(piece);
           scratch_.push_back(piece);
         }
       }
     }
     if ((entries_[page] & dropped) == dropped) {
-      Forget(page);
+      Park(page);
       scratch_.push_back(page);
     }
   }
   if (scratch_.empty()) return;
   ++counters_.page_flushes;
   std::sort(scratch_.begin(), scratch_.end());
-  UnmapPages(scratch_);
+  RevokeParked(scratch_);
 }
 
 Protection ShadowMmu::ProtectionOf(std::uint32_t entry) const {
@@ -187,6 +187,13 @@ void ShadowMmu::Forget(std::uint32_t page) {
   Unlink(page);
   if (entries_[page] & kLarge) --large_in_region_[page >> kRegionShift];
   entries_[page] = 0;
+}
+
+void ShadowMmu::Park(std::uint32_t page) {
+  const std::uint32_t physical_page = entries_[page] & kPhysicalMask;
+  Forget(page);
+  entries_[page] = kParked | physical_page;
+  parked_.push_back(page);
 }
 
 bool ShadowMmu::MapRun(std::uint32_t first_frame, std::uint32_t count) {
@@ -263,9 +270,13 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write, View vie
            translation.page_size > kPageSize);
   }
   platform::AddressWindow& window = WindowOf(page);
-  // Only the access rights changed (the dirty bit got set): no new mapping.
+  // The window maps the physical page already, parked or with other rights
+  // (the dirty bit got set): no new mapping.
+  const bool mapped_there =
+      count == 1 && (old & (kShadowed | kParked)) && (old & kPhysicalMask) == physical_page;
+  if (mapped_there && (old & kParked)) ++counters_.pages_unparked;
   const bool mapped =
-      count == 1 && (old & kShadowed) && (old & kPhysicalMask) == physical_page
+      mapped_there
           ? window.Protect(AddressOf(page), kPageSize, ProtectionOf(entries_[page]))
           : window.Map(AddressOf(first), memory_.shared(),
                        std::uint64_t{first_physical} * kPageSize, std::size_t{count} * kPageSize,
@@ -319,9 +330,17 @@ void ShadowMmu::UnprotectCode(std::uint32_t physical_page) {
 
 void ShadowMmu::FlushAll() {
   ++counters_.full_flushes;
+  unsigned parked_spaces = 0;  // a bit per space
+  for (std::uint32_t page : parked_) {
+    if (entries_[page] & kParked) {
+      entries_[page] = 0;
+      parked_spaces |= 1u << (page >> kSpaceShift);
+    }
+  }
+  parked_.clear();
   for (unsigned space = 0; space < kSpaces; ++space) {
     std::vector<std::uint32_t>(&lists)[2] = spaces_[space].shadowed;
-    if (lists[false].empty() && lists[true].empty()) continue;
+    if (lists[false].empty() && lists[true].empty() && !(parked_spaces >> space & 1)) continue;
     windows_[2 * space].Unmap(0, platform::AddressWindow::kSize);
     windows_[2 * space + 1].Unmap(0, platform::AddressWindow::kSize);
     for (std::vector<std::uint32_t>& shadowed : lists) {
@@ -350,7 +369,7 @@ void ShadowMmu::FlushSpace(unsigned space, bool global, Drop drop) {
   for (std::uint32_t page : shadowed) {
     if ((entries_[page] & (kShadowed | kGlobal | kListed)) != listed_here) continue;
     if (drop(page)) {
-      Forget(page);
+      Park(page);
       scratch_.push_back(page);
     } else {
       entries_[page] |= kListed;
@@ -360,7 +379,7 @@ void ShadowMmu::FlushSpace(unsigned space, bool global, Drop drop) {
   shadowed.resize(kept);
   for (std::uint32_t page : shadowed) entries_[page] &= ~kListed;
   std::sort(scratch_.begin(), scratch_.end());
-  UnmapPages(scratch_);
+  RevokeParked(scratch_);
 }
 
 void ShadowMmu::DropOtherSpaces() {
@@ -380,7 +399,22 @@ std::size_t ShadowMmu::ListedPages() const {
   return listed;
 }
 
-void ShadowMmu::UnmapPages(const std::vector<std::uint32_t>& pages) {
+void ShadowMmu::RevokeParked(const std::vector<std::uint32_t>& pages) {
+  ReleasePages(pages, Release::kRevoke);
+  if (parked_.size() <= kMaxParkedPages) return;
+  scratch_.clear();
+  for (std::uint32_t page : parked_) {
+    if (entries_[page] & kParked) {  // once, even if listed again
+      entries_[page] = 0;
+      scratch_.push_back(page);
+    }
+  }
+  parked_.clear();
+  std::sort(scratch_.begin(), scratch_.end());
+  ReleasePages(scratch_, Release::kUnmap);
+}
+
+void ShadowMmu::ReleasePages(const std::vector<std::uint32_t>& pages, Release release) {
   std::size_t i = 0;
   while (i < pages.size()) {
     const std::uint32_t start = pages[i];
@@ -395,7 +429,12 @@ void ShadowMmu::UnmapPages(const std::vector<std::uint32_t>& pages) {
       if (!gap_clear) break;
       end = next + 1;
     }
-    WindowOf(start).Unmap(AddressOf(start), std::size_t{end - start} * kPageSize);
+    const std::size_t bytes = std::size_t{end - start} * kPageSize;
+    if (release == Release::kUnmap) {
+      WindowOf(start).Unmap(AddressOf(start), bytes);
+    } else {
+      WindowOf(start).Protect(AddressOf(start), bytes, Protection::kNone);
+    }
   }
 }
 

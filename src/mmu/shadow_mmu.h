@@ -21,6 +21,12 @@
 // and setting their accessed bits: what a TLB flushed at the load and
 // refilled ahead of the accesses would hold.
 //
+// Making a host mapping costs several times what changing its protection
+// does, and a page dropped from a shadow often comes back onto the same
+// physical page (a process's text, a reused page directory's data), so a
+// dropped page is parked: its mapping stays, without access, and a miss
+// that finds the same physical page there only gives the rights back.
+//
 // Physical pages that hold translated code are read-only in every linear
 // alias, found through a reverse map over all spaces and views, so that
 // writes to them fault and can invalidate translations.
@@ -40,11 +46,12 @@
 namespace bt::mmu {
 
 struct ShadowCounters {
-  std::uint64_t full_flushes = 0;  // paging-mode changes and overflows
-  std::uint64_t cr3_flushes = 0;   // CR3 loads (global pages stay)
-  std::uint64_t space_hits = 0;    // CR3 loads that found their space kept
-  std::uint64_t pages_kept = 0;    // non-global pages still valid at those
-  std::uint64_t page_flushes = 0;  // invlpg of a shadowed page
+  std::uint64_t full_flushes = 0;    // paging-mode changes and overflows
+  std::uint64_t cr3_flushes = 0;     // CR3 loads (global pages stay)
+  std::uint64_t space_hits = 0;      // CR3 loads that found their space kept
+  std::uint64_t pages_kept = 0;      // non-global pages still valid at those
+  std::uint64_t page_flushes = 0;    // invlpg of a shadowed page
+  std::uint64_t pages_unparked = 0;  // misses served by a parked mapping
 };
 
 // Which guest window: what supervisor or user-mode code sees.
@@ -56,10 +63,13 @@ class ShadowMmu {
   // Pages mapped per miss with paging off, and for large guest pages:
   // fewer host faults.
   static constexpr std::uint32_t kRunPages = 16;
-  // Each shadowed page may cost the host a memory mapping, and Linux allows
-  // about 65,000 per process: past this many the shadow starts over, as a
-  // full TLB would evict.
+  // Each shadowed or parked page may cost the host two memory mappings (its
+  // own, and the split of the reserved space around it), and Linux allows
+  // about 65,000 per process: past this many shadowed pages the shadow
+  // starts over, as a full TLB would evict, and past this many parked ones
+  // (stale records included) those are unmapped.
   static constexpr std::size_t kMaxShadowedPages = 24576;
+  static constexpr std::size_t kMaxParkedPages = 6144;
   // Address spaces whose shadows are kept across CR3 loads.
   static constexpr unsigned kSpaces = 8;
 
@@ -144,6 +154,7 @@ class ShadowMmu {
   static constexpr std::uint32_t kShadowed = 1u << 31, kMayWrite = 1u << 30, kGlobal = 1u << 29,
                                  kLarge = 1u << 28,  // part of a 2 or 4 MiB guest page
       kListed = 1u << 27,                            // seen while a space's list is compacted
+      kParked = 1u << 26,  // not shadowed; the window maps the physical page without access
       kPhysicalMask = kLinearPages - 1;
   // Large guest pages are counted per 2 MiB of linear space, so that invlpg
   // finds every shadowed piece of one without a search in the usual case.
@@ -174,11 +185,13 @@ class ShadowMmu {
   void Unlink(std::uint32_t page);
   // Forgets `page`; the caller unmaps it.
   void Forget(std::uint32_t page);
+  // Forgets `page` and parks it; the caller revokes its access.
+  void Park(std::uint32_t page);
   platform::Protection ProtectionOf(std::uint32_t entry) const;
   bool MapRun(std::uint32_t first_frame, std::uint32_t count);
   void FlushAll();
-  // Forgets the `global` or non-global pages of `space` that `drop`
-  // selects, keeps the others listed once, and unmaps the forgotten ones.
+  // Parks the `global` or non-global pages of `space` that `drop` selects
+  // and keeps the others listed once.
   template <typename Drop>
   void FlushSpace(unsigned space, bool global, Drop drop);
   // Forgets every page of the spaces other than the current one.
@@ -188,8 +201,14 @@ class ShadowMmu {
   // give.
   bool StillValid(std::uint32_t page);
   std::size_t ListedPages() const;
-  // Unmaps sorted, forgotten pages, one host call per cluster.
-  void UnmapPages(const std::vector<std::uint32_t>& pages);
+  // What ReleasePages does to a page's host mapping: take its access (it
+  // stays parked) or remove it.
+  enum class Release : std::uint8_t { kRevoke, kUnmap };
+  // Releases sorted, forgotten pages, one host call per cluster.
+  void ReleasePages(const std::vector<std::uint32_t>& pages, Release release);
+  // Takes access from the sorted pages just parked, and unmaps every parked
+  // page once there are too many.
+  void RevokeParked(const std::vector<std::uint32_t>& pages);
   Miss MapFlat(std::uint32_t linear, bool write);
 
   PhysicalMemory& memory_;
@@ -213,6 +232,9 @@ class ShadowMmu {
   std::uint32_t current_ = 0;
   std::uint64_t use_clock_ = 0;
   std::vector<std::uint32_t> scratch_;
+  // Pages parked since the last release, with repeats and pages shadowed
+  // again since.
+  std::vector<std::uint32_t> parked_;
   ShadowCounters counters_;
 };
 

@@ -343,6 +343,7 @@ Stats Machine::GetStats() const {
   stats.shadow_space_hits = shadow.space_hits;
   stats.shadow_pages_kept = shadow.pages_kept;
   stats.shadow_page_flushes = shadow.page_flushes;
+  stats.shadow_pages_unparked = shadow.pages_unparked;
   return stats;
 }
 

@@ -147,6 +147,7 @@ std::string Stats::Format() const {
   AppendCount(out, "address spaces kept", shadow_space_hits);
   AppendCount(out, "pages kept", shadow_pages_kept);
   AppendCount(out, "invlpg flushes", shadow_page_flushes);
+  AppendCount(out, "pages unparked", shadow_pages_unparked);
   AppendCount(out, "adaptively resolved", adaptive_resolved);
   AppendCount(out, "adaptively reverted", adaptive_reverted);
   AppendCount(out, "mapped after a #PF", mapped_after_page_fault);

@@ -242,14 +242,23 @@ TEST_CASE("past the number of spaces kept, the least recently used CR3 loses its
   CHECK(f.mmu->counters().space_hits == ShadowMmu::kSpaces);
 }
 
+// Paging on, and linear 0x400000 shadowed, read-only, on the frame at
+// 0x10000, whose first byte is 1; the first byte of the frame at 0x11000
+// is 2.
+struct OneShadowedPage : MmuFixture {
+  OneShadowedPage() {
+    tables.Map(0x400000, 0x10000, GuestTables::kPresent);
+    mmu->SetMode(GuestTables::Mode());
+    memory->HostPointer(0x10000)[0] = 1;
+    memory->HostPointer(0x11000)[0] = 2;
+    REQUIRE(mmu->HandleMiss(0x400000, false, View::kSupervisor).result == MissResult::kMapped);
+  }
+  GuestTables tables{*memory};
+};
+
 TEST_CASE("a linear page remapped to another frame after invlpg shows the new frame") {
-  MmuFixture f;
-  GuestTables tables(*f.memory);
-  tables.Map(0x400000, 0x10000, GuestTables::kPresent);
-  f.mmu->SetMode(GuestTables::Mode());
-  f.memory->HostPointer(0x10000)[0] = 1;
-  f.memory->HostPointer(0x11000)[0] = 2;
-  REQUIRE(f.mmu->HandleMiss(0x400000, false, View::kSupervisor).result == MissResult::kMapped);
+  OneShadowedPage f;
+  GuestTables& tables = f.tables;
   CHECK(f.At(0x400000)[0] == 1);
   tables.Map(0x400000, 0x11000, GuestTables::kPresent);
   CHECK(f.At(0x400000)[0] == 1);  // a stale TLB entry, as hardware may keep
@@ -260,6 +269,52 @@ TEST_CASE("a linear page remapped to another frame after invlpg shows the new fr
   f.mmu->ProtectCode(0x10);
   CHECK(f.mmu->HandleMiss(0x400000, true, View::kSupervisor).result ==
         MissResult::kPageFault);  // read-only PTE
+}
+
+TEST_CASE("a dropped page stays mapped without access until a miss finds it on the same frame") {
+  OneShadowedPage f;
+  GuestTables& tables = f.tables;
+  // Not present at the next CR3 load, as in a new process's tables.
+  tables.Map(0x400000, 0, 0);
+  f.mmu->LoadCr3(GuestTables::kDirectory);
+  CHECK_FALSE(Readable(f.At(0x400000)));
+  CHECK(f.mmu->HandleMiss(0x400000, false, View::kSupervisor).result == MissResult::kPageFault);
+  tables.Map(0x400000, 0x10000, GuestTables::kPresent);
+  REQUIRE(f.mmu->HandleMiss(0x400000, false, View::kSupervisor).result == MissResult::kMapped);
+  CHECK(f.mmu->counters().pages_unparked == 1);
+  CHECK(f.At(0x400000)[0] == 1);
+  CHECK_FALSE(Writable(f.At(0x400000)));
+
+  // Parked again, then back onto another frame: a new mapping.
+  f.mmu->FlushPage(0x400000);
+  CHECK_FALSE(Readable(f.At(0x400000)));
+  tables.Map(0x400000, 0x11000, GuestTables::kPresent | GuestTables::kWritable);
+  REQUIRE(f.mmu->HandleMiss(0x400000, true, View::kSupervisor).result == MissResult::kMapped);
+  CHECK(f.At(0x400000)[0] == 2);
+  CHECK(Writable(f.At(0x400000)));
+  CHECK(f.mmu->counters().pages_unparked == 1);
+}
+
+TEST_CASE("past the number of parked pages allowed, every parked page is unmapped") {
+  MmuFixture f;
+  GuestTables tables(*f.memory);
+  tables.Map(0x400000, 0x10000, GuestTables::kPresent);
+  tables.Map(0x401000, 0x11000, GuestTables::kPresent);
+  f.mmu->SetMode(GuestTables::Mode());
+  f.memory->HostPointer(0x10000)[0] = 1;
+  REQUIRE(f.mmu->HandleMiss(0x400000, false, View::kSupervisor).result == MissResult::kMapped);
+  f.mmu->FlushPage(0x400000);
+  // Each round parks 0x401000 once more, and each miss after the first
+  // finds it parked; the last round's parking is one too many.
+  for (std::size_t i = 1; i < ShadowMmu::kMaxParkedPages + 1; ++i) {
+    REQUIRE(f.mmu->HandleMiss(0x401000, false, View::kSupervisor).result == MissResult::kMapped);
+    f.mmu->FlushPage(0x401000);
+  }
+  CHECK(f.mmu->counters().pages_unparked == ShadowMmu::kMaxParkedPages - 1);
+  CHECK_FALSE(Readable(f.At(0x400000)));
+  REQUIRE(f.mmu->HandleMiss(0x400000, false, View::kSupervisor).result == MissResult::kMapped);
+  CHECK(f.mmu->counters().pages_unparked == ShadowMmu::kMaxParkedPages - 1);  // mapped anew
+  CHECK(f.At(0x400000)[0] == 1);
 }
 
 TEST_CASE("PAE: bit 63 is NX with EFER.NXE and reserved without; changing NXE flushes") {
