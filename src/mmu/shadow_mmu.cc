@@ -293,8 +293,34 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write, View vie
       window.Protect(AddressOf(first + i), kPageSize, Protection::kRead);
     }
   }
+  if (count == 1) UnparkAround(page);
   if (write && code_[physical_page]) return {Result::kCodeWrite, 0, translation.physical};
   return {Result::kMapped, 0, translation.physical};
+}
+
+// A process touches its pages in clusters, and the guest kernel maps them
+// so (Linux maps up to 16 pages of a file around a fault): the parked
+// neighbours of a miss, often left by the last process on the same binary,
+// are likely next, and a protection change now spares each a host fault.
+// The walk sets accessed bits, as a speculative TLB fill may.
+void ShadowMmu::UnparkAround(std::uint32_t page) {
+  if (ListedPages() + kRunPages > kMaxShadowedPages) return;
+  const bool user = (page >> kViewShift & 1) == Index(View::kUser);
+  const std::uint32_t first = page & ~(kRunPages - 1);
+  for (std::uint32_t near = first; near < first + kRunPages; ++near) {
+    const std::uint32_t entry = entries_[near];
+    if (!(entry & kParked)) continue;
+    const Translation translation = Walk(memory_, mode_, AddressOf(near), Access::kRead, user);
+    const std::uint32_t physical_page = entry & kPhysicalMask;
+    if (translation.status != Translation::Status::kOk ||
+        translation.physical / kPageSize != physical_page || translation.page_size > kPageSize) {
+      continue;
+    }
+    Record(near, physical_page, translation.writable && translation.dirty,
+           translation.global && (mode_.cr4 & kCr4Pge), false);
+    WindowOf(near).Protect(AddressOf(near), kPageSize, ProtectionOf(entries_[near]));
+    ++counters_.pages_unparked;
+  }
 }
 
 Translation ShadowMmu::Translate(std::uint32_t linear, Access access, View view) {

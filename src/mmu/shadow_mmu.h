@@ -187,6 +187,9 @@ class ShadowMmu {
   void Forget(std::uint32_t page);
   // Forgets `page` and parks it; the caller revokes its access.
   void Park(std::uint32_t page);
+  // Gives their rights back to the parked pages in the run around `page`
+  // that the guest tables map onto the same physical pages again.
+  void UnparkAround(std::uint32_t page);
   platform::Protection ProtectionOf(std::uint32_t entry) const;
   bool MapRun(std::uint32_t first_frame, std::uint32_t count);
   void FlushAll();

@@ -295,20 +295,46 @@ TEST_CASE("a dropped page stays mapped without access until a miss finds it on t
   CHECK(f.mmu->counters().pages_unparked == 1);
 }
 
+TEST_CASE("a miss gives their rights back to parked neighbours mapped onto the same frames") {
+  MmuFixture f;
+  GuestTables tables(*f.memory);
+  f.mmu->SetMode(GuestTables::Mode());
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    tables.Map(0x400000 + i * 0x1000, 0x10000 + i * 0x1000, GuestTables::kPresent);
+    REQUIRE(f.mmu->HandleMiss(0x400000 + i * 0x1000, false, View::kSupervisor).result ==
+            MissResult::kMapped);
+  }
+  // A new process on the same page directory and binary: nothing present
+  // at its CR3 load, then its pages come back, one onto another frame.
+  for (std::uint32_t i = 0; i < 4; ++i) tables.Map(0x400000 + i * 0x1000, 0, 0);
+  f.mmu->LoadCr3(GuestTables::kDirectory);
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    tables.Map(0x400000 + i * 0x1000, 0x10000 + i * 0x1000, GuestTables::kPresent);
+  }
+  tables.Map(0x403000, 0x20000, GuestTables::kPresent);
+  REQUIRE(f.mmu->HandleMiss(0x400000, false, View::kSupervisor).result == MissResult::kMapped);
+  CHECK(Readable(f.At(0x401000)));
+  CHECK(Readable(f.At(0x402000)));
+  CHECK_FALSE(Readable(f.At(0x403000)));
+  CHECK((tables.Pte(0x402000) & GuestTables::kAccessed) != 0);
+  CHECK(f.mmu->counters().pages_unparked == 3);
+}
+
 TEST_CASE("past the number of parked pages allowed, every parked page is unmapped") {
   MmuFixture f;
   GuestTables tables(*f.memory);
   tables.Map(0x400000, 0x10000, GuestTables::kPresent);
-  tables.Map(0x401000, 0x11000, GuestTables::kPresent);
+  tables.Map(0x420000, 0x11000, GuestTables::kPresent);
   f.mmu->SetMode(GuestTables::Mode());
   f.memory->HostPointer(0x10000)[0] = 1;
   REQUIRE(f.mmu->HandleMiss(0x400000, false, View::kSupervisor).result == MissResult::kMapped);
   f.mmu->FlushPage(0x400000);
-  // Each round parks 0x401000 once more, and each miss after the first
+  // In another run of pages, so as not to be its neighbour. Each round
+  // parks 0x420000 once more, and each miss after the first
   // finds it parked; the last round's parking is one too many.
   for (std::size_t i = 1; i < ShadowMmu::kMaxParkedPages + 1; ++i) {
-    REQUIRE(f.mmu->HandleMiss(0x401000, false, View::kSupervisor).result == MissResult::kMapped);
-    f.mmu->FlushPage(0x401000);
+    REQUIRE(f.mmu->HandleMiss(0x420000, false, View::kSupervisor).result == MissResult::kMapped);
+    f.mmu->FlushPage(0x420000);
   }
   CHECK(f.mmu->counters().pages_unparked == ShadowMmu::kMaxParkedPages - 1);
   CHECK_FALSE(Readable(f.At(0x400000)));
