@@ -56,12 +56,11 @@ bool Vcpu::RaiseFault(std::uint8_t vector, const decoder::DecodedInstruction& in
 }
 
 std::optional<StopInfo> Vcpu::Deliver(GuestEvent event) {
-  std::string chain;
+  // Every interrupt comes here: the chain of events is only described when
+  // it ends in a triple fault.
+  GuestEvent chain[kMaxNestedFaults + 1];
   for (unsigned depth = 0;; ++depth) {
-    char step[96];
-    std::snprintf(step, sizeof(step), "%svector %u at eip=0x%08x", chain.empty() ? "" : ", then ",
-                  event.vector, event.fault_eip);
-    chain += step;
+    chain[depth] = event;
     const bool exception =
         event.source == Source::kException || event.source == Source::kSoftwareException;
     if (exception && event.vector < 32 && (intercepted_exceptions_ >> event.vector & 1)) {
@@ -82,7 +81,14 @@ std::optional<StopInfo> Vcpu::Deliver(GuestEvent event) {
       case Delivery::kNestedFault: break;
     }
     if (event.vector == kDoubleFault || depth == kMaxNestedFaults) {
-      StopInfo stop = MakeStop(StopReason::kTripleFault, "triple fault: " + chain);
+      std::string text = "triple fault: ";
+      for (unsigned step = 0; step <= depth; ++step) {
+        char described[64];
+        std::snprintf(described, sizeof(described), "%svector %u at eip=0x%08x",
+                      step ? ", then " : "", chain[step].vector, chain[step].fault_eip);
+        text += described;
+      }
+      StopInfo stop = MakeStop(StopReason::kTripleFault, text);
       stop.vector = nested.vector;
       stop.eip = nested.fault_eip;
       return stop;
