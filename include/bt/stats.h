@@ -39,7 +39,7 @@ enum class HostFaultCause : std::uint8_t {
   kShadowMiss,      // window page mapped: first touch, or a guest page walked
   kCodeWrite,       // write to a write-protected code page (SMC)
   kGuestException,  // host trap that is a guest exception (#DE, #GP, ...)
-  kEventPoll,       // a stop or event request caught at a unit entry
+  kEventPoll,       // a stop or event request caught by translated code
   kStringWrap,      // a string instruction crossed the 4 GiB wrap
   kGuestPageFault,  // an access the guest page tables refuse: a guest #PF
   kDeviceAccess,    // the first access of an instruction to an address without RAM

@@ -177,7 +177,7 @@ StopInfo Vcpu::MakeInstructionStop(StopReason reason, const decoder::DecodedInst
 void Vcpu::Interrupt(StopReason reason) {
   int expected = -1;
   interrupt_.compare_exchange_strong(expected, static_cast<int>(reason));
-  // Running code notices at its next unit entry.
+  // Running code notices at its next event poll (see kPollOffset).
   SetPollPage(platform::Protection::kNone);
   std::lock_guard lock(wake_mutex_);
   wake_.notify_all();
@@ -206,7 +206,7 @@ void Vcpu::OnInterruptRequest(void* self) {
   auto* vcpu = static_cast<Vcpu*>(self);
   vcpu->interrupt_requested_ = true;
   // Device activity inside a callout: make running code come back to the
-  // dispatcher at its next unit entry.
+  // dispatcher at its next event poll.
   vcpu->SetPollPage(platform::Protection::kNone);
 }
 

@@ -33,7 +33,7 @@ enum class ExitReason : std::uint32_t {
   kIndirect,    // an indirect transfer that missed the inline lookup table
   kCallout,     // an instruction the runtime finishes; `exit_record` is set
   kGuestFault,  // a host fault became a guest exception; `fault_vector` is set
-  kEventPoll,   // a unit entry saw the poll page revoked
+  kEventPoll,   // an event poll saw the poll page revoked
   kSmcRestart,  // the unit wrote its own code; re-run from `eip` one step
   kStop,        // a callout asked the run to stop
 };
@@ -137,9 +137,11 @@ struct alignas(64) CpuState {
   unsigned Iopl() const { return (eflags_virtual & kEflagsIopl) >> 12; }
 };
 
-// The page after the state block is the event poll page: every unit entry
-// reads it, and revoking access to it makes running code stop at the next
-// unit boundary without any flag test that would disturb guest EFLAGS.
+// The page after the state block is the event poll page: translated code
+// reads it before every backward or indirect transfer, so that any loop
+// reads it once a round, and revoking access to it makes running code stop
+// there without any flag test that would disturb guest EFLAGS. Forward
+// direct transfers do not poll: a run of them ends within the guest's code.
 constexpr std::size_t kCpuStateBytes = (sizeof(CpuState) + 4095) & ~std::size_t{4095};
 constexpr std::int32_t kPollOffset = static_cast<std::int32_t>(kCpuStateBytes);
 

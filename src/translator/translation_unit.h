@@ -23,8 +23,7 @@ struct TranslationUnit;
 // instruction's architectural start state.
 enum class Fixup : std::uint8_t {
   kNone,
-  kUnitEntry,  // the event poll at the unit's entry
-  kUndoPop4,   // ESP was already incremented by 4 (pop to memory)
+  kUndoPop4,  // ESP was already incremented by 4 (pop to memory)
   kUndoPop2,
   kRestoreSpill,  // guest register `argument` is parked in CpuState::spill
   kStringAccess,  // a string instruction with host-absolute ESI/EDI; ESI also

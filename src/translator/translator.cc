@@ -39,6 +39,30 @@ bool IsNearControlTransfer(Kind kind) {
   }
 }
 
+// Whether the transfer of `insn` may close a loop, and so polls for events
+// first (see kPollOffset): an indirect one, or a direct one that does not
+// go forward. A cycle of transfers that all went forward cannot exist.
+bool MayCloseLoop(const DecodedInstruction& insn) {
+  switch (insn.kind) {
+    case Kind::kJmpIndirect:
+    case Kind::kCallIndirect:
+    case Kind::kRet: return true;
+    case Kind::kJmpRelative:
+    case Kind::kJcc:
+    case Kind::kJecxz:
+    case Kind::kLoop:
+    case Kind::kCallRelative: return insn.branch_target <= insn.eip;
+    default: return false;
+  }
+}
+
+// A direct exit from the instruction at `from` to the next one, which goes
+// backward only where EIP wraps around.
+void EmitNextExit(UnitBuilder& builder, std::uint32_t from, std::uint32_t next) {
+  if (next <= from) builder.EmitEventPoll(next);
+  builder.EmitDirectExit(next);
+}
+
 // How many bytes from offset `eip` a unit of `key` may fetch: all up to
 // CS's limit (SDM Vol. 3A 5.3), where a code segment is not flat.
 std::uint64_t FetchRoom(const UnitKey& key, std::uint32_t eip) {
@@ -305,7 +329,7 @@ void Translator::EmitInstruction(UnitBuilder& builder, const DecodedInstruction&
     default: break;
   }
   builder.EmitCallout(insn);
-  if (EndsUnit(insn)) builder.EmitDirectExit(insn.next_eip());
+  if (EndsUnit(insn)) EmitNextExit(builder, insn.eip, insn.next_eip());
 }
 
 Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource& source,
@@ -361,9 +385,6 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   UnitBuilder builder(trampolines_, unit, code, fault_map_, fault_capacity,
                       reinterpret_cast<CalloutRecord*>(memory + header), options_.chaining);
 
-  // The entry poll: see kPollOffset.
-  builder.BeginInstruction(decoded_[0], Fixup::kUnitEntry);
-  builder.a().mov(kScratch32, x86::dword_ptr(kState, kPollOffset));
   std::uint32_t guest_bytes = 0;
   for (unsigned i = 0; i < count; ++i) {
     const DecodedInstruction& insn = decoded_[i];
@@ -376,6 +397,7 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
     }
     builder.BeginInstruction(insn);
     guest_bytes += insn.length;
+    if (pc_thunk_[i] == 0 && MayCloseLoop(insn)) builder.EmitEventPoll(insn.eip);
     if (adaptation_[i].check_divide) builder.EmitCheckDivide(insn);
     if (inner && insn.kind == Kind::kJcc) {
       builder.EmitConditionalExit(insn.condition, insn.branch_target);
@@ -389,7 +411,7 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
       EmitInstruction(builder, insn);
     }
   }
-  if (run.open) builder.EmitDirectExit(run.continuation);
+  if (run.open) EmitNextExit(builder, decoded_[count - 1].eip, run.continuation);
 
   const std::size_t size = builder.Finish(memory + header + records);
   assert(size <= code_limit);

@@ -44,6 +44,12 @@ void UnitBuilder::SetFixup(Fixup fixup, std::uint8_t argument) {
   current_argument_ = argument;
 }
 
+void UnitBuilder::EmitEventPoll(std::uint32_t resume_eip) {
+  current_eip_ = resume_eip;
+  SetFixup(Fixup::kNone);
+  assembler_.mov(kScratch32, x86::dword_ptr(kState, kPollOffset));
+}
+
 UnitBuilder::SegmentUse UnitBuilder::UseOf(std::uint8_t segment) const {
   if (SegmentChecked(mode(), segment)) return SegmentUse::kChecked;
   return segment == kFs || segment == kGs ? SegmentUse::kBased : SegmentUse::kFlat;

@@ -49,6 +49,10 @@ class UnitBuilder {
                         std::uint8_t argument = 0);
   // A fault from here on needs `fixup` to recover the guest state.
   void SetFixup(Fixup fixup, std::uint8_t argument = 0);
+  // Reads the poll page (see kPollOffset); its fault leaves for the
+  // dispatcher with the guest about to run `resume_eip`, and nothing of it
+  // done.
+  void EmitEventPoll(std::uint32_t resume_eip);
 
   // How the unit's code reaches segment `segment` (SegmentRegister): flat,
   // adding a base read at run time (FS, GS), or adding the base after a

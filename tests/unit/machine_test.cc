@@ -8,7 +8,10 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <thread>
@@ -184,19 +187,65 @@ std::vector<std::uint8_t> Spin() {
   });
 }
 
-TEST_CASE("RequestStop from another thread stops a guest in a chained loop") {
-  auto machine = Boot(Spin());
+// Runs `image` until a stop request from another thread, which translated
+// code must notice at an event poll: if it does not within seconds, the
+// test process aborts rather than hang.
+StopInfo RunUntilStopRequested(Machine& machine) {
+  std::atomic<bool> stopped = false;
   std::thread stopper([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    machine->RequestStop();
+    machine.RequestStop();
+    for (int i = 0; i < 200 && !stopped; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!stopped) {
+      std::fputs("the stop request was not noticed\n", stderr);
+      std::abort();
+    }
   });
-  const StopInfo stop = machine->Run();
+  const StopInfo stop = machine.Run();
+  stopped = true;
   stopper.join();
+  return stop;
+}
+
+TEST_CASE("RequestStop from another thread stops a guest in a chained loop") {
+  auto machine = Boot(Spin());
+  const StopInfo stop = RunUntilStopRequested(*machine);
   CHECK(stop.reason == StopReason::kStopRequested);
   CHECK(machine->GetRegisters().eax > 1000);
   // The machine can go on afterwards, here until its time budget runs out.
   const StopInfo again = machine->Run(RunLimits{std::chrono::milliseconds(50)});
   CHECK(again.reason == StopReason::kBudgetExhausted);
+}
+
+TEST_CASE("a stop request is noticed in loops closed by a conditional or an indirect jump") {
+  // Each round goes forward through a call into another unit, then back to
+  // the top: by jnz, or by ret alone.
+  for (const bool indirect : {false, true}) {
+    CAPTURE(indirect);
+    auto machine = Boot(AssembleGuest([&](x86::Assembler& a) {
+      asmjit::Label top = a.newLabel(), callee = a.newLabel();
+      a.mov(x86::esp, 0x90000);
+      a.bind(top);
+      const std::uint32_t top_address = Here(a);
+      a.add(x86::eax, 1);
+      a.call(callee);
+      a.bind(callee);
+      if (indirect) {
+        // The return address, `callee`, becomes `top`.
+        a.sub(x86::dword_ptr(x86::esp), static_cast<std::int32_t>(Here(a) - top_address));
+        a.ret();
+      } else {
+        a.add(x86::esp, 4);  // not zero: jnz goes back
+        a.jnz(top);
+      }
+      a.ud2();
+    }));
+    const StopInfo stop = RunUntilStopRequested(*machine);
+    CHECK(stop.reason == StopReason::kStopRequested);
+    CHECK(machine->GetRegisters().eax > 1000);
+  }
 }
 
 TEST_CASE("SendSerialInput from another thread reaches a guest polling COM1") {
