@@ -84,16 +84,23 @@ bool ShadowMmu::LoadCr3(std::uint32_t cr3) {
   return true;
 }
 
+// The walk sets accessed bits, as a processor may when it fills its TLB
+// ahead of an access (SDM Vol. 3A, 4.10.2.3): a forked child's entries
+// start with them clear.
+Translation ShadowMmu::WalkAhead(std::uint32_t page) {
+  const bool user = (page >> kViewShift & 1) == Index(View::kUser);
+  return Walk(memory_, mode_, AddressOf(page), Access::kRead, user);
+}
+
+bool ShadowMmu::Global(const Translation& translation) const {
+  return translation.global && (mode_.cr4 & kCr4Pge);
+}
+
 bool ShadowMmu::StillValid(std::uint32_t page) {
   const std::uint32_t entry = entries_[page];
-  const bool user = (page >> kViewShift & 1) == Index(View::kUser);
-  // The walk sets accessed bits, as a processor may when it fills its TLB
-  // ahead of an access (SDM Vol. 3A, 4.10.2.3): a forked child's entries
-  // start with them clear.
-  const Translation translation = Walk(memory_, mode_, AddressOf(page), Access::kRead, user);
+  const Translation translation = WalkAhead(page);
   if (translation.status != Translation::Status::kOk ||
-      translation.physical / kPageSize != (entry & kPhysicalMask) ||
-      (translation.global && (mode_.cr4 & kCr4Pge)) ||
+      translation.physical / kPageSize != (entry & kPhysicalMask) || Global(translation) ||
       (translation.page_size > kPageSize) != ((entry & kLarge) != 0)) {
     return false;
   }
@@ -266,7 +273,7 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write, View vie
   const std::uint32_t old = entries_[page];
   const bool may_write = translation.writable && translation.dirty;
   for (std::uint32_t i = 0; i < count; ++i) {
-    Record(first + i, first_physical + i, may_write, translation.global && (mode_.cr4 & kCr4Pge),
+    Record(first + i, first_physical + i, may_write, Global(translation),
            translation.page_size > kPageSize);
   }
   platform::AddressWindow& window = WindowOf(page);
@@ -302,22 +309,20 @@ ShadowMmu::Miss ShadowMmu::HandleMiss(std::uint32_t linear, bool write, View vie
 // so (Linux maps up to 16 pages of a file around a fault): the parked
 // neighbours of a miss, often left by the last process on the same binary,
 // are likely next, and a protection change now spares each a host fault.
-// The walk sets accessed bits, as a speculative TLB fill may.
 void ShadowMmu::UnparkAround(std::uint32_t page) {
   if (ListedPages() + kRunPages > kMaxShadowedPages) return;
-  const bool user = (page >> kViewShift & 1) == Index(View::kUser);
   const std::uint32_t first = page & ~(kRunPages - 1);
   for (std::uint32_t near = first; near < first + kRunPages; ++near) {
     const std::uint32_t entry = entries_[near];
     if (!(entry & kParked)) continue;
-    const Translation translation = Walk(memory_, mode_, AddressOf(near), Access::kRead, user);
+    const Translation translation = WalkAhead(near);
     const std::uint32_t physical_page = entry & kPhysicalMask;
     if (translation.status != Translation::Status::kOk ||
         translation.physical / kPageSize != physical_page || translation.page_size > kPageSize) {
       continue;
     }
-    Record(near, physical_page, translation.writable && translation.dirty,
-           translation.global && (mode_.cr4 & kCr4Pge), false);
+    Record(near, physical_page, translation.writable && translation.dirty, Global(translation),
+           false);
     WindowOf(near).Protect(AddressOf(near), kPageSize, ProtectionOf(entries_[near]));
     ++counters_.pages_unparked;
   }
@@ -356,14 +361,9 @@ void ShadowMmu::UnprotectCode(std::uint32_t physical_page) {
 
 void ShadowMmu::FlushAll() {
   ++counters_.full_flushes;
+  ForgetParked();
   unsigned parked_spaces = 0;  // a bit per space
-  for (std::uint32_t page : parked_) {
-    if (entries_[page] & kParked) {
-      entries_[page] = 0;
-      parked_spaces |= 1u << (page >> kSpaceShift);
-    }
-  }
-  parked_.clear();
+  for (std::uint32_t page : scratch_) parked_spaces |= 1u << (page >> kSpaceShift);
   for (unsigned space = 0; space < kSpaces; ++space) {
     std::vector<std::uint32_t>(&lists)[2] = spaces_[space].shadowed;
     if (lists[false].empty() && lists[true].empty() && !(parked_spaces >> space & 1)) continue;
@@ -428,6 +428,12 @@ std::size_t ShadowMmu::ListedPages() const {
 void ShadowMmu::RevokeParked(const std::vector<std::uint32_t>& pages) {
   ReleasePages(pages, Release::kRevoke);
   if (parked_.size() <= kMaxParkedPages) return;
+  ForgetParked();
+  std::sort(scratch_.begin(), scratch_.end());
+  ReleasePages(scratch_, Release::kUnmap);
+}
+
+void ShadowMmu::ForgetParked() {
   scratch_.clear();
   for (std::uint32_t page : parked_) {
     if (entries_[page] & kParked) {  // once, even if listed again
@@ -436,8 +442,6 @@ void ShadowMmu::RevokeParked(const std::vector<std::uint32_t>& pages) {
     }
   }
   parked_.clear();
-  std::sort(scratch_.begin(), scratch_.end());
-  ReleasePages(scratch_, Release::kUnmap);
 }
 
 void ShadowMmu::ReleasePages(const std::vector<std::uint32_t>& pages, Release release) {

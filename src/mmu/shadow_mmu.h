@@ -212,6 +212,14 @@ class ShadowMmu {
   // Takes access from the sorted pages just parked, and unmaps every parked
   // page once there are too many.
   void RevokeParked(const std::vector<std::uint32_t>& pages);
+  // Forgets every parked page, each once, into scratch_; the caller unmaps
+  // them.
+  void ForgetParked();
+  // The guest tables' translation of shadow page `page` for a read in its
+  // view, as a TLB fill ahead of the access makes it.
+  Translation WalkAhead(std::uint32_t page);
+  // Whether `translation` is global under the current CR4.PGE.
+  bool Global(const Translation& translation) const;
   Miss MapFlat(std::uint32_t linear, bool write);
 
   PhysicalMemory& memory_;

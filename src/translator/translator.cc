@@ -43,17 +43,10 @@ bool IsNearControlTransfer(Kind kind) {
 // first (see kPollOffset): an indirect one, or a direct one that does not
 // go forward. A cycle of transfers that all went forward cannot exist.
 bool MayCloseLoop(const DecodedInstruction& insn) {
-  switch (insn.kind) {
-    case Kind::kJmpIndirect:
-    case Kind::kCallIndirect:
-    case Kind::kRet: return true;
-    case Kind::kJmpRelative:
-    case Kind::kJcc:
-    case Kind::kJecxz:
-    case Kind::kLoop:
-    case Kind::kCallRelative: return insn.branch_target <= insn.eip;
-    default: return false;
-  }
+  if (!IsNearControlTransfer(insn.kind)) return false;
+  const bool indirect = insn.kind == Kind::kJmpIndirect || insn.kind == Kind::kCallIndirect ||
+                        insn.kind == Kind::kRet;
+  return indirect || insn.branch_target <= insn.eip;
 }
 
 // A direct exit from the instruction at `from` to the next one, which goes
