@@ -137,9 +137,9 @@ struct alignas(64) CpuState {
   unsigned Iopl() const { return (eflags_virtual & kEflagsIopl) >> 12; }
 };
 
-// The page after the state block is the event poll page: translated code
-// reads it before every backward or indirect transfer, so that any loop
-// reads it once a round, and revoking access to it makes running code stop
+// The page after the state block is the event poll page: a unit reads it
+// before its first backward or indirect transfer, so that any loop reads it
+// once a round, and revoking access to it makes running code stop
 // there without any flag test that would disturb guest EFLAGS. Forward
 // direct transfers do not poll: a run of them ends within the guest's code.
 constexpr std::size_t kCpuStateBytes = (sizeof(CpuState) + 4095) & ~std::size_t{4095};

@@ -45,6 +45,11 @@ void UnitBuilder::SetFixup(Fixup fixup, std::uint8_t argument) {
 }
 
 void UnitBuilder::EmitEventPoll(std::uint32_t resume_eip) {
+  // A unit is entered at its start only and loops only through its exits,
+  // so every round of a loop through a later transfer has read the page at
+  // the unit's first poll.
+  if (polled_) return;
+  polled_ = true;
   current_eip_ = resume_eip;
   SetFixup(Fixup::kNone);
   assembler_.mov(kScratch32, x86::dword_ptr(kState, kPollOffset));

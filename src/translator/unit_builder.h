@@ -51,7 +51,7 @@ class UnitBuilder {
   void SetFixup(Fixup fixup, std::uint8_t argument = 0);
   // Reads the poll page (see kPollOffset); its fault leaves for the
   // dispatcher with the guest about to run `resume_eip`, and nothing of it
-  // done.
+  // done. Only a unit's first poll reads it.
   void EmitEventPoll(std::uint32_t resume_eip);
 
   // How the unit's code reaches segment `segment` (SegmentRegister): flat,
@@ -170,6 +170,7 @@ class UnitBuilder {
   std::uint32_t record_count_ = 0;
   bool chaining_;
   std::uint32_t current_eip_ = 0;
+  bool polled_ = false;
   Fixup current_fixup_ = Fixup::kNone;
   std::uint8_t current_argument_ = 0;
   PendingExit exits_[kMaxExits];
