@@ -116,7 +116,11 @@ class Machine {
 
   // Runs the guest on the calling thread until it stops. May be called again
   // after any stop except kTripleFault, kReset and kHostError to continue:
-  // there is no firmware to start the machine over.
+  // there is no firmware to start the machine over. Meanwhile the thread
+  // holds back every signal but synchronous faults (translated code runs on
+  // a stack with no room for a handler's frame): signals sent to the process
+  // go to other threads, and those sent to this thread wait until Run()
+  // returns.
   StopInfo Run(RunLimits limits = {});
 
   // Thread-safe: makes a Run() in progress return kStopRequested soon.

@@ -43,6 +43,7 @@ enum class HostFaultCause : std::uint8_t {
   kStringWrap,      // a string instruction crossed the 4 GiB wrap
   kGuestPageFault,  // an access the guest page tables refuse: a guest #PF
   kDeviceAccess,    // the first access of an instruction to an address without RAM
+  kReturnStackFull, // guest calls nested too deep for the return stack, which was emptied
   kCount,
 };
 

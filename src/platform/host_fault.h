@@ -2,6 +2,7 @@
 // per-thread handler as a platform-neutral record the handler may edit.
 #pragma once
 
+#include <csignal>
 #include <cstdint>
 
 namespace bt::platform {
@@ -36,6 +37,23 @@ using HostFaultHandler = bool (*)(void* context, HostFault& fault);
 // the thread an alternate signal stack. Faults the handler declines go to the
 // handler that was installed before, or crash as they would have.
 void SetThreadFaultHandler(HostFaultHandler handler, void* context);
+
+// While it lives, holds back on the calling thread every signal but the
+// synchronous faults SetThreadFaultHandler routes to its alternate stack:
+// translated code runs on a stack of its own whose room nothing checks
+// (translator::kReturnStackGuardOffset), where an application's handler must
+// not put its frame. Signals sent to the process go to other threads
+// meanwhile; those sent to this thread wait until it ends.
+class SignalsHeld {
+ public:
+  SignalsHeld();
+  ~SignalsHeld();
+  SignalsHeld(const SignalsHeld&) = delete;
+  SignalsHeld& operator=(const SignalsHeld&) = delete;
+
+ private:
+  sigset_t previous_;
+};
 
 }  // namespace bt::platform
 

@@ -101,6 +101,15 @@ void SetThreadFaultHandler(HostFaultHandler handler, void* context) {
   t_context = context;
 }
 
+SignalsHeld::SignalsHeld() {
+  sigset_t held;
+  sigfillset(&held);
+  for (int signal : kFaultSignals) sigdelset(&held, signal);
+  pthread_sigmask(SIG_BLOCK, &held, &previous_);
+}
+
+SignalsHeld::~SignalsHeld() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+
 }  // namespace bt::platform
 
 #include <asm/prctl.h>

@@ -74,6 +74,12 @@ void Vcpu::OnPageInvalidated(std::uint32_t linear) {
   parts_.cache.UnchainCrossPageInto(base, region);
 }
 
+void Vcpu::ForgetReturns() {
+  auto* top = reinterpret_cast<std::uint64_t*>(state_->return_stack_empty) - 1;
+  *top = *reinterpret_cast<const std::uint64_t*>(state_->translated_rsp);
+  state_->translated_rsp = reinterpret_cast<std::uint64_t>(top);
+}
+
 void Vcpu::MapAfterPageFault() {
   if (!faulted_access_) return;
   const FaultedAccess access = *std::exchange(faulted_access_, std::nullopt);
@@ -124,6 +130,7 @@ bool Vcpu::Invlpg(const DecodedInstruction& insn) {
   const std::uint32_t linear = state_->effective_address;
   parts_.mmu.FlushPage(linear);
   OnPageInvalidated(linear);
+  ForgetReturns();
   // Only the invlpg of the running code's own region (or of the page after
   // it, which a unit may run into) may change the code that follows.
   const std::uint32_t region = parts_.mmu.LargePageBytes();

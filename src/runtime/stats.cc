@@ -102,6 +102,7 @@ std::string_view ToString(HostFaultCause cause) {
     case HostFaultCause::kGuestException: return "guest-exception";
     case HostFaultCause::kEventPoll: return "event-poll";
     case HostFaultCause::kStringWrap: return "string-wrap";
+    case HostFaultCause::kReturnStackFull: return "return-stack-full";
     case HostFaultCause::kCount: break;
   }
   return "unknown-host-fault";

@@ -17,7 +17,7 @@ namespace {
 
 // Host register (x86 encoding) holding each guest register.
 constexpr unsigned kHostRegisterOf[8] = {0, 1, 2, 3, 12, 5, 6, 7};
-constexpr unsigned kHostRsi = 6, kHostRdi = 7;
+constexpr unsigned kHostRsp = 4, kHostRsi = 6, kHostRdi = 7;
 
 template <class E>
 constexpr std::size_t Index(E value) {
@@ -42,6 +42,12 @@ Vcpu::Vcpu(const Parts& parts, platform::PageMemory state_memory)
                 parts.trampolines.exit_indirect) {
   state_->window_base =
       reinterpret_cast<std::uint64_t>(parts_.mmu.window(mmu::View::kSupervisor).base());
+  state_memory_.Protect(translator::kReturnStackGuardOffset, translator::kReturnStackGuardBytes,
+                        platform::Protection::kNone);
+  auto* sentinel_slot =
+      reinterpret_cast<const std::uint8_t**>(state_memory_.data() + translator::kCpuBlockBytes - 8);
+  *sentinel_slot = parts.trampolines.return_sentinel;
+  state_->return_stack_empty = reinterpret_cast<std::uint64_t>(sentinel_slot);
   state_->callout_handler = reinterpret_cast<std::uint64_t>(&Vcpu::OnCallout);
   state_->runtime = reinterpret_cast<std::uint64_t>(this);
   // FNINIT/reset values: FCW 0x037F, MXCSR 0x1F80 (SDM Vol. 1, 10.5.1).
@@ -298,6 +304,7 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
   TakeFpuForGuest(*state_);
   ServiceTimers();
 
+  const platform::SignalsHeld signals_held;
   std::optional<StopInfo> stop;
   while (!stop) {
     if (int reason = interrupt_.exchange(-1); reason >= 0) {
@@ -327,6 +334,7 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
       continue;
     }
     ++counters_.dispatcher_entries;
+    state_->indirect_salt = translator::IndirectSalt(unit->key.mode);
     stop = HandleExit(parts_.trampolines.enter(state_, unit->code));
   }
   GiveFpuBackToHost(*state_);
@@ -515,7 +523,16 @@ bool Vcpu::HandleHostFault(platform::HostFault& fault) {
   const TranslationUnit* unit = parts_.cache.UnitAt(rip);
 
   if (fault.kind == Kind::kPageFault) {
-    const auto poll = reinterpret_cast<std::uintptr_t>(state_) + translator::kCpuStateBytes;
+    const auto block = reinterpret_cast<std::uintptr_t>(state_);
+    if (fault.address - (block + translator::kReturnStackGuardOffset) <
+        translator::kReturnStackGuardBytes) {
+      // A call on a full return stack, which runs again on the emptied one.
+      // That only costs the returns of the calls it held a lookup each.
+      ++counters_.host_faults[Index(HostFaultCause::kReturnStackFull)];
+      fault.gpr[kHostRsp] = state_->return_stack_empty;
+      return true;
+    }
+    const auto poll = block + translator::kCpuStateBytes;
     if (fault.address - poll < kPageSize && unit) {
       ++counters_.host_faults[Index(HostFaultCause::kEventPoll)];
       ExitFromFault(fault, *unit, ExitReason::kEventPoll, 0);

@@ -408,6 +408,10 @@ class Vcpu final : private translator::CodeSource {
   // `linear` takes.
   void OnCr3Loaded();
   void OnPageInvalidated(std::uint32_t linear);
+  // Empties the return stack (translator::kReturnStackGuardOffset) but for
+  // the running callout's own return address, so that no return goes on in
+  // a caller's unit translated under mappings changed since.
+  void ForgetReturns();
   // At iret: if the guest's handler made the access that took the last #PF
   // valid, maps its page now, which spares the retry a host fault.
   void MapAfterPageFault();

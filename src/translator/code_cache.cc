@@ -176,6 +176,11 @@ void CodeCache::Unlink(TranslationUnit* unit) {
     ExitLink& link = unit->exits[i];
     if (link.target) ForgetChain(link);
   }
+  // The return stack may still hold its calls' continuations: from now on
+  // they look the return address up.
+  for (unsigned i = 0; i < unit->continuation_count; ++i) {
+    unit->code[unit->continuation_checks[i]] = 0;
+  }
 }
 
 std::size_t CodeCache::InvalidatePage(std::uint32_t page) {

@@ -83,7 +83,7 @@ struct MsrState {
 };
 
 struct alignas(64) CpuState {
-  // Offsets of everything up to `host_rsp` are used by generated code.
+  // Offsets of everything up to `indirect_salt` are used by generated code.
   std::uint32_t gpr[8] = {};
   std::uint32_t eip = 0;
   std::uint32_t next_eip = 0;
@@ -98,6 +98,13 @@ struct alignas(64) CpuState {
   std::uint64_t callout_handler = 0;  // CalloutFunction
   std::uint64_t runtime = 0;          // first argument of callout_handler
   std::uint64_t spill = 0;            // a guest register parked by the translator
+  // Translated code's host stack is the return stack (kReturnStackOffset):
+  // RSP when it is empty, pointing at the sentinel's slot; translated code's
+  // RSP while a callout runs on the host stack; and the indirect-table salt
+  // of the running units' view, for the sentinel's lookup.
+  std::uint64_t return_stack_empty = 0;
+  std::uint64_t translated_rsp = 0;
+  std::uint32_t indirect_salt = 0;
 
   // Architectural state the runtime owns.
   std::uint32_t cr0 = 0x10;  // ET
@@ -160,8 +167,25 @@ struct IndirectEntry {
 };
 constexpr std::size_t kIndirectEntries = 1u << 16;
 constexpr std::int32_t kIndirectTableOffset = kPollOffset + 4096;
+
+// After the table: the return stack, on which translated code runs. A guest
+// call is a host call that pushes where the callee's return goes back to in
+// the caller's unit (its continuation), and a guest return is a host ret,
+// which the host CPU's return predictor gets right where a lookup through
+// the table would cost a load chain and often a mispredicted jump. The
+// continuation checks that the guest returned where the call would, and
+// else looks the guest address up; an empty stack's ret lands on a
+// sentinel that does the same. A call that finds the stack full faults on
+// the guard page below it, and the runtime empties the stack and runs the
+// call again (Vcpu::HandleHostFault). Nothing checks the room left, so no
+// signal handler may run on this stack: the vCPU thread holds back all but
+// the faults libbt handles on its alternate stack (platform::SignalsHeld).
+constexpr std::int32_t kReturnStackGuardOffset =
+    kIndirectTableOffset + static_cast<std::int32_t>(kIndirectEntries * sizeof(IndirectEntry));
+constexpr std::size_t kReturnStackGuardBytes = 4096;
+constexpr std::size_t kReturnStackBytes = 65536;
 constexpr std::size_t kCpuBlockBytes =
-    kIndirectTableOffset + kIndirectEntries * sizeof(IndirectEntry);
+    kReturnStackGuardOffset + kReturnStackGuardBytes + kReturnStackBytes;
 
 // Signature of the C++ function that finishes a callout; returns true when
 // translated code must not continue after it (next_eip/exit_reason are set).

@@ -1,6 +1,6 @@
 // Near control transfers. Direct targets leave through chainable exit stubs;
-// computed targets (indirect jmp/call, ret) go through the inline lookup
-// table with the target in r14d.
+// computed targets (indirect jmp/call) go through the inline lookup table
+// with the target in r14d, and calls and returns through the return stack.
 #include "translator/unit_builder.h"
 
 namespace bt::translator {
@@ -109,7 +109,7 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
         break;
       }
       PushReturnAddress(b, insn, kScratch);
-      b.EmitDirectExit(insn.branch_target);
+      b.EmitDirectCall(insn.branch_target, insn.next_eip());
       break;
     case Kind::kJmpIndirect:
       LoadTarget(b, insn);
@@ -120,13 +120,13 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
       LoadTarget(b, insn);
       b.CheckCodeLimit(kScratch);
       PushReturnAddress(b, insn, x86::r10);
-      b.EmitIndirectExit();
+      b.EmitIndirectCall(insn.next_eip());
       break;
     case Kind::kRet: {
       a.mov(kScratch32, b.Stack(kGuestEsp, 0, 4, /*write=*/false).At(0, 4));
       b.CheckCodeLimit(kScratch);
       a.lea(kGuestEsp, x86::ptr(x86::r12, 4 + static_cast<std::int32_t>(insn.immediate)));
-      b.EmitIndirectExit();
+      b.EmitReturn();
       break;
     }
     default: break;
@@ -150,6 +150,8 @@ void EmitPcThunkCall(UnitBuilder& b, const DecodedInstruction& call, std::uint32
   a.jecxz(x86::rcx, inline_call);
   a.mov(x86::rcx, StateField(offsetof(CpuState, spill), 8));
   b.SetFixup(Fixup::kNone);
+  // Rare enough to be a plain jump: the callee's ret finds no continuation
+  // of its own on the return stack and looks its target up.
   PushReturnAddress(b, call, kScratch);
   b.EmitDirectExit(call.branch_target);
   a.bind(inline_call);

@@ -78,19 +78,28 @@ Result<Trampolines> BuildTrampolines(CodeCache& cache) {
 
   Label enter = a.newLabel(), exit_common = a.newLabel(), exit_saved = a.newLabel();
   Label exit_branch = a.newLabel(), exit_indirect = a.newLabel(), callout = a.newLabel();
-  Label callout_exit = a.newLabel();
+  Label callout_exit = a.newLabel(), return_sentinel = a.newLabel();
 
   // ExitReason enter(CpuState* state /* rdi */, const uint8_t* code /* rsi */)
   a.bind(enter);
   for (const x86::Gp& reg : kCalleeSaved) a.push(reg);
-  a.sub(x86::rsp, 8);  // translated code runs with a 16-byte aligned stack
+  a.sub(x86::rsp, 8);  // callouts call C++ with this stack, 16-byte aligned
   a.mov(kState, x86::rdi);
   a.mov(StateField(offsetof(CpuState, host_rsp), 8), x86::rsp);
   LoadGuestFpu(a);
   a.mov(kWindow, StateField(offsetof(CpuState, window_base), 8));
   a.mov(x86::r11, x86::rsi);
+  // Every run starts on an empty return stack: what it held may point into
+  // units dropped or overwritten since (the cache only reuses memory
+  // between runs, in the dispatcher).
+  a.mov(x86::rsp, StateField(offsetof(CpuState, return_stack_empty), 8));
   LoadGuestRegisters(a);
   a.jmp(x86::r11);
+
+  // An empty return stack's ret popped the sentinel, which stays in place.
+  a.bind(return_sentinel);
+  a.lea(x86::rsp, x86::ptr(x86::rsp, -8));
+  EmitIndirectLookup(a, 0, /*salt_in_state=*/true, exit_indirect);
 
   a.bind(exit_branch);
   a.mov(StateField(offsetof(CpuState, exit_reason), 4),
@@ -104,29 +113,32 @@ Result<Trampolines> BuildTrampolines(CodeCache& cache) {
         static_cast<std::uint32_t>(ExitReason::kIndirect));
 
   a.bind(exit_common);
+  a.mov(x86::rsp, StateField(offsetof(CpuState, host_rsp), 8));
   SaveGuestRegisters(a);
   a.bind(exit_saved);
   LoadHostFpu(a);
   ReturnToDispatcher(a);
 
   // Called from translated code with r11 = record, r14d = effective address.
+  // C++ runs on the host stack, where the dispatcher left it.
   a.bind(callout);
+  a.mov(StateField(offsetof(CpuState, translated_rsp), 8), x86::rsp);
+  a.mov(x86::rsp, StateField(offsetof(CpuState, host_rsp), 8));
   SaveGuestRegisters(a);
   a.mov(StateField(offsetof(CpuState, effective_address), 4), kScratch32);
   a.mov(StateField(offsetof(CpuState, exit_record), 8), x86::r11);
   LoadHostFpu(a);
   a.cld();
-  a.sub(x86::rsp, 8);  // the call into here pushed 8 bytes
   a.mov(x86::rdi, StateField(offsetof(CpuState, runtime), 8));
   a.mov(x86::rsi, kState);
   a.mov(x86::rdx, x86::r11);
   a.call(StateField(offsetof(CpuState, callout_handler), 8));
-  a.add(x86::rsp, 8);
   a.test(x86::al, x86::al);
   a.jnz(callout_exit);
   LoadGuestFpu(a);
   a.mov(kWindow, StateField(offsetof(CpuState, window_base), 8));
   LoadGuestRegisters(a);
+  a.mov(x86::rsp, StateField(offsetof(CpuState, translated_rsp), 8));
   a.ret();
   a.bind(callout_exit);
   ReturnToDispatcher(a);
@@ -143,6 +155,7 @@ Result<Trampolines> BuildTrampolines(CodeCache& cache) {
   t.exit_indirect = memory + code.labelOffset(exit_indirect);
   t.exit_saved = memory + code.labelOffset(exit_saved);
   t.callout = memory + code.labelOffset(callout);
+  t.return_sentinel = memory + code.labelOffset(return_sentinel);
   return t;
 }
 

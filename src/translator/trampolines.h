@@ -4,10 +4,37 @@
 
 #include "translator/code_cache.h"
 #include "translator/cpu_state.h"
+#include "translator/host_registers.h"
 
 #include <bt/result.h>
 
 namespace bt::translator {
+
+// The inline lookup of the guest address in r14d in the indirect-branch
+// table (kIndirectTableOffset): jumps to the unit found, else to `miss` with
+// r14d and the guest registers intact. The entry's salt is `salt`, or, with
+// `salt_in_state`, CpuState::indirect_salt. lea and jrcxz compare without
+// touching guest EFLAGS; clobbers r8 to r10.
+template <class Target>
+void EmitIndirectLookup(x86::Assembler& a, std::uint32_t salt, bool salt_in_state,
+                        const Target& miss) {
+  asmjit::Label hit = a.newLabel();
+  a.movzx(x86::r10d, kScratch.r16());
+  a.lea(x86::r10, x86::ptr(x86::r10, x86::r10));  // 16-byte entries
+  a.mov(x86::r9, x86::rcx);
+  a.mov(x86::ecx, x86::dword_ptr(kState, x86::r10, 3, kIndirectTableOffset));
+  a.lea(x86::ecx, x86::ptr(x86::rcx, kScratch, 0, static_cast<std::int32_t>(salt)));
+  if (salt_in_state) {
+    a.mov(x86::r8d, StateField(offsetof(CpuState, indirect_salt), 4));
+    a.lea(x86::ecx, x86::ptr(x86::rcx, x86::r8));
+  }
+  a.jecxz(x86::rcx, hit);
+  a.mov(x86::rcx, x86::r9);
+  a.jmp(miss);
+  a.bind(hit);
+  a.mov(x86::rcx, x86::r9);
+  a.jmp(x86::qword_ptr(kState, x86::r10, 3, kIndirectTableOffset + 8));
+}
 
 struct Trampolines {
   // Loads the guest state from `state` and runs from `code` until an exit.
@@ -18,6 +45,9 @@ struct Trampolines {
   const std::uint8_t* exit_indirect = nullptr;  // r14d = target eip
   const std::uint8_t* exit_saved = nullptr;     // guest registers already saved
   const std::uint8_t* callout = nullptr;        // call: r11 = record, r14d = address
+  // Where a ret on an empty return stack lands: the slot at
+  // CpuState::return_stack_empty holds its address (r14d = target eip).
+  const std::uint8_t* return_sentinel = nullptr;
 };
 
 Result<Trampolines> BuildTrampolines(CodeCache& cache);

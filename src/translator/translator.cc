@@ -253,7 +253,7 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
       run.pages[run.page_count++] = next_physical;
       pc_thunk_[run.count] = 0;
       ++run.count;
-      run.open = !EndsUnit(insn);
+      run.open = !EndsUnit(insn) || ReturnsInto(insn, key.mode);
       eip = insn.next_eip();
       break;
     }
@@ -268,6 +268,12 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
     } else if (insn.kind == Kind::kJcc && side_exits < kMaxSideExits) {
       ++side_exits;
       eip = insn.next_eip();
+    } else if (ReturnsInto(insn, key.mode)) {
+      // The unit goes on after the call, or, out of side exits, ends open,
+      // leaving for the return address where the guest returns to it.
+      eip = insn.next_eip();
+      if (side_exits == kMaxSideExits) break;
+      ++side_exits;
     } else if (insn.kind == Kind::kJmpRelative && insn.branch_target > insn.eip &&
                insn.branch_target <= key.code_limit &&
                ((key.code_base + insn.branch_target) & ~(kPageSize - 1)) == first_page) {
@@ -334,6 +340,7 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
 
   unsigned record_count = 0;
   unsigned exit_count = 2;
+  unsigned call_count = 0;
   for (unsigned i = 0; i < count; ++i) {
     const DecodedInstruction& insn = decoded_[i];
     if (IsCallout(insn) || insn.uses_high_byte) ++record_count;
@@ -347,25 +354,29 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
     }
     if (adaptation_[i].memory != Resolution::kNone) record_count += 2;
     if (adaptation_[i].check_divide) ++record_count;
-    if (insn.kind == Kind::kJcc || pc_thunk_[i] != 0) ++exit_count;
+    if (insn.kind == Kind::kJcc || insn.kind == Kind::kCallRelative || pc_thunk_[i] != 0) {
+      ++exit_count;
+    }
+    if (ReturnsInto(insn, key.mode)) ++call_count;
   }
   const std::uint32_t fault_capacity = kFaultEntriesPerInstruction * count + 2;
   const std::size_t header =
       AlignUp(sizeof(TranslationUnit)) + AlignUp(exit_count * sizeof(ExitLink));
   const std::size_t records = AlignUp(record_count * sizeof(CalloutRecord));
+  const std::size_t continuations = AlignUp(call_count * sizeof(std::uint16_t));
   const std::size_t code_limit =
       ((key.mode & kModeCheckedSegmentsAndCode) ? kHostBytesPerCheckedInstruction
                                                 : kHostBytesPerInstruction) *
           count +
       kHostBytesPerUnit;
   if (!cache_.HasRoom(code_limit + kCodeAlignment,
-                      header + records + exit_count * UnitBuilder::kSlowPathBytes + 16 +
-                          fault_capacity * sizeof(FaultMapEntry))) {
+                      header + records + continuations + exit_count * UnitBuilder::kSlowPathBytes +
+                          16 + fault_capacity * sizeof(FaultMapEntry))) {
     return Status::kCacheFull;
   }
 
   const std::size_t slow_paths = exit_count * UnitBuilder::kSlowPathBytes;
-  std::uint8_t* memory = cache_.AllocateMetadata(header + records + slow_paths);
+  std::uint8_t* memory = cache_.AllocateMetadata(header + records + continuations + slow_paths);
   auto* unit = new (memory) TranslationUnit();
   unit->key = key;
   unit->cached = !one_shot;
@@ -406,7 +417,9 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
   }
   if (run.open) EmitNextExit(builder, decoded_[count - 1].eip, run.continuation);
 
-  const std::size_t size = builder.Finish(memory + header + records);
+  const std::size_t size =
+      builder.Finish(memory + header + records + continuations,
+                     reinterpret_cast<std::uint16_t*>(memory + header + records));
   assert(size <= code_limit);
   cache_.ShrinkCode(code + size);
   // The fault map is built in fault_map_ and kept at its exact size.

@@ -98,6 +98,13 @@ class Translator {
   // How many instructions from decoded_[first] (of `count`) make a run of
   // pushes and pops emitted together (EmitStackRun).
   unsigned StackRunAt(const UnitBuilder& builder, unsigned first, unsigned count) const;
+  // Whether `insn` is a call whose return, through the return stack, comes
+  // back into its unit (UnitBuilder::EmitDirectCall), which then goes on
+  // after it instead of ending.
+  bool ReturnsInto(const DecodedInstruction& insn, std::uint32_t mode) const {
+    return ReturnStackFor(options_.chaining, mode) &&
+           (insn.kind == decoder::Kind::kCallRelative || insn.kind == decoder::Kind::kCallIndirect);
+  }
   static Adaptation AdaptationOf(const DecodedInstruction& insn, CodeSource& source);
   // The bytes of the PC thunk `insn` calls (see EmitPcThunkCall), or 0 if
   // it is no call to one or runs in a unit of `mode` with a checked SS or

@@ -45,9 +45,11 @@ void UnitBuilder::SetFixup(Fixup fixup, std::uint8_t argument) {
 }
 
 void UnitBuilder::EmitEventPoll(std::uint32_t resume_eip) {
-  // A unit is entered at its start only and loops only through its exits,
-  // so every round of a loop through a later transfer has read the page at
-  // the unit's first poll.
+  // A unit is entered at its start, or at a call's continuation by a return
+  // that only the call just before it pushed, and loops only through its
+  // exits, so every round of a loop through a later transfer has read the
+  // page at the unit's first poll. (Calls that never returned leave their
+  // continuations on the return stack, a bounded number of rounds at most.)
   if (polled_) return;
   polled_ = true;
   current_eip_ = resume_eip;
@@ -237,28 +239,58 @@ void UnitBuilder::EmitConditionalExit(std::uint8_t condition, std::uint32_t targ
 }
 
 void UnitBuilder::EmitIndirectExit() {
-  auto& a = assembler_;
   // The table's entries are flat units', found by eip alone (see
   // kModeCodeSegment).
   if (!chaining_ || (mode() & kModeCodeSegment)) {
-    a.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_indirect)));
+    assembler_.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_indirect)));
     return;
   }
-  // Inline lookup in the table at kIndirectTableOffset: lea and jrcxz
-  // compare without touching guest EFLAGS.
-  Label hit = a.newLabel();
-  a.movzx(x86::r10d, kScratch.r16());
-  a.lea(x86::r10, x86::ptr(x86::r10, x86::r10));  // 16-byte entries
+  EmitIndirectLookup(assembler_, IndirectSalt(mode()), /*salt_in_state=*/false,
+                     Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_indirect)));
+}
+
+void UnitBuilder::EmitContinuation(std::uint32_t return_eip) {
+  auto& a = assembler_;
+  Label returned_here = a.newLabel();
   a.mov(x86::r9, x86::rcx);
-  a.mov(x86::ecx, x86::dword_ptr(kState, x86::r10, 3, kIndirectTableOffset));
-  const std::uint32_t salt = IndirectSalt(mode());
-  a.lea(x86::ecx, x86::ptr(x86::rcx, kScratch, 0, static_cast<std::int32_t>(salt)));
-  a.jecxz(x86::rcx, hit);
+  a.lea(x86::ecx, x86::ptr(kScratch, -static_cast<std::int32_t>(return_eip)));
+  a.jecxz(x86::rcx, returned_here);
+  assert(continuation_count_ < kMaxExits);
+  continuation_checks_[continuation_count_++] = static_cast<std::uint16_t>(a.offset() - 1);
   a.mov(x86::rcx, x86::r9);
-  a.jmp(Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_indirect)));
-  a.bind(hit);
+  EmitIndirectExit();
+  a.bind(returned_here);
   a.mov(x86::rcx, x86::r9);
-  a.jmp(x86::qword_ptr(kState, x86::r10, 3, kIndirectTableOffset + 8));
+}
+
+void UnitBuilder::EmitDirectCall(std::uint32_t target_eip, std::uint32_t return_eip) {
+  if (!UsesReturnStack()) {
+    EmitDirectExit(target_eip);
+    return;
+  }
+  PendingExit& pending = NewExit(target_eip, 1);
+  assembler_.call(pending.slow_path);
+  EmitContinuation(return_eip);
+}
+
+void UnitBuilder::EmitIndirectCall(std::uint32_t return_eip) {
+  if (!UsesReturnStack()) {
+    EmitIndirectExit();
+    return;
+  }
+  Label lookup = assembler_.newLabel();
+  assembler_.call(lookup);
+  EmitContinuation(return_eip);
+  assembler_.bind(lookup);
+  EmitIndirectExit();
+}
+
+void UnitBuilder::EmitReturn() {
+  if (!UsesReturnStack()) {
+    EmitIndirectExit();
+    return;
+  }
+  assembler_.ret();
 }
 
 void UnitBuilder::EmitCallout(const DecodedInstruction& insn) {
@@ -319,7 +351,7 @@ void WriteSlowPath(std::uint8_t* at, std::uint32_t target_eip, const ExitLink* l
 
 }  // namespace
 
-std::size_t UnitBuilder::Finish(std::uint8_t* cold) {
+std::size_t UnitBuilder::Finish(std::uint8_t* cold, std::uint16_t* continuation_checks) {
   // Exits jump past the end for now; their slow paths go to `cold` below.
   for (unsigned i = 0; i < unit_->exit_count; ++i) assembler_.bind(exits_[i].slow_path);
   code_.flatten();
@@ -331,6 +363,9 @@ std::size_t UnitBuilder::Finish(std::uint8_t* cold) {
   unit_->code_size = static_cast<std::uint32_t>(size);
   unit_->fault_map = fault_map_;
   unit_->fault_map_size = fault_map_size_;
+  std::copy_n(continuation_checks_, continuation_count_, continuation_checks);
+  unit_->continuation_checks = continuation_checks;
+  unit_->continuation_count = continuation_count_;
   for (unsigned i = 0; i < unit_->exit_count; ++i) {
     ExitLink* link = exits_[i].link;
     link->rel32 = code_base_ + code_.labelOffset(exits_[i].jump) + exits_[i].rel32_offset;

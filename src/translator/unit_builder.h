@@ -28,6 +28,14 @@ inline bool HasPrefix(const DecodedInstruction& instruction, std::uint8_t prefix
   return false;
 }
 
+// Whether units of `mode` make guest calls and returns host calls and
+// returns on the return stack (kReturnStackGuardOffset): with chaining, where
+// CS is flat, since an empty stack's sentinel looks the return address up in
+// the indirect table, whose entries are flat units'.
+inline bool ReturnStackFor(bool chaining, std::uint32_t mode) {
+  return chaining && !(mode & kModeCodeSegment);
+}
+
 class UnitBuilder {
  public:
   // Side exits (conditional branches inside a unit) plus the final two.
@@ -42,6 +50,7 @@ class UnitBuilder {
   // The UnitKey::mode of the unit being built.
   std::uint32_t mode() const { return unit_->key.mode; }
   const Trampolines& trampolines() const { return trampolines_; }
+  bool UsesReturnStack() const { return ReturnStackFor(chaining_, mode()); }
 
   // Starts the host code of `instruction`; a host fault from here on is
   // reported at its EIP.
@@ -121,6 +130,17 @@ class UnitBuilder {
   // An exit to the guest address in r14d through the inline lookup table,
   // or through the dispatcher where CS is not flat.
   void EmitIndirectExit();
+  // A guest call's transfer, after the return address is pushed: with
+  // chaining, a host call on the return stack (kReturnStackGuardOffset) to
+  // `target_eip` (a chainable exit) or to the guest address in r14d, whose
+  // continuation goes on with the code emitted next when the guest returns
+  // to `return_eip`, and looks the guest's return address up otherwise.
+  // Without chaining, an exit like a jump's.
+  void EmitDirectCall(std::uint32_t target_eip, std::uint32_t return_eip);
+  void EmitIndirectCall(std::uint32_t return_eip);
+  // A guest return's transfer to the guest address in r14d, the stack
+  // already popped: a host ret to the continuation of the matching call.
+  void EmitReturn();
   // Calls the runtime for `instruction`; the address of its ModRM or moffs
   // memory operand, if any, is passed in r14d.
   void EmitCallout(const DecodedInstruction& instruction);
@@ -141,9 +161,10 @@ class UnitBuilder {
   // Bytes of cold memory Finish() needs per exit.
   static constexpr std::size_t kSlowPathBytes = 24;
 
-  // Finalizes the code at code_base and the exits' slow paths at `cold`
-  // (kSlowPathBytes per exit, outside the hot code); returns the code size.
-  std::size_t Finish(std::uint8_t* cold);
+  // Finalizes the code at code_base, the exits' slow paths at `cold`
+  // (kSlowPathBytes per exit, outside the hot code) and the continuations'
+  // checks at `continuation_checks` (one per call); returns the code size.
+  std::size_t Finish(std::uint8_t* cold, std::uint16_t* continuation_checks);
 
  private:
   struct PendingExit {
@@ -159,6 +180,10 @@ class UnitBuilder {
   // A trap that the fault map turns into the guest's exception `vector`
   // (error code 0) at the current instruction.
   void EmitSegmentFault(std::uint8_t vector);
+  // Where a host ret lands after a call: falls through if r14d is
+  // `return_eip`, which the check's jrcxz, recorded in
+  // continuation_checks_, jumps over the lookup to.
+  void EmitContinuation(std::uint32_t return_eip);
 
   const Trampolines& trampolines_;
   TranslationUnit* unit_;
@@ -174,6 +199,8 @@ class UnitBuilder {
   Fixup current_fixup_ = Fixup::kNone;
   std::uint8_t current_argument_ = 0;
   PendingExit exits_[kMaxExits];
+  std::uint16_t continuation_checks_[kMaxExits];
+  std::uint8_t continuation_count_ = 0;
   asmjit::CodeHolder code_;
   x86::Assembler assembler_;
 };

@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <functional>
 
 namespace bt {
@@ -163,6 +164,44 @@ TEST_CASE("an invlpg elsewhere leaves the running unit and the indirect-branch t
   REQUIRE(machine->Run().reason == StopReason::kHalted);
   CHECK(machine->GetRegisters().esi == kRuns);
   CHECK(machine->GetStats().dispatcher_entries < kRuns / 2);
+}
+
+TEST_CASE("a return into a page remapped and invalidated since its call runs the new code") {
+  // At kTarget, frame A: "call remap; mov eax, 1; ret"; frame B has
+  // "mov eax, 2; ret" where the call returns to. remap maps kTarget to B and
+  // invalidates it; the loop maps A back before each call.
+  constexpr std::uint32_t kRemap = 0x902000, kFrameA = 0x904000, kFrameB = 0x905000;
+  auto machine = Boot(RunsGuest(false,
+                                [](x86::Assembler& a) {
+                                  a.mov(x86::dword_ptr(kTables[0]), kFrameA | 3);
+                                  a.invlpg(x86::dword_ptr(kTarget));
+                                  a.call(kTarget);
+                                }),
+                      0);
+  const std::uint32_t call = kRemap - (kTarget + 5);
+  const std::uint8_t frame_a[11] = {0xE8,
+                                    static_cast<std::uint8_t>(call),
+                                    static_cast<std::uint8_t>(call >> 8),
+                                    static_cast<std::uint8_t>(call >> 16),
+                                    static_cast<std::uint8_t>(call >> 24),
+                                    0xB8,
+                                    1,
+                                    0,
+                                    0,
+                                    0,
+                                    0xC3};
+  const std::uint8_t frame_b[11] = {0x90, 0x90, 0x90, 0x90, 0x90, 0xB8, 2, 0, 0, 0, 0xC3};
+  // mov dword [kTables[0]], kFrameB | 3; invlpg [kTarget]; ret
+  std::uint8_t remap[18] = {0xC7, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0x0F, 0x01, 0x3D, 0, 0, 0, 0, 0xC3};
+  const std::uint32_t pte = kFrameB | 3;
+  std::memcpy(&remap[2], &kTables[0], 4);
+  std::memcpy(&remap[6], &pte, 4);
+  std::memcpy(&remap[13], &kTarget, 4);
+  REQUIRE(machine->WritePhysical(kFrameA, frame_a, sizeof(frame_a)));
+  REQUIRE(machine->WritePhysical(kFrameB, frame_b, sizeof(frame_b)));
+  REQUIRE(machine->WritePhysical(kRemap, remap, sizeof(remap)));
+  REQUIRE(machine->Run().reason == StopReason::kHalted);
+  CHECK(machine->GetRegisters().esi == 2 * kRuns);
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ TEST_CASE("a unit reads the poll page at its first poll only") {
   UnitBuilder builder(*trampolines, unit, (*cache)->AllocateCode(1024, 64), map, 8, records, true);
   builder.EmitEventPoll(0x1000);
   builder.EmitEventPoll(0x1004);
-  const std::size_t size = builder.Finish(nullptr);  // no exits
+  const std::size_t size = builder.Finish(nullptr, nullptr);  // no exits, no calls
 
   // mov r14d, [r13 + kPollOffset]
   std::array<std::uint8_t, 7> poll = {0x45, 0x8B, 0xB5};
