@@ -98,7 +98,7 @@ struct alignas(64) CpuState {
   std::uint64_t callout_handler = 0;  // CalloutFunction
   std::uint64_t runtime = 0;          // first argument of callout_handler
   std::uint64_t spill = 0;            // a guest register parked by the translator
-  // Translated code's host stack is the return stack (kReturnStackOffset):
+  // Translated code's host stack is the return stack (kReturnStackGuardOffset):
   // RSP when it is empty, pointing at the sentinel's slot; translated code's
   // RSP while a callout runs on the host stack; and the indirect-table salt
   // of the running units' view, for the sentinel's lookup.

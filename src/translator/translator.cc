@@ -354,10 +354,11 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
     }
     if (adaptation_[i].memory != Resolution::kNone) record_count += 2;
     if (adaptation_[i].check_divide) ++record_count;
-    if (insn.kind == Kind::kJcc || insn.kind == Kind::kCallRelative || pc_thunk_[i] != 0) {
-      ++exit_count;
+    if (insn.kind == Kind::kJcc || pc_thunk_[i] != 0) ++exit_count;
+    if (ReturnsInto(insn, key.mode)) {
+      ++call_count;
+      if (insn.kind == Kind::kCallRelative) ++exit_count;  // a side exit
     }
-    if (ReturnsInto(insn, key.mode)) ++call_count;
   }
   const std::uint32_t fault_capacity = kFaultEntriesPerInstruction * count + 2;
   const std::size_t header =
