@@ -155,7 +155,10 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 EOF
   if [[ -n "$payload" ]]; then
+    # Kernel messages come asynchronously and would split the payload's
+    # lines; only emergencies still reach the console once it starts.
     cat >>"$init" <<'EOF'
+dmesg -n 1
 echo "libbt guest: running /payload.sh"
 sh /payload.sh
 echo "libbt guest: /payload.sh exited with status $?"
