@@ -36,14 +36,15 @@ enum class CalloutKind : std::uint8_t {
 };
 
 enum class HostFaultCause : std::uint8_t {
-  kShadowMiss,      // window page mapped: first touch, or a guest page walked
-  kCodeWrite,       // write to a write-protected code page (SMC)
-  kGuestException,  // host trap that is a guest exception (#DE, #GP, ...)
-  kEventPoll,       // a stop or event request caught by translated code
-  kStringWrap,      // a string instruction crossed the 4 GiB wrap
-  kGuestPageFault,  // an access the guest page tables refuse: a guest #PF
-  kDeviceAccess,    // the first access of an instruction to an address without RAM
-  kReturnStackFull, // guest calls nested too deep for the return stack, which was emptied
+  kShadowMiss,       // window page mapped: first touch, or a guest page walked
+  kCodeWrite,        // write to a write-protected code page (SMC)
+  kGuestException,   // host trap that is a guest exception (#DE, #GP, ...)
+  kEventPoll,        // a stop or event request caught by translated code
+  kStringWrap,       // a string instruction crossed the 4 GiB wrap
+  kGuestPageFault,   // an access the guest page tables refuse: a guest #PF
+  kDeviceAccess,     // the first access of an instruction to an address without RAM
+  kReturnStackFull,  // guest calls nested too deep for the return stack, which was emptied
+  kPcThunkChanged,   // an inlined call found other code than its PC thunk: the call ran alone
   kCount,
 };
 

@@ -103,6 +103,7 @@ std::string_view ToString(HostFaultCause cause) {
     case HostFaultCause::kEventPoll: return "event-poll";
     case HostFaultCause::kStringWrap: return "string-wrap";
     case HostFaultCause::kReturnStackFull: return "return-stack-full";
+    case HostFaultCause::kPcThunkChanged: return "pc-thunk-changed";
     case HostFaultCause::kCount: break;
   }
   return "unknown-host-fault";

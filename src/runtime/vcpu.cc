@@ -17,7 +17,7 @@ namespace {
 
 // Host register (x86 encoding) holding each guest register.
 constexpr unsigned kHostRegisterOf[8] = {0, 1, 2, 3, 12, 5, 6, 7};
-constexpr unsigned kHostRsp = 4, kHostRsi = 6, kHostRdi = 7;
+constexpr unsigned kHostRsp = 4, kHostRsi = 6, kHostRdi = 7, kHostR9 = 9;
 
 template <class E>
 constexpr std::size_t Index(E value) {
@@ -426,8 +426,10 @@ void Vcpu::ExitFromFault(platform::HostFault& fault, const TranslationUnit& unit
   }
   switch (entry.fixup) {
     case Fixup::kRestoreSpill:
-    case Fixup::kPcThunkGuard:
       state_->gpr[entry.argument] = static_cast<std::uint32_t>(state_->spill);
+      break;
+    case Fixup::kPcThunkGuard:
+      state_->gpr[translator::kEcx] = static_cast<std::uint32_t>(fault.gpr[kHostR9]);
       break;
     case Fixup::kStringAccess:
       if ((entry.argument & 0xF) != translator::kNoStringBase) {
@@ -576,6 +578,12 @@ bool Vcpu::HandleHostFault(platform::HostFault& fault) {
     case Kind::kAlignmentCheck: vector = kAlignmentCheck; break;
     case Kind::kSimdError: vector = kSimdError; break;
     default: return false;
+  }
+  if (fault.kind == Kind::kInvalidOpcode && unit->FaultEntryAt(rip).fixup == Fixup::kPcThunkGuard) {
+    // The guard of an inlined call read other bytes than its PC thunk's.
+    ++counters_.host_faults[Index(HostFaultCause::kPcThunkChanged)];
+    ExitFromFault(fault, *unit, ExitReason::kSmcRestart, 0);
+    return true;
   }
   ++counters_.host_faults[Index(HostFaultCause::kGuestException)];
   ExitFromFault(fault, *unit, ExitReason::kGuestFault, vector);

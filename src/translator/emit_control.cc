@@ -138,25 +138,22 @@ void EmitPcThunkCall(UnitBuilder& b, const DecodedInstruction& call, std::uint32
   const unsigned reg = thunk >> 11 & 7;  // ModRM.reg of its mov
   asmjit::Label inline_call = a.newLabel();
   // Compared without touching guest EFLAGS: lea gives zero on a match, for
-  // jecxz. A guard that cannot read the thunk leaves the unit before the
-  // call, which then runs alone and as it is (Vcpu::HandleWindowFault).
-  a.mov(StateField(offsetof(CpuState, spill), 8), x86::rcx);
-  b.SetFixup(Fixup::kPcThunkGuard, kEcx);
+  // jecxz, with guest ECX kept in r9. A guard that cannot read the thunk, or
+  // reads other bytes, leaves the unit before the call, which then runs
+  // alone and as it is (Vcpu::HandleWindowFault, Vcpu::HandleHostFault): a
+  // trap rather than an exit, which kept the unit's hot code longer.
+  a.mov(x86::r9, x86::rcx);
+  b.SetFixup(Fixup::kPcThunkGuard);
   a.mov(x86::ecx, call.branch_target);
   x86::Mem bytes = x86::ptr(x86::rcx, 0, 4);
   bytes.setSegment(x86::gs);
   a.mov(x86::ecx, bytes);
   a.lea(x86::ecx, x86::ptr(x86::rcx, static_cast<std::int32_t>(0u - thunk)));
   a.jecxz(x86::rcx, inline_call);
-  a.mov(x86::rcx, StateField(offsetof(CpuState, spill), 8));
-  b.SetFixup(Fixup::kNone);
-  // Rare enough to be a plain jump: the callee's ret finds no continuation
-  // of its own on the return stack and looks its target up.
-  PushReturnAddress(b, call, kScratch);
-  b.EmitDirectExit(call.branch_target);
+  a.ud2();
   a.bind(inline_call);
   b.SetFixup(Fixup::kNone);
-  a.mov(x86::rcx, StateField(offsetof(CpuState, spill), 8));
+  a.mov(x86::rcx, x86::r9);
   // The push's store, faulting as the call's own would (SS is flat: see
   // Translator::PcThunkOf); ESP is back where the thunk's ret leaves it.
   const UnitBuilder::StackFrame stack = b.Stack(kGuestEsp, -4, 4, /*write=*/true);

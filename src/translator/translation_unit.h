@@ -31,8 +31,8 @@ enum class Fixup : std::uint8_t {
                   // of `argument >> 4` (kNoStringBase for none)
   kSegmentFault,  // a failed segment limit check: the host trap here is the
                   // guest's exception `argument` (#GP or #SS), error code 0
-  kPcThunkGuard,  // an inlined call's read of its PC thunk (EmitPcThunkCall);
-                  // guest register `argument` is parked in CpuState::spill
+  kPcThunkGuard,  // an inlined call's guard of its PC thunk (EmitPcThunkCall);
+                  // guest ECX is parked in R9
   kEspPending,    // in a run of pushes and pops (EmitStackRun): guest ESP is
                   // ESP + 4 * (std::int8_t)`argument`
 };

@@ -257,13 +257,10 @@ Translator::Run Translator::DecodeRun(UnitKey key, unsigned limit, CodeSource& s
       eip = insn.next_eip();
       break;
     }
-    // A unit of one instruction is the fallback of an inlined call's guard,
-    // which leaves through a side exit.
-    pc_thunk_[run.count] =
-        limit > 1 && side_exits < kMaxSideExits ? PcThunkOf(insn, key.mode, source) : 0;
+    // A unit of one instruction is the fallback of an inlined call's guard.
+    pc_thunk_[run.count] = limit > 1 ? PcThunkOf(insn, key.mode, source) : 0;
     ++run.count;
     if (pc_thunk_[run.count - 1] != 0) {
-      ++side_exits;
       eip = insn.next_eip();
     } else if (insn.kind == Kind::kJcc && side_exits < kMaxSideExits) {
       ++side_exits;

@@ -41,6 +41,12 @@ inline std::uint32_t Here(const asmjit::x86::Assembler& a) {
   return kLoadAddress + kHeaderBytes + static_cast<std::uint32_t>(a.offset());
 }
 
+// Pads an AssembleGuest body with int3 up to the next page boundary
+// (asmjit's align stops at 64 bytes).
+inline void PadToPage(asmjit::x86::Assembler& a) {
+  while (Here(a) % 4096 != 0) a.int3();
+}
+
 // Turns on 32-bit paging with 4 MiB pages (CR4.PSE) and the page directory
 // at guest-physical `directory`, which the test writes. Clobbers EAX.
 inline void EmitEnablePaging(asmjit::x86::Assembler& a, std::uint32_t directory) {

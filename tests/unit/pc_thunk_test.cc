@@ -50,7 +50,7 @@ ThunkGuest CallingGuest(
     a.jnz(loop);
     a.mov(x86::eax, x86::dword_ptr(x86::esp, -4));
     a.hlt();
-    a.align(asmjit::AlignMode::kCode, 4096);
+    testing::PadToPage(a);
     a.bind(thunk_label);
     guest.thunk = Here(a);
     thunk(a);
@@ -87,21 +87,27 @@ TEST_CASE("a call to a PC thunk gives its register the return address and pushes
 }
 
 TEST_CASE("an inlined call runs the thunk that is there when it runs") {
-  // Before the last call the guest rewrites the thunk's mov to load ECX: the
+  // Before the last call the guest rewrites the thunk's mov to load EDX: the
   // unit with the inlined call stays (its own page is not written), and its
-  // guard sees the new bytes.
+  // guard sees the new bytes, with ECX (which it uses) as it was.
+  static constexpr std::uint32_t kEcx = 0x12345678;
   const ThunkGuest guest =
       CallingGuest(MovEbxFromTopRet, [](x86::Assembler& a, asmjit::Label thunk) {
         a.xor_(x86::ebx, x86::ebx);
-        a.xor_(x86::ecx, x86::ecx);
+        a.xor_(x86::edx, x86::edx);
+        a.mov(x86::ecx, kEcx);
         a.lea(x86::edi, x86::ptr(thunk));
-        a.mov(x86::byte_ptr(x86::edi, 1), 0x0C);  // ModRM: mov ecx, [esp]
+        a.mov(x86::byte_ptr(x86::edi, 1), 0x14);  // ModRM: mov edx, [esp]
       });
   auto machine = testing::BootIntercepting(guest.image);
   REQUIRE(machine->Run().reason == StopReason::kHalted);
   const Registers r = machine->GetRegisters();
-  CHECK(r.ecx == guest.after_call);
+  CHECK(r.edx == guest.after_call);
   CHECK(r.ebx == 0);
+  CHECK(r.ecx == kEcx);
+  CHECK(
+      machine->GetStats().host_faults[static_cast<std::size_t>(HostFaultCause::kPcThunkChanged)] ==
+      1);
 }
 
 TEST_CASE("an inlined call whose PC thunk is no longer present faults on its fetch") {
@@ -142,33 +148,36 @@ TEST_CASE("an inlined call whose PC thunk is no longer present faults on its fet
   CHECK(machine->GetRegisters().esi == 1);
 }
 
-TEST_CASE("inlined calls take side exits like conditional branches") {
-  // Each inlined call has an exit (its guard's fallback): in a unit with as
-  // many conditional branches as it has side exits, calls to a PC thunk
-  // are not inlined (they overran the unit's exits, and the host crashed).
+TEST_CASE("inlined calls need no side exits") {
+  // A guard that fails traps instead of leaving through an exit: calls after
+  // as many conditional branches as a unit has side exits are inlined too
+  // (when guards had exits of their own, such calls overran the unit's
+  // exits, and the host crashed).
   constexpr unsigned kBranches = 16, kCalls = 4;
-  const auto image = AssembleGuest([&](x86::Assembler& a) {
-    asmjit::Label never = a.newLabel(), thunk = a.newLabel();
-    a.mov(x86::esp, kStack);
-    a.xor_(x86::eax, x86::eax);
-    a.xor_(x86::esi, x86::esi);
-    for (unsigned i = 0; i < kBranches; ++i) {
-      a.test(x86::eax, x86::eax);
-      a.jnz(never);
-    }
-    for (unsigned i = 0; i < kCalls; ++i) {
-      a.call(thunk);
-      a.add(x86::esi, x86::ebx);
-    }
-    a.hlt();
-    a.bind(never);
-    a.mov(x86::esi, 0xBAD);
-    a.hlt();
-    a.align(asmjit::AlignMode::kCode, 4096);
-    a.bind(thunk);
-    MovEbxFromTopRet(a);
-  });
-  auto machine = testing::BootIntercepting(image);
+  const auto image_with = [&](const std::function<void(x86::Assembler&)>& thunk_code) {
+    return AssembleGuest([&](x86::Assembler& a) {
+      asmjit::Label never = a.newLabel(), thunk = a.newLabel();
+      a.mov(x86::esp, kStack);
+      a.xor_(x86::eax, x86::eax);
+      a.xor_(x86::esi, x86::esi);
+      for (unsigned i = 0; i < kBranches; ++i) {
+        a.test(x86::eax, x86::eax);
+        a.jnz(never);
+      }
+      for (unsigned i = 0; i < kCalls; ++i) {
+        a.call(thunk);
+        a.add(x86::esi, x86::ebx);
+      }
+      a.hlt();
+      a.bind(never);
+      a.mov(x86::esi, 0xBAD);
+      a.hlt();
+      testing::PadToPage(a);
+      a.bind(thunk);
+      thunk_code(a);
+    });
+  };
+  auto machine = testing::BootIntercepting(image_with(MovEbxFromTopRet));
   REQUIRE(machine->Run().reason == StopReason::kHalted);
   const Registers r = machine->GetRegisters();
   CHECK(r.esp == kStack);
@@ -177,6 +186,17 @@ TEST_CASE("inlined calls take side exits like conditional branches") {
   // r32, r32); EBX holds the last.
   constexpr std::uint32_t kSpacing = 5 + 2;
   CHECK(r.esi == r.ebx * kCalls - kSpacing * (kCalls - 1) * kCalls / 2);
+
+  // Not inlined (a nop makes the thunk none), the calls make the thunk and
+  // each return address units of their own.
+  auto plain = testing::BootIntercepting(image_with([](x86::Assembler& a) {
+    a.mov(x86::ebx, x86::dword_ptr(x86::esp));
+    a.nop();
+    a.ret();
+  }));
+  REQUIRE(plain->Run().reason == StopReason::kHalted);
+  CHECK(plain->GetRegisters().esi == r.esi);
+  CHECK(machine->GetStats().units_translated + kCalls < plain->GetStats().units_translated);
 }
 
 }  // namespace
