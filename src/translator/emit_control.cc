@@ -136,22 +136,28 @@ void EmitControl(UnitBuilder& b, const DecodedInstruction& insn) {
 void EmitPcThunkCall(UnitBuilder& b, const DecodedInstruction& call, std::uint32_t thunk) {
   auto& a = b.a();
   const unsigned reg = thunk >> 11 & 7;  // ModRM.reg of its mov
-  asmjit::Label inline_call = a.newLabel();
-  // Compared without touching guest EFLAGS: lea gives zero on a match, for
-  // jecxz, with guest ECX kept in r9. A guard that cannot read the thunk, or
-  // reads other bytes, leaves the unit before the call, which then runs
-  // alone and as it is (Vcpu::HandleWindowFault, Vcpu::HandleHostFault): a
-  // trap rather than an exit, which kept the unit's hot code longer.
+  // Compared without touching guest EFLAGS, with guest ECX kept in r9: lea
+  // gives 1 on a match, which loop counts down to 0 and falls through. A
+  // mismatch jumps into the displacement of the nop after it, whose bytes
+  // hide a ud2: the guard's hot path takes no branch (taken ones cost
+  // branch-target-buffer entries, and there is one guard per PIC call), and
+  // its trap needs no room of its own. The trap, or a guard that cannot read
+  // the thunk, leaves the unit before the call, which then runs alone and as
+  // it is (Vcpu::HandleHostFault, Vcpu::HandleWindowFault).
+  constexpr std::uint8_t kNopDisp32[] = {0x0F, 0x1F, 0x80};        // nop dword [rax + disp32]
+  constexpr std::uint8_t kHiddenUd2[] = {0x0F, 0x0B, 0x00, 0x00};  // the disp32
+  asmjit::Label mismatch = a.newLabel();
   a.mov(x86::r9, x86::rcx);
   b.SetFixup(Fixup::kPcThunkGuard);
   a.mov(x86::ecx, call.branch_target);
   x86::Mem bytes = x86::ptr(x86::rcx, 0, 4);
   bytes.setSegment(x86::gs);
   a.mov(x86::ecx, bytes);
-  a.lea(x86::ecx, x86::ptr(x86::rcx, static_cast<std::int32_t>(0u - thunk)));
-  a.jecxz(x86::rcx, inline_call);
-  a.ud2();
-  a.bind(inline_call);
+  a.lea(x86::ecx, x86::ptr(x86::rcx, static_cast<std::int32_t>(1u - thunk)));
+  a.loop(x86::rcx, mismatch);
+  b.Embed(kNopDisp32, sizeof(kNopDisp32));
+  a.bind(mismatch);
+  b.Embed(kHiddenUd2, sizeof(kHiddenUd2));
   b.SetFixup(Fixup::kNone);
   a.mov(x86::rcx, x86::r9);
   // The push's store, faulting as the call's own would (SS is flat: see
