@@ -351,8 +351,9 @@ Translator::Status Translator::Translate(UnitKey key, bool one_shot, CodeSource&
     }
     if (adaptation_[i].memory != Resolution::kNone) record_count += 2;
     if (adaptation_[i].check_divide) ++record_count;
-    if (insn.kind == Kind::kJcc || pc_thunk_[i] != 0) ++exit_count;
-    if (ReturnsInto(insn, key.mode)) {
+    if (insn.kind == Kind::kJcc) ++exit_count;
+    // An inlined call to a PC thunk has neither an exit nor a continuation.
+    if (pc_thunk_[i] == 0 && ReturnsInto(insn, key.mode)) {
       ++call_count;
       if (insn.kind == Kind::kCallRelative) ++exit_count;  // a side exit
     }
