@@ -177,9 +177,11 @@ void CodeCache::Unlink(TranslationUnit* unit) {
     if (link.target) ForgetChain(link);
   }
   // The return stack may still hold its calls' continuations: from now on
-  // they look the return address up.
+  // they look the return address up, as each check's loop (E2 rel8) becomes
+  // a jmp (EB rel8) to the same place.
+  constexpr std::uint8_t kJmpRel8 = 0xEB;
   for (unsigned i = 0; i < unit->continuation_count; ++i) {
-    unit->code[unit->continuation_checks[i]] = 0;
+    unit->code[unit->continuation_checks[i]] = kJmpRel8;
   }
 }
 

@@ -13,27 +13,30 @@ namespace bt::translator {
 // The inline lookup of the guest address in r14d in the indirect-branch
 // table (kIndirectTableOffset): jumps to the unit found, else to `miss` with
 // r14d and the guest registers intact. The entry's salt is `salt`, or, with
-// `salt_in_state`, CpuState::indirect_salt. lea and jrcxz compare without
-// touching guest EFLAGS; clobbers r8 to r10.
+// `salt_in_state`, CpuState::indirect_salt. lea and loop compare without
+// touching guest EFLAGS: lea gives 1 on a hit, which loop counts down to 0
+// and falls through, so a hit takes no branch but its jump to the unit
+// (taken branches cost branch-target-buffer entries, and this runs at every
+// return and indirect jump). Clobbers r8 to r10.
 template <class Target>
 void EmitIndirectLookup(x86::Assembler& a, std::uint32_t salt, bool salt_in_state,
                         const Target& miss) {
-  asmjit::Label hit = a.newLabel();
+  asmjit::Label missed = a.newLabel();
   a.movzx(x86::r10d, kScratch.r16());
   a.lea(x86::r10, x86::ptr(x86::r10, x86::r10));  // 16-byte entries
   a.mov(x86::r9, x86::rcx);
   a.mov(x86::ecx, x86::dword_ptr(kState, x86::r10, 3, kIndirectTableOffset));
-  a.lea(x86::ecx, x86::ptr(x86::rcx, kScratch, 0, static_cast<std::int32_t>(salt)));
+  a.lea(x86::ecx, x86::ptr(x86::rcx, kScratch, 0, static_cast<std::int32_t>(salt + 1)));
   if (salt_in_state) {
     a.mov(x86::r8d, StateField(offsetof(CpuState, indirect_salt), 4));
     a.lea(x86::ecx, x86::ptr(x86::rcx, x86::r8));
   }
-  a.jecxz(x86::rcx, hit);
-  a.mov(x86::rcx, x86::r9);
-  a.jmp(miss);
-  a.bind(hit);
+  a.loop(x86::rcx, missed);
   a.mov(x86::rcx, x86::r9);
   a.jmp(x86::qword_ptr(kState, x86::r10, 3, kIndirectTableOffset + 8));
+  a.bind(missed);
+  a.mov(x86::rcx, x86::r9);
+  a.jmp(miss);
 }
 
 struct Trampolines {

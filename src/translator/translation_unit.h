@@ -219,11 +219,11 @@ struct TranslationUnit {
   std::uint32_t code_size = 0;
   const FaultMapEntry* fault_map = nullptr;
   std::uint32_t fault_map_size = 0;
-  // Where in `code` the check of each call's continuation jumps when the
-  // guest returned where the call would (UnitBuilder::EmitContinuation):
-  // the offset of the jrcxz's rel8, which CodeCache::Unlink zeroes, so a
-  // return into a dropped unit looks its target up instead of running on
-  // in code that may be stale.
+  // Where in `code` the check of each call's continuation falls through
+  // when the guest returned where the call would
+  // (UnitBuilder::EmitContinuation): the offset of its loop, which
+  // CodeCache::Unlink turns into a jmp, so a return into a dropped unit
+  // looks its target up instead of running on in code that may be stale.
   const std::uint16_t* continuation_checks = nullptr;
   std::uint8_t continuation_count = 0;
 

@@ -249,17 +249,27 @@ void UnitBuilder::EmitIndirectExit() {
                      Imm(reinterpret_cast<std::uint64_t>(trampolines_.exit_indirect)));
 }
 
+// lea gives 1 where the guest returned to `return_eip`, which loop counts
+// down to 0 and falls through: the hot path takes no branch. Otherwise loop
+// jumps into the immediate of the movabs after it, whose bytes hide the way
+// to the unit's lookup of the return address (shared by its continuations,
+// and out of the way at its end).
 void UnitBuilder::EmitContinuation(std::uint32_t return_eip) {
+  constexpr std::uint8_t kMovabsR8[] = {0x49, 0xB8};                // movabs r8, imm64
+  constexpr std::uint8_t kHiddenExit[] = {0x4C, 0x89, 0xC9, 0xE9};  // mov rcx, r9; jmp rel32
   auto& a = assembler_;
-  Label returned_here = a.newLabel();
+  if (!continuation_count_) continuation_lookup_ = a.newLabel();
+  Label mismatch = a.newLabel(), past = a.newLabel();
   a.mov(x86::r9, x86::rcx);
-  a.lea(x86::ecx, x86::ptr(kScratch, -static_cast<std::int32_t>(return_eip)));
-  a.jecxz(x86::rcx, returned_here);
+  a.lea(x86::ecx, x86::ptr(kScratch, static_cast<std::int32_t>(1u - return_eip)));
   assert(continuation_count_ < kMaxExits);
-  continuation_checks_[continuation_count_++] = static_cast<std::uint16_t>(a.offset() - 1);
-  a.mov(x86::rcx, x86::r9);
-  EmitIndirectExit();
-  a.bind(returned_here);
+  continuation_checks_[continuation_count_++] = static_cast<std::uint16_t>(a.offset());
+  a.loop(x86::rcx, mismatch);
+  Embed(kMovabsR8, sizeof(kMovabsR8));
+  a.bind(mismatch);
+  Embed(kHiddenExit, sizeof(kHiddenExit));
+  a.embedLabelDelta(continuation_lookup_, past, 4);
+  a.bind(past);
   a.mov(x86::rcx, x86::r9);
 }
 
@@ -352,6 +362,10 @@ void WriteSlowPath(std::uint8_t* at, std::uint32_t target_eip, const ExitLink* l
 }  // namespace
 
 std::size_t UnitBuilder::Finish(std::uint8_t* cold, std::uint16_t* continuation_checks) {
+  if (continuation_count_) {
+    assembler_.bind(continuation_lookup_);
+    EmitIndirectExit();
+  }
   // Exits jump past the end for now; their slow paths go to `cold` below.
   for (unsigned i = 0; i < unit_->exit_count; ++i) assembler_.bind(exits_[i].slow_path);
   code_.flatten();

@@ -181,8 +181,8 @@ class UnitBuilder {
   // (error code 0) at the current instruction.
   void EmitSegmentFault(std::uint8_t vector);
   // Where a host ret lands after a call: falls through if r14d is
-  // `return_eip`, which the check's jrcxz, recorded in
-  // continuation_checks_, jumps over the lookup to.
+  // `return_eip`, else looks r14d up; continuation_checks_ records the
+  // offset of the check's loop.
   void EmitContinuation(std::uint32_t return_eip);
 
   const Trampolines& trampolines_;
@@ -201,6 +201,7 @@ class UnitBuilder {
   PendingExit exits_[kMaxExits];
   std::uint16_t continuation_checks_[kMaxExits];
   std::uint8_t continuation_count_ = 0;
+  asmjit::Label continuation_lookup_;
   asmjit::CodeHolder code_;
   x86::Assembler assembler_;
 };
