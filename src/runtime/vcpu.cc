@@ -212,8 +212,10 @@ void Vcpu::OnInterruptRequest(void* self) {
   auto* vcpu = static_cast<Vcpu*>(self);
   vcpu->interrupt_requested_ = true;
   // Device activity inside a callout: make running code come back to the
-  // dispatcher at its next event poll.
-  vcpu->SetPollPage(platform::Protection::kNone);
+  // dispatcher at its next event poll. The dispatcher itself (timers,
+  // device service) looks for interrupts before it enters code again, and
+  // an mprotect and a host fault per timer tick would be wasted.
+  if (vcpu->in_translated_code_) vcpu->SetPollPage(platform::Protection::kNone);
 }
 
 void Vcpu::OnDeviceAttention(void* self) {
@@ -335,7 +337,10 @@ StopInfo Vcpu::Run(const RunLimits& limits) {
     }
     ++counters_.dispatcher_entries;
     state_->indirect_salt = translator::IndirectSalt(unit->key.mode);
-    stop = HandleExit(parts_.trampolines.enter(state_, unit->code));
+    in_translated_code_ = true;
+    const translator::ExitReason exit = parts_.trampolines.enter(state_, unit->code);
+    in_translated_code_ = false;
+    stop = HandleExit(exit);
   }
   GiveFpuBackToHost(*state_);
   pending_stop_.reset();

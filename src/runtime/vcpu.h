@@ -576,6 +576,8 @@ class Vcpu final : private translator::CodeSource {
   std::uint32_t intercepted_exceptions_ = 0;
   bool one_shot_next_ = false;
   bool halted_ = false;
+  // Between entering translated code and its exit, callouts included.
+  bool in_translated_code_ = false;
   // Set by sti and SS loads: the next instruction runs before any interrupt.
   bool interrupt_shadow_ = false;
   // Set when a timed device's deadline passed or the PIC raised INTR;
