@@ -130,7 +130,8 @@ TranslationUnit* MakeUnitHolding(CodeCache& cache, std::initializer_list<std::ui
   for (std::uint32_t page : pages) unit->physical_page[unit->page_count++] = page;
   auto* map =
       reinterpret_cast<FaultMapEntry*>(cache.AllocateMetadata(eips.size() * sizeof(FaultMapEntry)));
-  for (std::uint32_t eip : eips) map[unit->fault_map_size++] = {unit->fault_map_size, eip};
+  for (std::uint32_t eip : eips)
+    map[unit->fault_map_size++] = {unit->fault_map_size, eip, Fixup::kNone, 0};
   unit->fault_map = map;
   unit->code = cache.AllocateCode(16, 16);
   unit->code_size = 16;

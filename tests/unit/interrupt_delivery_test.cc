@@ -215,19 +215,19 @@ TEST_CASE("a timer interrupt costs translated code one event poll") {
     };
     // The PICs' vectors from 0x20 and 0x28, IRQ0 alone unmasked; PIT
     // channel 0 in mode 2 at about 1 kHz.
-    for (const auto [port, value] : {std::pair<std::uint16_t, std::uint8_t>{0x20, 0x11},
-                                     {0x21, 0x20},
-                                     {0x21, 0x04},
-                                     {0x21, 0x01},
-                                     {0xA0, 0x11},
-                                     {0xA1, 0x28},
-                                     {0xA1, 0x02},
-                                     {0xA1, 0x01},
-                                     {0x21, 0xFE},
-                                     {0xA1, 0xFF},
-                                     {0x43, 0x34},
-                                     {0x40, 0xA9},
-                                     {0x40, 0x04}}) {
+    for (const auto& [port, value] : {std::pair<std::uint16_t, std::uint8_t>{0x20, 0x11},
+                                      {0x21, 0x20},
+                                      {0x21, 0x04},
+                                      {0x21, 0x01},
+                                      {0xA0, 0x11},
+                                      {0xA1, 0x28},
+                                      {0xA1, 0x02},
+                                      {0xA1, 0x01},
+                                      {0x21, 0xFE},
+                                      {0xA1, 0xFF},
+                                      {0x43, 0x34},
+                                      {0x40, 0xA9},
+                                      {0x40, 0x04}}) {
       out(port, value);
     }
     a.sti();
