@@ -639,6 +639,7 @@ ModRmAddress ModRmAddress::Make(int base, int index, unsigned scale, unsigned di
 
 std::vector<std::uint8_t> Encode(const InstructionForm& form, const Instance& instance) {
   std::vector<std::uint8_t> out;
+  out.reserve(16);  // an instruction's most, which also spares GCC 12 a false -Wstringop-overflow
   if (instance.segment_prefix) out.push_back(instance.segment_prefix);
   if (instance.memory && instance.address.address16) out.push_back(0x67);
   const auto* prefixes = form.encoding.data();
