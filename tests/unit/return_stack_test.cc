@@ -57,6 +57,21 @@ std::vector<std::uint8_t> RecursionGuest(std::uint32_t depth, std::uint32_t roun
   });
 }
 
+// The guest's driver: calls `callee` `rounds` times, counting the returns
+// in EBX, then halts.
+void EmitRoundsOfCalls(x86::Assembler& a, std::uint32_t rounds, const asmjit::Label& callee) {
+  asmjit::Label round = a.newLabel();
+  a.mov(x86::esp, kStack);
+  a.mov(x86::esi, rounds);
+  a.xor_(x86::ebx, x86::ebx);
+  a.bind(round);
+  a.call(callee);
+  a.add(x86::ebx, 1);
+  a.dec(x86::esi);
+  a.jnz(round);
+  a.hlt();
+}
+
 TEST_CASE("calls nested deeper than the return stack holds return right") {
   constexpr std::uint32_t kDepth = 100000, kRounds = 3;
   auto machine = testing::BootIntercepting(RecursionGuest(kDepth, kRounds));
@@ -106,16 +121,8 @@ TEST_CASE("a return to an outer frame, past unfinished calls, goes there") {
   // returns, straight to f1's caller: the continuations of the calls in f1
   // and f2 stay behind on the return stack and must not be taken.
   const auto image = AssembleGuest([&](x86::Assembler& a) {
-    asmjit::Label f1 = a.newLabel(), f2 = a.newLabel(), f3 = a.newLabel(), loop = a.newLabel();
-    a.mov(x86::esp, kStack);
-    a.mov(x86::esi, 200);
-    a.xor_(x86::ebx, x86::ebx);
-    a.bind(loop);
-    a.call(f1);
-    a.add(x86::ebx, 1);
-    a.dec(x86::esi);
-    a.jnz(loop);
-    a.hlt();
+    asmjit::Label f1 = a.newLabel(), f2 = a.newLabel(), f3 = a.newLabel();
+    EmitRoundsOfCalls(a, 200, f1);
     a.bind(f1);
     a.mov(x86::edi, x86::esp);
     a.call(f2);
@@ -140,16 +147,8 @@ TEST_CASE("calls that never return leave later returns right") {
   // call/pop reads EIP; the call's continuation is never returned to, and
   // the returns of the frames below it find it on top of theirs.
   const auto image = AssembleGuest([&](x86::Assembler& a) {
-    asmjit::Label outer = a.newLabel(), inner = a.newLabel(), loop = a.newLabel();
-    a.mov(x86::esp, kStack);
-    a.mov(x86::esi, 300);
-    a.xor_(x86::ebx, x86::ebx);
-    a.bind(loop);
-    a.call(outer);
-    a.add(x86::ebx, 1);
-    a.dec(x86::esi);
-    a.jnz(loop);
-    a.hlt();
+    asmjit::Label outer = a.newLabel(), inner = a.newLabel();
+    EmitRoundsOfCalls(a, 300, outer);
     a.bind(outer);
     a.call(inner);
     a.add(x86::ebx, 10);
